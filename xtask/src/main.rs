@@ -1,6 +1,70 @@
-//! Project chores, run as `cargo xtask <task>` (see `.cargo/config.toml`).
+//! Project chores, run as `cargo xtask <task>` (the alias is in `.cargo/config.toml`).
+//!
+//! ```text
+//! cargo xtask codegen          regenerate crates/models/src/generated.rs from openapi/
+//! cargo xtask codegen --check  fail if the committed file differs from a fresh generation
+//! ```
 
-fn main() {
-    eprintln!("usage: cargo xtask <task>\n\nno tasks yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use xtask::codegen;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  codegen            regenerate crates/models/src/generated.rs from openapi/stet-psd2.openapi.yaml
+  codegen --check    exit non-zero if the committed generated.rs is not a fresh generation";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["codegen"] => run_codegen(false),
+        ["codegen", "--check"] => run_codegen(true),
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_codegen(check: bool) -> ExitCode {
+    let root = codegen::workspace_root();
+    let fresh = match codegen::generate_from(&root) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: codegen failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let path = root.join(codegen::OUTPUT);
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if check {
+        if fresh == committed {
+            eprintln!("{} is up to date", codegen::OUTPUT);
+            ExitCode::SUCCESS
+        } else {
+            eprintln!(
+                "error: {} differs from a fresh generation from {}\nrun `cargo xtask codegen` and commit the result",
+                codegen::OUTPUT,
+                codegen::SPEC
+            );
+            ExitCode::FAILURE
+        }
+    } else if fresh == committed {
+        eprintln!("{} is already up to date", codegen::OUTPUT);
+        ExitCode::SUCCESS
+    } else {
+        match std::fs::write(&path, fresh) {
+            Ok(()) => {
+                eprintln!("wrote {}", codegen::OUTPUT);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: writing {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        }
+    }
 }

@@ -1,8 +1,22 @@
 //! # stet-models
 //!
-//! The STET PSD2 resources as Rust data: accounts, balances, transactions, payment requests,
-//! consents and funds confirmations, generated from the spec in `openapi/` and made tolerant of
-//! the dialects banks actually speak (1.4.x amounts as strings, dates without time, remittance
-//! information as an array, unknown enum values kept).
-//!
-//! This crate is being built; today it holds no types yet.
+//! (crate docs written below once the API settles)
+
+mod amount;
+pub mod date;
+mod dialect;
+mod generated;
+mod open_enum;
+mod operation;
+mod raw;
+mod remittance;
+mod response;
+
+pub use amount::{Amount, ParseAmountError};
+pub use date::{ParseDateError, StetDate, StetDateTime};
+pub use dialect::{Dialect, to_json_string, to_json_value, to_json_vec};
+pub use generated::*;
+pub use operation::Operation;
+pub use raw::Raw;
+pub use remittance::RemittanceInformation;
+pub use response::{ParseError, Response, check_response, parse_response, parse_with_every_response_parser};
