@@ -1,1 +1,37 @@
-fn main() {}
+//! `stet`: STET PSD2 open banking from the command line.
+//!
+//! The binary is glue: argument parsing, reading files, printing. What it does lives in the
+//! library crates (`stet-httpsig` today; the client, transport and sandbox as they come).
+
+mod exit;
+mod sig;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// STET PSD2 open banking from the command line
+#[derive(Debug, Parser)]
+#[command(name = "stet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sign and verify HTTP requests as STET banks do (Cavage signatures, Digest)
+    #[command(subcommand)]
+    Sig(sig::SigCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sig(command) => sig::run(command),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => failure.report(),
+    }
+}

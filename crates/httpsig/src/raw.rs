@@ -119,8 +119,8 @@ pub fn parse_request(input: &[u8]) -> Result<Request, RawRequestError> {
     let request_line = loop {
         match lines.next_line() {
             None => return Err(RawRequestError::Empty),
-            Some(l) if l.is_empty() => continue,
-            Some(l) => break l,
+            Some((l, _)) if l.is_empty() => continue,
+            Some((l, _)) => break l,
         }
     };
     let line = lines.number;
@@ -153,7 +153,7 @@ pub fn parse_request(input: &[u8]) -> Result<Request, RawRequestError> {
     let mut request = Request::new(method, target);
 
     loop {
-        let Some(raw) = lines.next_line() else {
+        let Some((raw, true)) = lines.next_line() else {
             return Err(RawRequestError::UnterminatedHeaders);
         };
         let line = lines.number;
@@ -257,14 +257,24 @@ struct Lines<'a> {
 }
 
 impl<'a> Lines<'a> {
-    /// The next line without its line end, or `None` when the input ends before a line end.
-    fn next_line(&mut self) -> Option<&'a [u8]> {
+    /// The next line without its line end, and whether it had one; `None` at the end of input.
+    fn next_line(&mut self) -> Option<(&'a [u8], bool)> {
         let rest = &self.input[self.pos..];
-        let end = rest.iter().position(|&b| b == b'\n')?;
-        self.pos += end + 1;
+        if rest.is_empty() {
+            return None;
+        }
         self.number += 1;
-        let line = &rest[..end];
-        Some(line.strip_suffix(b"\r").unwrap_or(line))
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                self.pos += end + 1;
+                let line = &rest[..end];
+                Some((line.strip_suffix(b"\r").unwrap_or(line), true))
+            }
+            None => {
+                self.pos = self.input.len();
+                Some((rest, false))
+            }
+        }
     }
 }
 
@@ -313,6 +323,9 @@ mod tests {
             (b"", "empty"),
             (b"\n\n", "empty"),
             (b"GET / HTTP/1.1\nHost: x\n", "never end"),
+            (b"GET / HTTP/1.1\nHost: x", "never end"),
+            (b"GET / HTTP/1.1", "never end"),
+            (b"not http at all", "request line"),
             (b"GET /\n\n", "request line"),
             (b"GET  / HTTP/1.1\n\n", "request line"),
             (b"G(T / HTTP/1.1\n\n", "method"),
