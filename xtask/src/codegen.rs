@@ -105,6 +105,7 @@ pub fn generate(spec_yaml: &str) -> Result<String, Error> {
     for (name, schema) in &g.order {
         g.schema(&mut out, name, schema)?;
     }
+    g.schema_checks(&mut out)?;
     g.responses(&mut out, &spec)?;
     g.operations(&mut out, &spec)?;
     Ok(out)
@@ -120,7 +121,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::open_enum::open_enum;
 #[allow(unused_imports)]
-use crate::{Amount, Raw, RemittanceInformation, StetDate, StetDateTime};
+use crate::{Amount, Raw, RemittanceInformation, StetDate, StetDateTime, Workspace};
 
 ";
 
@@ -347,7 +348,7 @@ impl<'a> Gen<'a> {
     /// Whether the Rust type of a node implements `Default`.
     fn has_default(&self, node: &Value, seen: &mut BTreeSet<String>) -> Result<bool, Error> {
         if let Some(t) = s(node, "x-rust-type") {
-            return Ok(matches!(t, "Amount" | "RemittanceInformation"));
+            return Ok(matches!(t, "Amount" | "RemittanceInformation" | "Workspace"));
         }
         if let Some(name) = ref_name(node) {
             if !seen.insert(name.to_string()) {
@@ -500,6 +501,22 @@ impl<'a> Gen<'a> {
             let _ = writeln!(out, "    pub {rust}: {ty},");
         }
         let _ = writeln!(out, "}}\n");
+        Ok(())
+    }
+
+    /// A table of every schema's model, to check a JSON value against it by name.
+    fn schema_checks(&self, out: &mut String) -> Result<(), Error> {
+        let _ = writeln!(
+            out,
+            "/// The model of every schema in the spec, by schema name: reads a JSON value as that \
+             model, then checks that writing it and reading it back gives the same value."
+        );
+        let _ = writeln!(out, "pub const SCHEMA_CHECKS: &[(&str, crate::SchemaCheck)] = &[");
+        for (name, schema) in &self.order {
+            let ty = s(schema, "x-rust-type").unwrap_or(name);
+            let _ = writeln!(out, "    ({name:?}, crate::check_schema::<{ty}>),");
+        }
+        let _ = writeln!(out, "];\n");
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::open_enum::open_enum;
 #[allow(unused_imports)]
-use crate::{Amount, Raw, RemittanceInformation, StetDate, StetDateTime};
+use crate::{Amount, Raw, RemittanceInformation, StetDate, StetDateTime, Workspace};
 
 /// Error body returned with any 4xx or 5xx status other than 400.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -21,7 +21,10 @@ pub struct ErrorModel {
     )]
     pub timestamp: Option<StetDateTime>,
     /// HTTP status code.
-    pub status: i64,
+    ///
+    /// Required by the standard, optional here: banks leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
     /// Short error label.
     ///
     /// At most 140 characters.
@@ -29,8 +32,11 @@ pub struct ErrorModel {
     pub error: Option<String>,
     /// What went wrong, for a human.
     ///
+    /// Required by the standard, optional here: banks leave it out.
+    ///
     /// At most 140 characters.
-    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// The request path that failed.
     ///
     /// At most 140 characters.
@@ -50,7 +56,10 @@ pub struct Error400Model {
     )]
     pub timestamp: Option<StetDateTime>,
     /// HTTP status code.
-    pub status: i64,
+    ///
+    /// Required by the standard, optional here: banks leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
     /// Short error label.
     ///
     /// At most 140 characters.
@@ -58,8 +67,11 @@ pub struct Error400Model {
     pub error: Option<String>,
     /// What went wrong, for a human.
     ///
+    /// Required by the standard, optional here: banks leave it out.
+    ///
     /// At most 140 characters.
-    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// The request path that failed.
     ///
     /// At most 140 characters.
@@ -1479,7 +1491,10 @@ pub struct CreditTransferTransactionResource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intermediary_agent: Option<IntermediaryAgent>,
     /// The payee.
-    pub beneficiary: Beneficiary,
+    ///
+    /// STET 1.4: may be given once for all transfers on the payment request instead. Required by the standard, optional here: banks leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beneficiary: Option<Beneficiary>,
     /// The party the payment is ultimately for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ultimate_creditor: Option<PartyIdentification>,
@@ -1930,8 +1945,11 @@ pub struct AccountResource {
 pub struct BalanceResource {
     /// Label of the balance.
     ///
+    /// Required by the standard, optional here: banks leave it out.
+    ///
     /// At most 70 characters.
-    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The balance.
     pub balance_amount: AmountType,
     /// Type of balance.
@@ -2113,21 +2131,7 @@ pub struct Overdraft {
     pub allowed_amount: AmountType,
 }
 
-/// A workspace groups accounts, e.g. personal and professional.
-///
-/// Since STET 1.5.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Workspace {
-    /// Identifier of the workspace.
-    ///
-    /// At most 32 characters.
-    pub identification: String,
-    /// Label of the workspace.
-    ///
-    /// At most 128 characters.
-    pub label: String,
-}
+// Workspace: hand-written as crate::Workspace.
 
 /// Response of GET /accounts.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -2342,11 +2346,21 @@ pub struct HalOwners {
 /// Response of GET /end-user-identity.
 ///
 /// Since STET 1.5.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HalEndUserIdentity {
     /// The PSU.
-    pub identity: Raw<Identity>,
+    ///
+    /// STET 1.4: absent from the 1.4.0.47 file; 1.4.x banks (e.g. the bank variant) send `connectedPsu` instead. Required by the standard, optional here: banks leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Raw<Identity>>,
+    /// Name of the connected PSU, as 1.4.x banks send it.
+    ///
+    /// Only in STET 1.4.
+    ///
+    /// At most 70 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_psu: Option<String>,
     /// HAL links.
     ///
     /// Required by the standard, optional here: banks leave it out.
@@ -2499,6 +2513,322 @@ open_enum! {
         Card = "CARD",
     }
 }
+
+/// The model of every schema in the spec, by schema name: reads a JSON value as that model, then checks that writing it and reading it back gives the same value.
+pub const SCHEMA_CHECKS: &[(&str, crate::SchemaCheck)] = &[
+    ("ErrorModel", crate::check_schema::<ErrorModel>),
+    ("Error400Model", crate::check_schema::<Error400Model>),
+    (
+        "AuthenticationApproach",
+        crate::check_schema::<AuthenticationApproach>,
+    ),
+    (
+        "AppliedAuthenticationApproach",
+        crate::check_schema::<AppliedAuthenticationApproach>,
+    ),
+    (
+        "AuthenticationApproaches",
+        crate::check_schema::<AuthenticationApproaches>,
+    ),
+    ("GenericLink", crate::check_schema::<GenericLink>),
+    ("AccountListLinks", crate::check_schema::<AccountListLinks>),
+    ("AccountLinks", crate::check_schema::<AccountLinks>),
+    ("OwnersLinks", crate::check_schema::<OwnersLinks>),
+    ("BalancesLinks", crate::check_schema::<BalancesLinks>),
+    (
+        "TransactionsLinks",
+        crate::check_schema::<TransactionsLinks>,
+    ),
+    ("OverdraftsLinks", crate::check_schema::<OverdraftsLinks>),
+    (
+        "EndUserIdentityLinks",
+        crate::check_schema::<EndUserIdentityLinks>,
+    ),
+    (
+        "BeneficiariesLinks",
+        crate::check_schema::<BeneficiariesLinks>,
+    ),
+    (
+        "PaymentRequestLinks",
+        crate::check_schema::<PaymentRequestLinks>,
+    ),
+    (
+        "CreditTransferTransactionLinks",
+        crate::check_schema::<CreditTransferTransactionLinks>,
+    ),
+    (
+        "PaymentCoverageReportLinks",
+        crate::check_schema::<PaymentCoverageReportLinks>,
+    ),
+    (
+        "PaymentRequestResourceCreationLinks",
+        crate::check_schema::<PaymentRequestResourceCreationLinks>,
+    ),
+    (
+        "GenericIdentification",
+        crate::check_schema::<GenericIdentification>,
+    ),
+    (
+        "AccountIdentification",
+        crate::check_schema::<AccountIdentification>,
+    ),
+    ("CurrencyCode", crate::check_schema::<CurrencyCode>),
+    ("AmountType", crate::check_schema::<AmountType>),
+    (
+        "EquivalentAmountType",
+        crate::check_schema::<EquivalentAmountType>,
+    ),
+    (
+        "ClearingSystemMemberIdentification",
+        crate::check_schema::<ClearingSystemMemberIdentification>,
+    ),
+    (
+        "FinancialInstitutionIdentification",
+        crate::check_schema::<FinancialInstitutionIdentification>,
+    ),
+    ("PostalAddress", crate::check_schema::<PostalAddress>),
+    ("PhoneNumber", crate::check_schema::<PhoneNumber>),
+    ("ContactDetails", crate::check_schema::<ContactDetails>),
+    (
+        "DateAndPlaceOfBirth",
+        crate::check_schema::<DateAndPlaceOfBirth>,
+    ),
+    (
+        "LeiIdentification",
+        crate::check_schema::<LeiIdentification>,
+    ),
+    (
+        "PartyIdentification",
+        crate::check_schema::<PartyIdentification>,
+    ),
+    ("ResourceId", crate::check_schema::<ResourceId>),
+    ("EndToEndId", crate::check_schema::<EndToEndId>),
+    (
+        "PaymentIdentification",
+        crate::check_schema::<PaymentIdentification>,
+    ),
+    ("PriorityCode", crate::check_schema::<PriorityCode>),
+    (
+        "CategoryPurposeCode",
+        crate::check_schema::<CategoryPurposeCode>,
+    ),
+    ("ServiceLevelCode", crate::check_schema::<ServiceLevelCode>),
+    (
+        "LocalInstrumentCode",
+        crate::check_schema::<LocalInstrumentCode>,
+    ),
+    (
+        "PaymentTypeInformation",
+        crate::check_schema::<PaymentTypeInformation>,
+    ),
+    ("PurposeCode", crate::check_schema::<PurposeCode>),
+    ("ChargeBearerCode", crate::check_schema::<ChargeBearerCode>),
+    ("CodeAndIssuer", crate::check_schema::<CodeAndIssuer>),
+    (
+        "DocumentLineIdentification",
+        crate::check_schema::<DocumentLineIdentification>,
+    ),
+    ("TypedAmount", crate::check_schema::<TypedAmount>),
+    (
+        "DocumentAdjustment",
+        crate::check_schema::<DocumentAdjustment>,
+    ),
+    ("RemittanceAmount", crate::check_schema::<RemittanceAmount>),
+    ("LineDetail", crate::check_schema::<LineDetail>),
+    (
+        "ReferredDocumentInformation",
+        crate::check_schema::<ReferredDocumentInformation>,
+    ),
+    (
+        "ReferredDocumentInformations",
+        crate::check_schema::<ReferredDocumentInformations>,
+    ),
+    (
+        "CreditorReferenceInformation",
+        crate::check_schema::<CreditorReferenceInformation>,
+    ),
+    ("TitleAndName", crate::check_schema::<TitleAndName>),
+    ("TaxParty", crate::check_schema::<TaxParty>),
+    (
+        "TaxRecordPeriodCode",
+        crate::check_schema::<TaxRecordPeriodCode>,
+    ),
+    ("TaxPeriod", crate::check_schema::<TaxPeriod>),
+    ("PercentageRate", crate::check_schema::<PercentageRate>),
+    ("TaxRecordDetails", crate::check_schema::<TaxRecordDetails>),
+    ("TaxAmount", crate::check_schema::<TaxAmount>),
+    ("TaxRecord", crate::check_schema::<TaxRecord>),
+    ("TaxInformation", crate::check_schema::<TaxInformation>),
+    (
+        "StructuredRemittanceInformation",
+        crate::check_schema::<StructuredRemittanceInformation>,
+    ),
+    (
+        "RemittanceInformation",
+        crate::check_schema::<RemittanceInformation>,
+    ),
+    (
+        "PaymentInformationStatusCode",
+        crate::check_schema::<PaymentInformationStatusCode>,
+    ),
+    (
+        "TransactionIndividualStatusCode",
+        crate::check_schema::<TransactionIndividualStatusCode>,
+    ),
+    (
+        "StatusReasonInformation",
+        crate::check_schema::<StatusReasonInformation>,
+    ),
+    (
+        "RegulatoryReportingCode",
+        crate::check_schema::<RegulatoryReportingCode>,
+    ),
+    (
+        "RegulatoryReportingCodes",
+        crate::check_schema::<RegulatoryReportingCodes>,
+    ),
+    (
+        "RequestedExecutionDate",
+        crate::check_schema::<RequestedExecutionDate>,
+    ),
+    ("StartDate", crate::check_schema::<StartDate>),
+    ("EndDate", crate::check_schema::<EndDate>),
+    ("ExecutionRule", crate::check_schema::<ExecutionRule>),
+    ("FrequencyCode", crate::check_schema::<FrequencyCode>),
+    ("ExchangeRate", crate::check_schema::<ExchangeRate>),
+    (
+        "InstructionForCreditorAgent",
+        crate::check_schema::<InstructionForCreditorAgent>,
+    ),
+    (
+        "IntermediaryAgent",
+        crate::check_schema::<IntermediaryAgent>,
+    ),
+    (
+        "StandingOrderCharacteristics",
+        crate::check_schema::<StandingOrderCharacteristics>,
+    ),
+    (
+        "CreditTransferTransactionResource",
+        crate::check_schema::<CreditTransferTransactionResource>,
+    ),
+    (
+        "SupplementaryData",
+        crate::check_schema::<SupplementaryData>,
+    ),
+    ("BalanceStatus", crate::check_schema::<BalanceStatus>),
+    (
+        "TransactionStatus",
+        crate::check_schema::<TransactionStatus>,
+    ),
+    (
+        "BankTransactionCode",
+        crate::check_schema::<BankTransactionCode>,
+    ),
+    (
+        "CreditDebitIndicator",
+        crate::check_schema::<CreditDebitIndicator>,
+    ),
+    ("RelatedParties", crate::check_schema::<RelatedParties>),
+    (
+        "AmountAndCurrencyExchangeDetails",
+        crate::check_schema::<AmountAndCurrencyExchangeDetails>,
+    ),
+    (
+        "AmountAndCurrencyExchange",
+        crate::check_schema::<AmountAndCurrencyExchange>,
+    ),
+    ("TaxCharges", crate::check_schema::<TaxCharges>),
+    ("ChargesRecord", crate::check_schema::<ChargesRecord>),
+    ("Charges", crate::check_schema::<Charges>),
+    ("Transaction", crate::check_schema::<Transaction>),
+    ("PsuStatusType", crate::check_schema::<PsuStatusType>),
+    ("AccountResource", crate::check_schema::<AccountResource>),
+    ("BalanceResource", crate::check_schema::<BalanceResource>),
+    ("Nonce", crate::check_schema::<Nonce>),
+    (
+        "ConfirmationResource",
+        crate::check_schema::<ConfirmationResource>,
+    ),
+    (
+        "PaymentInformationId",
+        crate::check_schema::<PaymentInformationId>,
+    ),
+    ("CreationDateTime", crate::check_schema::<CreationDateTime>),
+    (
+        "FundsAvailabilityInformation",
+        crate::check_schema::<FundsAvailabilityInformation>,
+    ),
+    (
+        "BookingInformation",
+        crate::check_schema::<BookingInformation>,
+    ),
+    (
+        "BatchBookingIndicator",
+        crate::check_schema::<BatchBookingIndicator>,
+    ),
+    (
+        "PaymentRequestResource",
+        crate::check_schema::<PaymentRequestResource>,
+    ),
+    (
+        "PaymentCoverageRequestResource",
+        crate::check_schema::<PaymentCoverageRequestResource>,
+    ),
+    ("Overdraft", crate::check_schema::<Overdraft>),
+    ("Workspace", crate::check_schema::<Workspace>),
+    ("HalAccounts", crate::check_schema::<HalAccounts>),
+    ("HalBalances", crate::check_schema::<HalBalances>),
+    ("HalTransactions", crate::check_schema::<HalTransactions>),
+    ("HalOverdrafts", crate::check_schema::<HalOverdrafts>),
+    (
+        "HalPaymentRequest",
+        crate::check_schema::<HalPaymentRequest>,
+    ),
+    (
+        "HalCreditTransfertTransactions",
+        crate::check_schema::<HalCreditTransfertTransactions>,
+    ),
+    (
+        "HalAuthenticationRequest",
+        crate::check_schema::<HalAuthenticationRequest>,
+    ),
+    (
+        "HalPaymentCoverageReport",
+        crate::check_schema::<HalPaymentCoverageReport>,
+    ),
+    ("Beneficiary", crate::check_schema::<Beneficiary>),
+    ("NamePrefixCode", crate::check_schema::<NamePrefixCode>),
+    ("Identity", crate::check_schema::<Identity>),
+    ("HalOwners", crate::check_schema::<HalOwners>),
+    (
+        "HalEndUserIdentity",
+        crate::check_schema::<HalEndUserIdentity>,
+    ),
+    ("HalBeneficiaries", crate::check_schema::<HalBeneficiaries>),
+    (
+        "AccessibleAccounts",
+        crate::check_schema::<AccessibleAccounts>,
+    ),
+    (
+        "AccessibleTrustedBeneficiaries",
+        crate::check_schema::<AccessibleTrustedBeneficiaries>,
+    ),
+    ("Access", crate::check_schema::<Access>),
+    ("AddressType", crate::check_schema::<AddressType>),
+    ("ExchangeRateType", crate::check_schema::<ExchangeRateType>),
+    (
+        "CreditorAgentInstructionCode",
+        crate::check_schema::<CreditorAgentInstructionCode>,
+    ),
+    (
+        "AppliedAuthentication",
+        crate::check_schema::<AppliedAuthentication>,
+    ),
+    ("ScaHint", crate::check_schema::<ScaHint>),
+    ("AccountUsage", crate::check_schema::<AccountUsage>),
+    ("CashAccountType", crate::check_schema::<CashAccountType>),
+];
 
 impl crate::Response for HalAccounts {
     const SCHEMA: &'static str = "HalAccounts";

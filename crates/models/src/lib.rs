@@ -11,6 +11,7 @@ mod operation;
 mod raw;
 mod remittance;
 mod response;
+mod workspace;
 
 pub use amount::{Amount, ParseAmountError};
 pub use date::{ParseDateError, StetDate, StetDateTime};
@@ -19,4 +20,8 @@ pub use generated::*;
 pub use operation::Operation;
 pub use raw::Raw;
 pub use remittance::RemittanceInformation;
-pub use response::{ParseError, Response, check_response, parse_response, parse_with_every_response_parser};
+pub use workspace::Workspace;
+pub use response::{
+    ParseError, Response, SchemaCheck, SchemaCheckError, check_response, check_schema,
+    parse_response, parse_with_every_response_parser,
+};

@@ -51,3 +51,46 @@ pub fn parse_with_every_response_parser(body: &[u8]) -> usize {
         .filter(|(_, parse)| parse(body).is_ok())
         .count()
 }
+
+/// A check of a JSON value against one model: see [`crate::SCHEMA_CHECKS`].
+pub type SchemaCheck = fn(&serde_json::Value) -> Result<(), SchemaCheckError>;
+
+/// Why a JSON value does not fit a model.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaCheckError {
+    /// The value does not parse as the model.
+    #[error("does not parse: {0}")]
+    Parse(serde_json::Error),
+    /// The parsed value does not serialize.
+    #[error("does not serialize: {0}")]
+    Serialize(serde_json::Error),
+    /// Writing the value and reading it back gives something else.
+    #[error("changes through a round trip: {first} became {second}")]
+    RoundTrip {
+        /// The value written once.
+        first: String,
+        /// The value written after a round trip.
+        second: String,
+    },
+}
+
+/// Reads `json` as `T`, writes it (1.5 dialect), reads that back and compares.
+pub fn check_schema<T>(json: &serde_json::Value) -> Result<(), SchemaCheckError>
+where
+    T: serde::Serialize + DeserializeOwned + PartialEq,
+{
+    let parsed = T::deserialize(json).map_err(SchemaCheckError::Parse)?;
+    let written =
+        crate::to_json_value(&parsed, crate::Dialect::V1_5).map_err(SchemaCheckError::Serialize)?;
+    let again = T::deserialize(&written).map_err(SchemaCheckError::Parse)?;
+    if again == parsed {
+        Ok(())
+    } else {
+        let rewritten = crate::to_json_value(&again, crate::Dialect::V1_5)
+            .map_err(SchemaCheckError::Serialize)?;
+        Err(SchemaCheckError::RoundTrip {
+            first: written.to_string(),
+            second: rewritten.to_string(),
+        })
+    }
+}
