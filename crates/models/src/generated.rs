@@ -2407,8 +2407,8 @@ pub struct AccessibleTrustedBeneficiaries {
 pub struct Access {
     /// Accounts whose owners may be read.
     ///
-    /// STET 1.4: absent (and so not required). Required by the standard, optional here: banks leave it out.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// STET 1.4: absent (and so not required).
+    #[serde(default)]
     pub owners: AccessibleAccounts,
     /// Accounts whose balances may be read.
     #[serde(default)]
