@@ -9,7 +9,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // Every list response keeps its items as `Raw<_>`, so this also fuzzes the raw-JSON path.
     stet_models::parse_with_every_response_parser(data);
-    // The same bytes as one resource kept with its raw JSON.
-    let _ = serde_json::from_slice::<stet_models::Raw<stet_models::HalTransactions>>(data);
 });

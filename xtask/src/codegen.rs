@@ -52,8 +52,8 @@ pub fn workspace_root() -> PathBuf {
 
 /// Generates the models from the spec under `root` and returns the formatted Rust source.
 pub fn generate_from(root: &Path) -> Result<String, Error> {
-    let spec = std::fs::read_to_string(root.join(SPEC))
-        .map_err(|e| format!("reading {SPEC}: {e}"))?;
+    let spec =
+        std::fs::read_to_string(root.join(SPEC)).map_err(|e| format!("reading {SPEC}: {e}"))?;
     let code = generate(&spec)?;
     rustfmt(root, &code)
 }
@@ -74,7 +74,9 @@ fn rustfmt(root: &Path, code: &str) -> Result<String, Error> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("running rustfmt: {e} (install it with `rustup component add rustfmt`)"))?;
+        .map_err(|e| {
+            format!("running rustfmt: {e} (install it with `rustup component add rustfmt`)")
+        })?;
     child
         .stdin
         .take()
@@ -282,7 +284,10 @@ impl<'a> Gen<'a> {
         let mut order = Vec::new();
         let mut by_name = HashMap::new();
         for (k, v) in schemas {
-            let name = k.as_str().ok_or("schema names must be strings")?.to_string();
+            let name = k
+                .as_str()
+                .ok_or("schema names must be strings")?
+                .to_string();
             by_name.insert(name.clone(), v);
             order.push((name, v));
         }
@@ -348,7 +353,10 @@ impl<'a> Gen<'a> {
     /// Whether the Rust type of a node implements `Default`.
     fn has_default(&self, node: &Value, seen: &mut BTreeSet<String>) -> Result<bool, Error> {
         if let Some(t) = s(node, "x-rust-type") {
-            return Ok(matches!(t, "Amount" | "RemittanceInformation" | "Workspace"));
+            return Ok(matches!(
+                t,
+                "Amount" | "RemittanceInformation" | "Workspace"
+            ));
         }
         if let Some(name) = ref_name(node) {
             if !seen.insert(name.to_string()) {
@@ -511,7 +519,10 @@ impl<'a> Gen<'a> {
             "/// The model of every schema in the spec, by schema name: reads a JSON value as that \
              model, then checks that writing it and reading it back gives the same value."
         );
-        let _ = writeln!(out, "pub const SCHEMA_CHECKS: &[(&str, crate::SchemaCheck)] = &[");
+        let _ = writeln!(
+            out,
+            "pub const SCHEMA_CHECKS: &[(&str, crate::SchemaCheck)] = &["
+        );
         for (name, schema) in &self.order {
             let ty = s(schema, "x-rust-type").unwrap_or(name);
             let _ = writeln!(out, "    ({name:?}, crate::check_schema::<{ty}>),");
@@ -526,17 +537,26 @@ impl<'a> Gen<'a> {
         let mut add = |r: &Value| {
             if let Some(content) = r.get("content").and_then(Value::as_mapping) {
                 for (_, c) in content {
-                    if let Some(n) = c.get("schema").and_then(ref_name) {
-                        if !names.iter().any(|x| x == n) {
-                            names.push(n.to_string());
-                        }
+                    if let Some(n) = c.get("schema").and_then(ref_name)
+                        && !names.iter().any(|x| x == n)
+                    {
+                        names.push(n.to_string());
                     }
                 }
             }
         };
-        for (_, item) in spec.get("paths").and_then(Value::as_mapping).ok_or("no paths")? {
+        for (_, item) in spec
+            .get("paths")
+            .and_then(Value::as_mapping)
+            .ok_or("no paths")?
+        {
             for (_, op) in item.as_mapping().into_iter().flatten() {
-                for (code, r) in op.get("responses").and_then(Value::as_mapping).into_iter().flatten() {
+                for (code, r) in op
+                    .get("responses")
+                    .and_then(Value::as_mapping)
+                    .into_iter()
+                    .flatten()
+                {
                     if code.as_str().is_some_and(|c| c.starts_with('2')) {
                         add(r);
                     }
@@ -562,7 +582,10 @@ impl<'a> Gen<'a> {
             out,
             "/// A parser for every response body of the API, by schema name (for fuzzing and tests)."
         );
-        let _ = writeln!(out, "pub const RESPONSE_PARSERS: &[(&str, fn(&[u8]) -> Result<(), crate::ParseError>)] = &[");
+        let _ = writeln!(
+            out,
+            "pub const RESPONSE_PARSERS: &[(&str, crate::ResponseParser)] = &["
+        );
         for n in &names {
             let _ = writeln!(out, "    ({n:?}, crate::check_response::<{n}>),");
         }
@@ -572,9 +595,16 @@ impl<'a> Gen<'a> {
 
     /// The operations table.
     fn operations(&self, out: &mut String, spec: &Value) -> Result<(), Error> {
-        let _ = writeln!(out, "/// The operations of the STET API, in the order of the spec.");
+        let _ = writeln!(
+            out,
+            "/// The operations of the STET API, in the order of the spec."
+        );
         let _ = writeln!(out, "pub const OPERATIONS: &[crate::Operation] = &[");
-        for (path, item) in spec.get("paths").and_then(Value::as_mapping).ok_or("no paths")? {
+        for (path, item) in spec
+            .get("paths")
+            .and_then(Value::as_mapping)
+            .ok_or("no paths")?
+        {
             let path = path.as_str().ok_or("paths must be strings")?;
             for (method, op) in item.as_mapping().into_iter().flatten() {
                 let method = method.as_str().unwrap_or_default();

@@ -32,16 +32,38 @@ const SERDE_JSON_NUMBER_TOKEN: &str = "$serde_json::private::Number";
 ///
 /// Equality is numeric *and* includes the scale: `12.1` and `12.10` are different `Amount`s
 /// because they print differently; compare [`Amount::decimal`] values for numeric equality.
-#[derive(Debug, Clone, Copy, Default, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Amount(Decimal);
 
 impl PartialEq for Amount {
     fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0 && self.0.scale() == other.0.scale()
+        self.cmp(other) == std::cmp::Ordering::Equal
     }
 }
 
 impl Eq for Amount {}
+
+impl PartialOrd for Amount {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Amount {
+    /// By value, then by scale: `12.1 < 12.10 < 12.2`.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0
+            .cmp(&other.0)
+            .then(self.0.scale().cmp(&other.0.scale()))
+    }
+}
+
+impl std::hash::Hash for Amount {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.normalize().hash(state);
+        self.0.scale().hash(state);
+    }
+}
 
 impl Amount {
     /// Wraps a decimal.
@@ -102,7 +124,9 @@ impl FromStr for Amount {
             return Err(err());
         }
         if plain.contains(['e', 'E']) {
-            return Decimal::from_scientific(plain).map(Amount).map_err(|_| err());
+            return Decimal::from_scientific(plain)
+                .map(Amount)
+                .map_err(|_| err());
         }
         Decimal::from_str_exact(plain)
             .map(Amount)
@@ -218,7 +242,15 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_number() {
-        for json in ["\"\"", "\"abc\"", "\"1,5\"", "true", "[1]", "{\"a\":1}", "\"1e99999\""] {
+        for json in [
+            "\"\"",
+            "\"abc\"",
+            "\"1,5\"",
+            "true",
+            "[1]",
+            "{\"a\":1}",
+            "\"1e99999\"",
+        ] {
             assert!(serde_json::from_str::<Amount>(json).is_err(), "{json}");
         }
     }
@@ -226,10 +258,7 @@ mod tests {
     #[test]
     fn writes_in_the_dialect() {
         let a = parse("12.10");
-        assert_eq!(
-            crate::to_json_string(&a, Dialect::V1_5).unwrap(),
-            "12.10"
-        );
+        assert_eq!(crate::to_json_string(&a, Dialect::V1_5).unwrap(), "12.10");
         assert_eq!(
             crate::to_json_string(&a, Dialect::V1_4).unwrap(),
             "\"12.10\""

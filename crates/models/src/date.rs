@@ -143,8 +143,8 @@ fn parse(s: &str) -> Option<StetDateTime> {
     c.eat(b'-').then_some(())?;
     let day = c.digits(2)?;
     let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
-    let date = Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?)
-        .ok()?;
+    let date =
+        Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()?;
     if c.at_end() {
         return Some(StetDateTime::Date(date));
     }
@@ -206,7 +206,13 @@ fn parse(s: &str) -> Option<StetDateTime> {
 }
 
 fn write_date(f: &mut fmt::Formatter<'_>, d: Date) -> fmt::Result {
-    write!(f, "{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    write!(
+        f,
+        "{:04}-{:02}-{:02}",
+        d.year(),
+        u8::from(d.month()),
+        d.day()
+    )
 }
 
 fn write_time(f: &mut fmt::Formatter<'_>, t: Time) -> fmt::Result {
@@ -214,9 +220,9 @@ fn write_time(f: &mut fmt::Formatter<'_>, t: Time) -> fmt::Result {
     let nanos = t.nanosecond();
     if nanos == 0 {
         Ok(())
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         write!(f, ".{:03}", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         write!(f, ".{:06}", nanos / 1_000)
     } else {
         write!(f, ".{nanos:09}")
@@ -334,13 +340,19 @@ mod tests {
     fn reads_the_forms_banks_send() {
         for (text, written) in [
             ("2020-02-24T00:00Z", "2020-02-24T00:00:00Z"),
-            ("2019-01-12T10:26:43.123+01:00", "2019-01-12T10:26:43.123+01:00"),
+            (
+                "2019-01-12T10:26:43.123+01:00",
+                "2019-01-12T10:26:43.123+01:00",
+            ),
             ("2019-01-12T10:26:43+0100", "2019-01-12T10:26:43+01:00"),
             ("2019-01-12T10:26:43+01", "2019-01-12T10:26:43+01:00"),
             ("2019-01-12T10:26:43-03:30", "2019-01-12T10:26:43-03:30"),
             ("2019-01-12T10:26:43", "2019-01-12T10:26:43"),
             ("2019-01-12T10:26:43.5", "2019-01-12T10:26:43.500"),
-            ("2019-01-12T10:26:43.123456789Z", "2019-01-12T10:26:43.123456789Z"),
+            (
+                "2019-01-12T10:26:43.123456789Z",
+                "2019-01-12T10:26:43.123456789Z",
+            ),
             ("2019-01-12", "2019-01-12"),
             (" 2019-01-12 ", "2019-01-12"),
         ] {
@@ -353,8 +365,16 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_date() {
         for text in [
-            "", "2019", "2019-13-01", "2019-02-30", "2019-01-12T25:00", "2019-01-12T10:26:43+",
-            "2019-01-12T10:26:43.", "2019-01-12X", "12/01/2019", "2019-01-12T10:26:43+01:00junk",
+            "",
+            "2019",
+            "2019-13-01",
+            "2019-02-30",
+            "2019-01-12T25:00",
+            "2019-01-12T10:26:43+",
+            "2019-01-12T10:26:43.",
+            "2019-01-12X",
+            "12/01/2019",
+            "2019-01-12T10:26:43+01:00junk",
         ] {
             assert!(text.parse::<StetDateTime>().is_err(), "{text:?}");
         }
@@ -376,7 +396,12 @@ mod tests {
         for json in [r#"{"d": ""}"#, r#"{"d": null}"#, r#"{}"#, r#"{"d": "  "}"#] {
             assert_eq!(serde_json::from_str::<T>(json).unwrap().d, None, "{json}");
         }
-        assert!(serde_json::from_str::<T>(r#"{"d": "2019-01-12"}"#).unwrap().d.is_some());
+        assert!(
+            serde_json::from_str::<T>(r#"{"d": "2019-01-12"}"#)
+                .unwrap()
+                .d
+                .is_some()
+        );
         assert!(serde_json::from_str::<T>(r#"{"d": "soon"}"#).is_err());
     }
 }

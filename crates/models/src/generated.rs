@@ -2883,7 +2883,7 @@ impl crate::Response for ErrorModel {
 }
 
 /// A parser for every response body of the API, by schema name (for fuzzing and tests).
-pub const RESPONSE_PARSERS: &[(&str, fn(&[u8]) -> Result<(), crate::ParseError>)] = &[
+pub const RESPONSE_PARSERS: &[(&str, crate::ResponseParser)] = &[
     ("HalAccounts", crate::check_response::<HalAccounts>),
     ("HalOwners", crate::check_response::<HalOwners>),
     ("HalBalances", crate::check_response::<HalBalances>),

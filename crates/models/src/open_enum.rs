@@ -8,7 +8,7 @@
 
 /// Defines an open string enum: known variants plus `Other(String)`.
 ///
-/// ```ignore
+/// ```text
 /// open_enum! {
 ///     /// Type of a balance.
 ///     BalanceStatus {

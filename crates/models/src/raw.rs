@@ -93,9 +93,12 @@ mod tests {
         let json = r#"{"name": "Solde", "balanceAmount": {"amount": 12.10, "currency": "EUR"},
                        "balanceType": "ITAV", "bankSpecific": {"x": 1}}"#;
         let b: Raw<BalanceResource> = serde_json::from_str(json).unwrap();
-        assert_eq!(b.name, "Solde");
+        assert_eq!(b.name.as_deref(), Some("Solde"));
         assert_eq!(b.balance_amount.amount.to_string(), "12.10");
         assert_eq!(b.json()["bankSpecific"]["x"], 1);
-        assert_eq!(serde_json::to_string(&b.json()["balanceAmount"]["amount"]).unwrap(), "12.10");
+        assert_eq!(
+            serde_json::to_string(&b.json()["balanceAmount"]["amount"]).unwrap(),
+            "12.10"
+        );
     }
 }

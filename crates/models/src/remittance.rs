@@ -128,7 +128,11 @@ impl<'de> Deserialize<'de> for Lines {
                 f.write_str("lines of text")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Lines, E> {
-                Ok(Lines(if v.is_empty() { vec![] } else { vec![v.to_owned()] }))
+                Ok(Lines(if v.is_empty() {
+                    vec![]
+                } else {
+                    vec![v.to_owned()]
+                }))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Lines, A::Error> {
                 let mut lines = Vec::new();

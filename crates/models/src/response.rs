@@ -36,6 +36,9 @@ pub fn parse_response<T: Response>(body: &[u8]) -> Result<T, ParseError> {
     })
 }
 
+/// A response parser that only says whether `body` reads: see [`crate::RESPONSE_PARSERS`].
+pub type ResponseParser = fn(&[u8]) -> Result<(), ParseError>;
+
 /// Reads `body` as `T` and drops the result: the shape of [`crate::RESPONSE_PARSERS`].
 pub fn check_response<T: Response>(body: &[u8]) -> Result<(), ParseError> {
     parse_response::<T>(body).map(drop)

@@ -55,7 +55,8 @@ mod tests {
 
     #[test]
     fn reads_object_and_bare_string() {
-        let a: Workspace = serde_json::from_str(r#"{"identification":"PRO_1","label":"SARL"}"#).unwrap();
+        let a: Workspace =
+            serde_json::from_str(r#"{"identification":"PRO_1","label":"SARL"}"#).unwrap();
         assert_eq!(a.identification, "PRO_1");
         assert_eq!(a.label, "SARL");
         let b: Workspace = serde_json::from_str(r#""PERSO""#).unwrap();

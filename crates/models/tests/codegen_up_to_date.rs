@@ -32,8 +32,14 @@ fn the_spec_declares_the_fourteen_operations() {
         ("POST", "/payment-requests"),
         ("GET", "/payment-requests/{paymentRequestResourceId}"),
         ("PUT", "/payment-requests/{paymentRequestResourceId}"),
-        ("POST", "/payment-requests/{paymentRequestResourceId}/confirmation"),
-        ("GET", "/payment-requests/{paymentRequestResourceId}/transactions"),
+        (
+            "POST",
+            "/payment-requests/{paymentRequestResourceId}/confirmation",
+        ),
+        (
+            "GET",
+            "/payment-requests/{paymentRequestResourceId}/transactions",
+        ),
     ] {
         assert!(ops.contains(&want), "missing {want:?}");
     }

@@ -15,7 +15,12 @@ fn assert_stable<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
     for dialect in [Dialect::V1_4, Dialect::V1_5] {
         let bytes = to_json_vec(value, dialect).unwrap();
         let again: T = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(&again, value, "{dialect:?}: {}", String::from_utf8_lossy(&bytes));
+        assert_eq!(
+            &again,
+            value,
+            "{dialect:?}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
         assert_eq!(to_json_vec(&again, dialect).unwrap(), bytes, "{dialect:?}");
     }
 }
@@ -41,7 +46,10 @@ fn transactions_1_4() {
     );
     // Bank fields the models do not know stay in the raw JSON.
     assert_eq!(b.json()["cardNumber"], "4970XXXXXXXX1234");
-    assert_eq!(c.transaction_amount.amount.to_string(), "1234567890123.12345");
+    assert_eq!(
+        c.transaction_amount.amount.to_string(),
+        "1234567890123.12345"
+    );
     assert_eq!(
         page.links.as_ref().unwrap().next.as_ref().unwrap().href,
         "https://bank.example/v1/accounts/Alias1/transactions?afterEntryReference=AF5T3"
@@ -68,13 +76,25 @@ fn accounts_1_4() {
     let current = &accounts.accounts[0];
     assert_eq!(current.psu_status.as_deref(), Some("Co-account Holder"));
     let balances = &current.balances;
-    assert_eq!(balances[0].reference_date.unwrap().to_string(), "2018-02-12");
+    assert_eq!(
+        balances[0].reference_date.unwrap().to_string(),
+        "2018-02-12"
+    );
     assert_eq!(balances[1].balance_type, BalanceStatus::Itav);
     assert_eq!(balances[1].balance_amount.amount.to_string(), "1249.90");
     assert_eq!(current.json()["accountId"]["area"]["areaId"], "81");
     let card = &accounts.accounts[1];
     assert_eq!(card.cash_account_type, CashAccountType::Card);
-    assert_eq!(card.account_id.as_ref().unwrap().other.as_ref().unwrap().scheme_name, "CPAN");
+    assert_eq!(
+        card.account_id
+            .as_ref()
+            .unwrap()
+            .other
+            .as_ref()
+            .unwrap()
+            .scheme_name,
+        "CPAN"
+    );
     assert_eq!(accounts.connected_psu.as_deref(), Some("M. Jean Dupont"));
     assert_stable(&accounts);
 }
@@ -87,11 +107,20 @@ fn payment_request_1_4() {
         p.supplementary_data.applied_authentication_approach,
         Some(AuthenticationApproach::Embedded)
     );
-    assert_eq!(p.payment_information_status, Some(PaymentInformationStatusCode::Acsc));
-    assert_eq!(p.requested_execution_date.unwrap().to_string(), "2018-04-01T10:00:00+02:00");
+    assert_eq!(
+        p.payment_information_status,
+        Some(PaymentInformationStatusCode::Acsc)
+    );
+    assert_eq!(
+        p.requested_execution_date.unwrap().to_string(),
+        "2018-04-01T10:00:00+02:00"
+    );
     assert!(p.beneficiary.is_some());
     let t = &p.credit_transfer_transaction[0];
-    assert_eq!(t.instructed_amount.as_ref().unwrap().amount.to_string(), "124.35");
+    assert_eq!(
+        t.instructed_amount.as_ref().unwrap().amount.to_string(),
+        "124.35"
+    );
     assert_eq!(t.requested_execution_date, None);
     assert_stable(&pr);
 }
@@ -102,8 +131,15 @@ fn unknown_codes_are_kept() {
         "creditDebitIndicator": "DBIT", "status": "ACCO", "bankTransactionCode":
         {"domain": "FR", "family": "01", "subFamily": "05"}}]}"#;
     let page: HalTransactions = parse_response(json).unwrap();
-    assert_eq!(page.transactions[0].status, TransactionStatus::Other("ACCO".into()));
-    assert!(to_json_string(&page, Dialect::V1_5).unwrap().contains(r#""status":"ACCO""#));
+    assert_eq!(
+        page.transactions[0].status,
+        TransactionStatus::Other("ACCO".into())
+    );
+    assert!(
+        to_json_string(&page, Dialect::V1_5)
+            .unwrap()
+            .contains(r#""status":"ACCO""#)
+    );
 }
 
 #[test]

@@ -19,10 +19,7 @@ const EXPECTED_FAILURES_1_5: &[(&str, &str)] = &[
         "OverdraftsLinks",
         "not JSON: a trailing comma after the last member",
     ),
-    (
-        "HalOverdrafts",
-        "not JSON: a trailing comma in `_links`",
-    ),
+    ("HalOverdrafts", "not JSON: a trailing comma in `_links`"),
     (
         "AccessibleTrustedBeneficiaries",
         "`access` is the string \"true\" where the schema says boolean",
@@ -75,7 +72,10 @@ fn every_official_1_5_example_parses_into_its_model() {
             }
         }
     }
-    assert_eq!(seen, total, "examples outside components.schemas were not checked");
+    assert_eq!(
+        seen, total,
+        "examples outside components.schemas were not checked"
+    );
     assert!(seen >= 77, "only {seen} examples found");
 
     let expected: BTreeMap<&str, &str> = EXPECTED_FAILURES_1_5.iter().copied().collect();
@@ -103,7 +103,9 @@ fn official_examples_keep_their_values() {
     // Spot checks that parsing read the right fields, not merely that it did not fail.
     let spec = common::official_1_5();
     let example = |name: &str| -> Value {
-        let text = spec["components"]["schemas"][name]["example"].as_str().unwrap();
+        let text = spec["components"]["schemas"][name]["example"]
+            .as_str()
+            .unwrap();
         serde_json::from_str(text).unwrap()
     };
     let tx: stet_models::HalTransactions =
@@ -130,7 +132,10 @@ fn official_examples_keep_their_values() {
     let pr: stet_models::PaymentRequestResource =
         serde_json::from_value(example("PaymentRequestResource")).unwrap();
     assert_eq!(pr.payment_information_id, "MyPmtInfId");
-    assert_eq!(pr.credit_transfer_transaction.len() as i64, pr.number_of_transactions);
+    assert_eq!(
+        pr.credit_transfer_transaction.len() as i64,
+        pr.number_of_transactions
+    );
 }
 
 /// Names the bank variant uses for resources that have another name in 1.5.
@@ -150,11 +155,26 @@ fn our_name_for(bank_schema: &str) -> Option<&str> {
 /// Bank-variant instances our models reject, and why. Only "required-only" instances may fail:
 /// they leave out fields the bank declares optional but STET requires.
 const EXPECTED_BANK_FAILURES: &[(&str, &str)] = &[
-    ("Access (required-only)", "the bank requires nothing; STET requires the lists and flags, which we always send"),
-    ("AccountResource (required-only)", "the bank requires nothing; we require `name` and `cashAccountType`"),
-    ("BalanceResource (required-only)", "the bank requires nothing; a balance needs an amount and a type"),
-    ("GenericIdentification (required-only)", "the bank requires nothing; we require `identification` and `schemeName`"),
-    ("PaymentCoverageRequestResource (required-only)", "the bank does not require `accountId`; a coverage check needs one"),
+    (
+        "Access (required-only)",
+        "the bank requires nothing; STET requires the lists and flags, which we always send",
+    ),
+    (
+        "AccountResource (required-only)",
+        "the bank requires nothing; we require `name` and `cashAccountType`",
+    ),
+    (
+        "BalanceResource (required-only)",
+        "the bank requires nothing; a balance needs an amount and a type",
+    ),
+    (
+        "GenericIdentification (required-only)",
+        "the bank requires nothing; we require `identification` and `schemeName`",
+    ),
+    (
+        "PaymentCoverageRequestResource (required-only)",
+        "the bank does not require `accountId`; a coverage check needs one",
+    ),
     ("GenericLink (required-only)", LINK),
     ("BalancesLink (required-only)", LINK),
     ("BeneficiariesLinks (required-only)", LINK),
@@ -179,10 +199,18 @@ fn bank_variant_instances_parse_into_our_models() {
             continue;
         };
         for (label, full) in [("full", true), ("required-only", false)] {
-            let instance = common::instance_of(&spec, &json!({"$ref": format!("#/components/schemas/{name}")}), full, 0);
+            let instance = common::instance_of(
+                &spec,
+                &json!({"$ref": format!("#/components/schemas/{name}")}),
+                full,
+                0,
+            );
             checked += 1;
             if let Err(e) = model(ours)(&instance) {
-                failures.insert(format!("{name} ({label})"), format!("{e}\n  instance: {instance}"));
+                failures.insert(
+                    format!("{name} ({label})"),
+                    format!("{e}\n  instance: {instance}"),
+                );
             }
         }
     }
@@ -192,8 +220,14 @@ fn bank_variant_instances_parse_into_our_models() {
         .iter()
         .filter(|(k, _)| !expected.contains_key(k.as_str()))
         .collect();
-    assert!(unexpected.is_empty(), "bank-variant instances rejected: {unexpected:#?}");
+    assert!(
+        unexpected.is_empty(),
+        "bank-variant instances rejected: {unexpected:#?}"
+    );
     for name in expected.keys() {
-        assert!(failures.contains_key(*name), "{name} now parses: update the list");
+        assert!(
+            failures.contains_key(*name),
+            "{name} now parses: update the list"
+        );
     }
 }

@@ -11,7 +11,10 @@ use stet_models::*;
 /// A validator for one schema of a spec, `$ref`s resolved inside the spec's own document.
 fn validator(spec: &Value, pointer_base: &str, schema: &str) -> jsonschema::Validator {
     let (container, key) = match pointer_base {
-        "#/components/schemas/" => ("components", json!({"schemas": spec["components"]["schemas"]})),
+        "#/components/schemas/" => (
+            "components",
+            json!({"schemas": spec["components"]["schemas"]}),
+        ),
         "#/definitions/" => ("definitions", spec["definitions"].clone()),
         other => panic!("unknown base {other}"),
     };
@@ -28,7 +31,10 @@ fn assert_valid(spec: &Value, base: &str, schema: &str, body: &Value) {
         .iter_errors(body)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
-    assert!(errors.is_empty(), "{schema} body does not validate:\n{body:#}\n{errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "{schema} body does not validate:\n{body:#}\n{errors:#?}"
+    );
 }
 
 fn assert_invalid(spec: &Value, base: &str, schema: &str, body: &Value) {
@@ -211,14 +217,23 @@ fn payment_requests_validate_against_the_official_1_5_schema() {
     }
     // The amount goes out as a JSON number with its exact digits.
     let bytes = to_json_vec(&sepa_credit_transfer(), Dialect::V1_5).unwrap();
-    assert!(String::from_utf8(bytes).unwrap().contains(r#""amount":12.10,"#));
+    assert!(
+        String::from_utf8(bytes)
+            .unwrap()
+            .contains(r#""amount":12.10,"#)
+    );
 }
 
 #[test]
 fn consent_funds_check_and_confirmation_validate_against_the_official_1_5_schema() {
     let spec = common::official_1_5();
     assert_valid(&spec, S15, "Access", &v15(&consent()));
-    assert_valid(&spec, S15, "PaymentCoverageRequestResource", &v15(&funds_confirmation()));
+    assert_valid(
+        &spec,
+        S15,
+        "PaymentCoverageRequestResource",
+        &v15(&funds_confirmation()),
+    );
     let empty = ConfirmationResource::default();
     assert_eq!(to_json_string(&empty, Dialect::V1_5).unwrap(), "{}");
     assert_valid(&spec, S15, "ConfirmationResource", &v15(&empty));
@@ -233,7 +248,12 @@ fn consent_funds_check_and_confirmation_validate_against_the_official_1_5_schema
 fn broken_bodies_are_rejected() {
     let spec = common::official_1_5();
     // 1.4 dialect (amount as a string, remittance as an array) is not 1.5.
-    assert_invalid(&spec, S15, "PaymentRequestResource", &v14(&sepa_credit_transfer()));
+    assert_invalid(
+        &spec,
+        S15,
+        "PaymentRequestResource",
+        &v14(&sepa_credit_transfer()),
+    );
     // A required field missing.
     let mut body = v15(&sepa_credit_transfer());
     body.as_object_mut().unwrap().remove("supplementaryData");
@@ -291,5 +311,10 @@ fn the_1_4_dialect_validates_against_the_official_1_4_schema() {
     consent.as_object_mut().unwrap().remove("owners");
     assert_valid(&spec, S14, "Access", &consent);
     // And the 1.5 dialect is not 1.4.
-    assert_invalid(&spec, S14, "PaymentRequestResource", &v15(&sepa_credit_transfer_1_4()));
+    assert_invalid(
+        &spec,
+        S14,
+        "PaymentRequestResource",
+        &v15(&sepa_credit_transfer_1_4()),
+    );
 }

@@ -13,8 +13,12 @@ pub fn reference_dir() -> PathBuf {
 
 fn load(file: &str) -> Value {
     let path = reference_dir().join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e} (shared/ must sit beside the repo)", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "reading {}: {e} (shared/ must sit beside the repo)",
+            path.display()
+        )
+    });
     serde_json::from_str(&text).unwrap()
 }
 
@@ -96,7 +100,12 @@ fn instance_named(spec: &Value, node: &Value, full: bool, depth: usize, name: &s
                 .unwrap_or_default();
             let mut out = serde_json::Map::new();
             if depth < 8 {
-                for (k, p) in node.get("properties").and_then(Value::as_object).into_iter().flatten() {
+                for (k, p) in node
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
                     if full || required.contains(&k.as_str()) {
                         out.insert(k.clone(), instance_named(spec, p, full, depth + 1, k));
                     }
