@@ -23,10 +23,14 @@ pub enum SigCommand {
     /// Reads a raw HTTP/1.1 request (request line, headers, empty line, body; CRLF or LF line
     /// ends), adds `Content-Length` and `Digest` when it has a body without them, adds
     /// `Signature`, and prints the request with CRLF line ends.
-    #[command(after_help = "Example:\n  stet sig sign --key certs.example/tpp-qseal.key --key-id qseal-1 \\\n      --headers \"(request-target) host date x-request-id digest\" --date-now --explain request.http")]
+    #[command(
+        after_help = "Example:\n  stet sig sign --key certs.example/tpp-qseal.key --key-id qseal-1 \\\n      --headers \"(request-target) host date x-request-id digest\" --date-now --explain request.http"
+    )]
     Sign(SignArgs),
     /// Verify the Signature of a raw HTTP request: prints `ok`, or the precise reason and exits 1
-    #[command(after_help = "Example:\n  stet sig verify --key certs.example/tpp-qseal.pem --require \"(request-target) date digest\" signed.http")]
+    #[command(
+        after_help = "Example:\n  stet sig verify --key certs.example/tpp-qseal.pem --require \"(request-target) date digest\" signed.http"
+    )]
     Verify(VerifyArgs),
     /// Print the Digest header value (SHA-256) of a body
     #[command(after_help = "Example:\n  printf '{\"hello\": \"world\"}' | stet sig digest")]
@@ -73,7 +77,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "LIST")]
     require: Option<String>,
     /// The largest difference allowed between the Date header and this clock
-    #[arg(long, value_name = "SECONDS", default_value_t = 300, conflicts_with = "no_date_check")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 300,
+        conflicts_with = "no_date_check"
+    )]
     max_skew: u64,
     /// Do not check the Date header (for recorded requests)
     #[arg(long)]
@@ -178,7 +187,9 @@ fn verify(args: VerifyArgs) -> Result<u8, Failure> {
 }
 
 fn split_list(list: &str) -> Vec<String> {
-    list.split_whitespace().map(str::to_ascii_lowercase).collect()
+    list.split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect()
 }
 
 fn parse(input: &[u8], name: &str) -> Result<Request, Failure> {
@@ -204,8 +215,13 @@ fn read_input(path: Option<&Path>) -> Result<(Vec<u8>, String), Failure> {
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
-    let code = if what == "key" { exit::CONFIG } else { exit::NO_INPUT };
-    let file = std::fs::File::open(path).or_exit(code, format!("cannot open {what} file {}", path.display()))?;
+    let code = if what == "key" {
+        exit::CONFIG
+    } else {
+        exit::NO_INPUT
+    };
+    let file = std::fs::File::open(path)
+        .or_exit(code, format!("cannot open {what} file {}", path.display()))?;
     let mut buf = Vec::new();
     file.take(MAX_INPUT + 1)
         .read_to_end(&mut buf)
@@ -219,7 +235,10 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
 fn too_large(name: &str) -> Failure {
     Failure::new(
         exit::DATA,
-        format!("{name} is larger than {} MiB: not a STET request", MAX_INPUT / 1024 / 1024),
+        format!(
+            "{name} is larger than {} MiB: not a STET request",
+            MAX_INPUT / 1024 / 1024
+        ),
     )
 }
 

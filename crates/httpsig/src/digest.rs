@@ -168,8 +168,8 @@ mod tests {
             check_digest("SHA-256=AAAA", body),
             Err(DigestError::BadValue { .. })
         ));
-        let err = check_digest("SHA-256=X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=", body)
-            .unwrap_err();
+        let err =
+            check_digest("SHA-256=X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=", body).unwrap_err();
         assert!(matches!(err, DigestError::Mismatch { .. }));
         assert!(err.to_string().contains(&digest_header_value(body)[8..]));
     }

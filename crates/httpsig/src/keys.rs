@@ -103,7 +103,8 @@ impl PrivateKey {
     /// Reads a private key from PEM.
     pub fn from_pem(pem: &[u8], passphrase: Option<&[u8]>) -> Result<Self, KeyError> {
         if let Some(block) = pem_block(pem, "ENCRYPTED PRIVATE KEY") {
-            let (_, der) = der::pem::decode_vec(block).map_err(|e| KeyError::BadPem(e.to_string()))?;
+            let (_, der) =
+                der::pem::decode_vec(block).map_err(|e| KeyError::BadPem(e.to_string()))?;
             return Self::from_encrypted_der(&der, passphrase);
         }
         if contains(pem, b"Proc-Type: 4,ENCRYPTED") {
@@ -145,12 +146,12 @@ impl PrivateKey {
             .map_err(|e| KeyError::NotAKey(e.to_string()))?;
         let passphrase = passphrase.ok_or(KeyError::PassphraseRequired)?;
         let doc = info.decrypt(passphrase).map_err(|e| match e {
-            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm { oid }) => {
-                KeyError::UnsupportedEncryption(oid.to_string())
-            }
-            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::AlgorithmParametersInvalid { oid }) => {
-                KeyError::UnsupportedEncryption(oid.to_string())
-            }
+            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm {
+                oid,
+            }) => KeyError::UnsupportedEncryption(oid.to_string()),
+            pkcs8::Error::EncryptedPrivateKey(
+                pkcs8::pkcs5::Error::AlgorithmParametersInvalid { oid },
+            ) => KeyError::UnsupportedEncryption(oid.to_string()),
             _ => KeyError::WrongPassphrase,
         })?;
         // A wrong passphrase sometimes decrypts to garbage with valid padding.
@@ -202,7 +203,9 @@ impl PrivateKey {
             modulus: key.modulus,
             public_exponent: key.public_exponent,
         };
-        let der = public.to_der().map_err(|e| KeyError::NotAKey(e.to_string()))?;
+        let der = public
+            .to_der()
+            .map_err(|e| KeyError::NotAKey(e.to_string()))?;
         PublicKey::from_pkcs1_der(&der)
     }
 }
@@ -238,8 +241,12 @@ impl PublicKey {
             match kind {
                 SectionKind::Certificate => return Self::from_certificate_der(&der),
                 SectionKind::PublicKey => return Self::from_spki_der(&der),
-                SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey => {
-                    found.push("a PRIVATE KEY (give the public key or the certificate instead)".into());
+                SectionKind::PrivateKey
+                | SectionKind::RsaPrivateKey
+                | SectionKind::EcPrivateKey => {
+                    found.push(
+                        "a PRIVATE KEY (give the public key or the certificate instead)".into(),
+                    );
                 }
                 other => found.push(format!("{other:?}")),
             }
@@ -348,7 +355,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn pem_block<'a>(pem: &'a [u8], label: &str) -> Option<&'a [u8]> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
-    let start = pem.windows(begin.len()).position(|w| w == begin.as_bytes())?;
+    let start = pem
+        .windows(begin.len())
+        .position(|w| w == begin.as_bytes())?;
     let rel = pem[start..]
         .windows(end.len())
         .position(|w| w == end.as_bytes())?;
@@ -373,7 +382,10 @@ fn found_labels(pem: &[u8], mut decoded: Vec<String>) -> String {
         if let Some(rest) = line.strip_prefix(b"-----BEGIN ") {
             let label = String::from_utf8_lossy(rest);
             let label = label.trim_end().trim_end_matches('-');
-            if !matches!(label, "CERTIFICATE" | "PUBLIC KEY" | "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY") {
+            if !matches!(
+                label,
+                "CERTIFICATE" | "PUBLIC KEY" | "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY"
+            ) {
                 decoded.push(label.to_owned());
             }
         }

@@ -81,7 +81,9 @@ impl Request {
     /// spaces and tabs, several values joined with `", "`. `None` when the request has no such
     /// header (an empty header is `Some("")`).
     pub fn header(&self, name: &str) -> Option<String> {
-        let mut values = self.header_values(name).map(|v| v.trim_matches([' ', '\t']));
+        let mut values = self
+            .header_values(name)
+            .map(|v| v.trim_matches([' ', '\t']));
         let first = values.next()?;
         let mut joined = first.to_owned();
         for v in values {
@@ -137,9 +139,14 @@ impl Request {
 
 /// Header names whose values are secrets and never appear in `Debug` output.
 pub(crate) fn is_secret_header(name: &str) -> bool {
-    ["authorization", "signature", "cookie", "proxy-authorization"]
-        .iter()
-        .any(|s| name.eq_ignore_ascii_case(s))
+    [
+        "authorization",
+        "signature",
+        "cookie",
+        "proxy-authorization",
+    ]
+    .iter()
+    .any(|s| name.eq_ignore_ascii_case(s))
 }
 
 impl fmt::Debug for Request {
@@ -166,27 +173,36 @@ impl fmt::Debug for Request {
 
 /// Whether `s` is an HTTP token (RFC 9110 `tchar`s), as header names and methods must be.
 pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// Whether `b` is an RFC 9110 `tchar`. Works on bytes so that callers scanning untrusted text
+/// never slice a `str` inside a multi-byte character.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// Whether `s` starts with `prefix`, ASCII case-insensitively, compared as bytes (slicing the
+/// `str` could split a multi-byte character).
+pub(crate) fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 #[cfg(test)]
@@ -217,7 +233,11 @@ mod tests {
             .with_header("B", "2")
             .with_header("digest", "y");
         req.set_header("Digest", "z");
-        let names: Vec<_> = req.headers().iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let names: Vec<_> = req
+            .headers()
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
         assert_eq!(names, ["A=1", "Digest=z", "B=2"]);
     }
 

@@ -144,7 +144,8 @@ impl SignatureParams {
             return Err(SignatureHeaderError::Empty);
         }
         // Tolerate the `Authorization: Signature …` form pasted into the Signature header.
-        if rest.len() > 10 && rest[..10].eq_ignore_ascii_case("signature ") {
+        if rest.len() > 10 && crate::message::starts_with_ignore_case(rest, "signature ") {
+            // The 10 bytes just matched are ASCII, so byte 10 is a character boundary.
             rest = rest[10..].trim_start_matches([' ', '\t']);
         }
         let base = value.len() - rest.len();
@@ -249,7 +250,10 @@ fn push_quoted(out: &mut String, value: &str) {
 }
 
 /// Splits `name=value` pairs; values are quoted strings (with `\` escapes) or bare tokens.
-fn parse_pairs(input: &str, base: usize) -> Result<Vec<(String, String, bool)>, SignatureHeaderError> {
+fn parse_pairs(
+    input: &str,
+    base: usize,
+) -> Result<Vec<(String, String, bool)>, SignatureHeaderError> {
     let bytes = input.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -261,7 +265,7 @@ fn parse_pairs(input: &str, base: usize) -> Result<Vec<(String, String, bool)>, 
     loop {
         skip_ows(&mut i);
         let start = i;
-        while i < bytes.len() && crate::message::is_token(&input[i..i + 1]) {
+        while i < bytes.len() && crate::message::is_tchar(bytes[i]) {
             i += 1;
         }
         if start == i {
@@ -297,7 +301,7 @@ fn parse_pairs(input: &str, base: usize) -> Result<Vec<(String, String, bool)>, 
             (value, true)
         } else {
             let start = i;
-            while i < bytes.len() && crate::message::is_token(&input[i..i + 1]) {
+            while i < bytes.len() && crate::message::is_tchar(bytes[i]) {
                 i += 1;
             }
             (input[start..i].to_owned(), false)
@@ -354,34 +358,106 @@ mod tests {
             ("", E::Empty),
             ("keyId=\"k\"", E::Missing { name: "signature" }),
             ("signature=\"AAAA\"", E::Missing { name: "keyId" }),
-            ("keyId=\"k\",keyId=\"j\",signature=\"AAAA\"", E::Duplicate { name: "keyId".into() }),
-            ("keyId=\"k\",KEYID=\"j\",signature=\"AAAA\"", E::Duplicate { name: "KEYID".into() }),
+            (
+                "keyId=\"k\",keyId=\"j\",signature=\"AAAA\"",
+                E::Duplicate {
+                    name: "keyId".into(),
+                },
+            ),
+            (
+                "keyId=\"k\",KEYID=\"j\",signature=\"AAAA\"",
+                E::Duplicate {
+                    name: "KEYID".into(),
+                },
+            ),
             ("keyId=\"k\",signature=\"%%%\"", E::BadBase64),
             ("keyId=\"k\",signature=\"\"", E::BadBase64),
-            ("keyId=\"k,signature=\"AAAA\"", E::ExpectedComma { name: "keyId".into() }),
-            ("keyId=\"k\",signature=\"AAAA", E::Unterminated { name: "signature".into() }),
-            ("keyId=k,signature=\"AAAA\"", E::Unquoted { name: "keyId".into() }),
-            ("keyId", E::ExpectedEquals { name: "keyId".into() }),
-            ("keyId=\"k\",,signature=\"AAAA\"", E::ExpectedName { at: 10 }),
-            ("keyId=\"k\",signature=\"AAAA\",", E::ExpectedName { at: 27 }),
-            ("keyId=\"k\" x,signature=\"AAAA\"", E::ExpectedComma { name: "keyId".into() }),
-            ("keyId=\"k\",headers=\" \",signature=\"AAAA\"", E::EmptyHeaders),
+            (
+                "keyId=\"k,signature=\"AAAA\"",
+                E::ExpectedComma {
+                    name: "keyId".into(),
+                },
+            ),
+            (
+                "keyId=\"k\",signature=\"AAAA",
+                E::Unterminated {
+                    name: "signature".into(),
+                },
+            ),
+            (
+                "keyId=k,signature=\"AAAA\"",
+                E::Unquoted {
+                    name: "keyId".into(),
+                },
+            ),
+            (
+                "keyId",
+                E::ExpectedEquals {
+                    name: "keyId".into(),
+                },
+            ),
+            (
+                "keyId=\"k\",,signature=\"AAAA\"",
+                E::ExpectedName { at: 10 },
+            ),
+            (
+                "keyId=\"k\",signature=\"AAAA\",",
+                E::ExpectedName { at: 27 },
+            ),
+            (
+                "keyId=\"k\" x,signature=\"AAAA\"",
+                E::ExpectedComma {
+                    name: "keyId".into(),
+                },
+            ),
+            (
+                "keyId=\"k\",headers=\" \",signature=\"AAAA\"",
+                E::EmptyHeaders,
+            ),
             (
                 "keyId=\"k\",headers=\"date Date\",signature=\"AAAA\"",
-                E::HeaderListedTwice { name: "date".into() },
+                E::HeaderListedTwice {
+                    name: "date".into(),
+                },
             ),
             (
                 "keyId=\"k\",created=12.5,signature=\"AAAA\"",
-                E::BadTimestamp { name: "created", found: "12.5".into() },
+                E::BadTimestamp {
+                    name: "created",
+                    found: "12.5".into(),
+                },
             ),
             (
                 "keyId=\"k\",created=\"x\",signature=\"AAAA\"",
-                E::BadTimestamp { name: "created", found: "x".into() },
+                E::BadTimestamp {
+                    name: "created",
+                    found: "x".into(),
+                },
             ),
         ];
         for (input, expected) in cases {
-            assert_eq!(SignatureParams::parse(input).as_ref(), Err(expected), "{input}");
+            assert_eq!(
+                SignatureParams::parse(input).as_ref(),
+                Err(expected),
+                "{input}"
+            );
         }
+    }
+
+    /// Found by the `signature_header` fuzz target: non-ASCII input made the name scanner slice
+    /// inside a multi-byte character.
+    #[test]
+    fn non_ascii_input_is_an_error_not_a_panic() {
+        for input in [
+            "\u{2d6}",
+            "keyId=\"k\",\u{2d6}=\"x\"",
+            "Signature\u{e9}keyId=\"k\"",
+            "signature \u{e9}",
+        ] {
+            assert!(SignatureParams::parse(input).is_err(), "{input}");
+        }
+        let p = SignatureParams::parse("keyId=\"caf\u{e9}\",signature=\"AAAA\"").unwrap();
+        assert_eq!(p.key_id, "caf\u{e9}");
     }
 
     #[test]

@@ -115,7 +115,9 @@ pub enum ProfileError {
     #[error("the signed header list is empty")]
     EmptyHeaders,
     /// A name that is neither a header name nor a known pseudo-header.
-    #[error("`{0}` in the signed header list is not a header name, `(request-target)`, `(created)` or `(expires)`")]
+    #[error(
+        "`{0}` in the signed header list is not a header name, `(request-target)`, `(created)` or `(expires)`"
+    )]
     HeaderName(String),
     /// A name listed twice.
     #[error("`{0}` is listed twice in the signed header list")]

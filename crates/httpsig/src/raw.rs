@@ -113,13 +113,17 @@ pub enum RawRequestError {
 /// except that one trailing line end left by an editor (`\n` or `\r\n`) after a body of the
 /// declared length is dropped.
 pub fn parse_request(input: &[u8]) -> Result<Request, RawRequestError> {
-    let mut lines = Lines { input, pos: 0, number: 0 };
+    let mut lines = Lines {
+        input,
+        pos: 0,
+        number: 0,
+    };
 
     // RFC 9112 §2.2: a server should ignore empty lines before the request line.
     let request_line = loop {
         match lines.next_line() {
             None => return Err(RawRequestError::Empty),
-            Some((l, _)) if l.is_empty() => continue,
+            Some(([], _)) => continue,
             Some((l, _)) => break l,
         }
     };
@@ -339,9 +343,18 @@ mod tests {
             (b"GET / HTTP/1.1\nA: b\x01c\n\n", "control character"),
             (b"GET / HTTP/1.1\nA: \xff\n\n", "UTF-8"),
             (b"POST / HTTP/1.1\nContent-Length: x\n\n", "whole number"),
-            (b"POST / HTTP/1.1\nContent-Length: 1\nContent-Length: 2\n\n", "whole number"),
-            (b"POST / HTTP/1.1\nContent-Length: 5\n\nab", "Content-Length says 5"),
-            (b"POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n0\r\n\r\n", "Transfer-Encoding"),
+            (
+                b"POST / HTTP/1.1\nContent-Length: 1\nContent-Length: 2\n\n",
+                "whole number",
+            ),
+            (
+                b"POST / HTTP/1.1\nContent-Length: 5\n\nab",
+                "Content-Length says 5",
+            ),
+            (
+                b"POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n0\r\n\r\n",
+                "Transfer-Encoding",
+            ),
         ];
         for (input, expected) in cases {
             let err = parse_request(input).unwrap_err().to_string();
@@ -355,7 +368,8 @@ mod tests {
 
     #[test]
     fn writes_what_it_reads() {
-        let input = b"PUT /v1/consents?x=%20 HTTP/1.1\r\nHost: bank:8443\r\nA: 1\r\na: 2\r\n\r\nbody";
+        let input =
+            b"PUT /v1/consents?x=%20 HTTP/1.1\r\nHost: bank:8443\r\nA: 1\r\na: 2\r\n\r\nbody";
         let req = parse_request(input).unwrap();
         assert_eq!(write_request(&req), input);
     }

@@ -71,7 +71,9 @@ pub fn sign_request(
     let wants_digest = !request.body().is_empty() || profile.digest_on_empty_body;
     match request.header("digest") {
         Some(existing) => check_digest(&existing, request.body())?,
-        None if wants_digest => request.append_header("Digest", digest_header_value(request.body())),
+        None if wants_digest => {
+            request.append_header("Digest", digest_header_value(request.body()))
+        }
         None => {}
     }
     let has_digest = request.has_header("digest");

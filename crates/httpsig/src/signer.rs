@@ -77,7 +77,10 @@ impl std::str::FromStr for Backend {
             .find(|b| b.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
                 let names: Vec<_> = Backend::all().iter().map(|b| b.name()).collect();
-                format!("unknown backend `{s}`: expected one of {}", names.join(", "))
+                format!(
+                    "unknown backend `{s}`: expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -188,7 +188,7 @@ pub fn verify_request(
     let header = match values.as_slice() {
         [] => {
             return Err(match request.header("authorization") {
-                Some(a) if a.len() >= 10 && a[..10].eq_ignore_ascii_case("signature ") => {
+                Some(a) if crate::message::starts_with_ignore_case(&a, "signature ") => {
                     VerifyError::SignatureInAuthorization
                 }
                 _ => VerifyError::NoSignature,
@@ -234,7 +234,8 @@ pub fn verify_request(
 
     if let Some(max) = policy.max_skew {
         let date = request.header("date").ok_or(VerifyError::MissingDate)?;
-        let sent = httpdate::parse_http_date(&date).map_err(|_| VerifyError::BadDate(date.clone()))?;
+        let sent =
+            httpdate::parse_http_date(&date).map_err(|_| VerifyError::BadDate(date.clone()))?;
         let skew = match now.duration_since(sent) {
             Ok(d) => d,
             Err(e) => e.duration(),

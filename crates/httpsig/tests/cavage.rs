@@ -78,13 +78,31 @@ fn digest_of_the_body() {
 #[test]
 fn signing_strings() {
     let req = request();
-    assert_eq!(signing_string(&req, &["date"], None, None).unwrap(), C1_STRING);
-    assert_eq!(signing_string(&req, C2_HEADERS, None, None).unwrap(), C2_STRING);
-    assert_eq!(signing_string(&req, C3_HEADERS, None, None).unwrap(), C3_STRING);
+    assert_eq!(
+        signing_string(&req, &["date"], None, None).unwrap(),
+        C1_STRING
+    );
+    assert_eq!(
+        signing_string(&req, C2_HEADERS, None, None).unwrap(),
+        C2_STRING
+    );
+    assert_eq!(
+        signing_string(&req, C3_HEADERS, None, None).unwrap(),
+        C3_STRING
+    );
     // And as files, exactly as the reference gives them.
-    assert_eq!(C1_STRING, include_str!("cavage/C1-default.signing-string.txt"));
-    assert_eq!(C2_STRING, include_str!("cavage/C2-basic.signing-string.txt"));
-    assert_eq!(C3_STRING, include_str!("cavage/C3-all-headers.signing-string.txt"));
+    assert_eq!(
+        C1_STRING,
+        include_str!("cavage/C1-default.signing-string.txt")
+    );
+    assert_eq!(
+        C2_STRING,
+        include_str!("cavage/C2-basic.signing-string.txt")
+    );
+    assert_eq!(
+        C3_STRING,
+        include_str!("cavage/C3-all-headers.signing-string.txt")
+    );
 }
 
 #[test]
@@ -160,7 +178,10 @@ fn pkcs8_form_of_the_key_is_the_same_key() {
 #[cfg(feature = "aws-lc")]
 #[test]
 fn aws_lc_refuses_the_1024_bit_key_with_a_way_out() {
-    let err = private_key().signer(Backend::AwsLc).unwrap_err().to_string();
+    let err = private_key()
+        .signer(Backend::AwsLc)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("1024 bits"), "{err}");
     assert!(err.contains("--backend rustcrypto"), "{err}");
 }

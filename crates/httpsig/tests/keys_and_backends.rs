@@ -23,7 +23,8 @@ fn every_form_of_the_key_is_the_same_key() {
         ("rsa2048.encrypted.pem", Some(PASS)),
         ("rsa2048.encrypted.der", Some(PASS)),
     ] {
-        let key = PrivateKey::from_bytes(&data(file), pass).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let key =
+            PrivateKey::from_bytes(&data(file), pass).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(key.pkcs8_der(), reference.pkcs8_der(), "{file}");
     }
 }
@@ -79,7 +80,11 @@ fn bad_keys_are_refused_with_a_reason() {
     let err = PrivateKey::from_bytes(&data("rsa2048.cert.pem"), None).unwrap_err();
     assert!(err.to_string().contains("no private key found"), "{err}");
     let err = PublicKey::from_bytes(&data("rsa2048.pkcs8.pem")).unwrap_err();
-    assert!(err.to_string().contains("give the public key or the certificate"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("give the public key or the certificate"),
+        "{err}"
+    );
     // OpenSSL's legacy encrypted PEM.
     let legacy = b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
     assert_eq!(
@@ -105,7 +110,10 @@ fn both_backends_give_identical_signatures() {
         assert!(public.verify_rsa_sha256(b"(request-target): get /v1/accounts", &signatures[0]));
         assert!(!public.verify_rsa_sha256(b"(request-target): get /v1/account", &signatures[0]));
     }
-    assert!(Backend::all().len() >= 2, "both backends are built by default");
+    assert!(
+        Backend::all().len() >= 2,
+        "both backends are built by default"
+    );
 }
 
 #[test]
@@ -113,7 +121,12 @@ fn backend_names_parse() {
     for b in Backend::all() {
         assert_eq!(b.name().parse::<Backend>().unwrap(), *b);
     }
-    assert!("openssl".parse::<Backend>().unwrap_err().contains("expected one of"));
+    assert!(
+        "openssl"
+            .parse::<Backend>()
+            .unwrap_err()
+            .contains("expected one of")
+    );
 }
 
 #[test]
@@ -128,10 +141,14 @@ fn debug_output_shows_no_key_material() {
 #[test]
 fn interoperates_with_openssl() {
     let dir = tempfile::tempdir().unwrap();
-    let message = b"(request-target): post /v1/payment-requests\ndate: Sun, 05 Jan 2014 21:31:40 GMT";
+    let message =
+        b"(request-target): post /v1/payment-requests\ndate: Sun, 05 Jan 2014 21:31:40 GMT";
     let msg_path = dir.path().join("msg");
     std::fs::write(&msg_path, message).unwrap();
-    let key_path = format!("{}/tests/data/rsa2048.pkcs1.pem", env!("CARGO_MANIFEST_DIR"));
+    let key_path = format!(
+        "{}/tests/data/rsa2048.pkcs1.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let pub_path = format!("{}/tests/data/rsa2048.pub.pem", env!("CARGO_MANIFEST_DIR"));
 
     let key = PrivateKey::from_bytes(&data("rsa2048.pkcs1.pem"), None).unwrap();
@@ -160,5 +177,11 @@ fn interoperates_with_openssl() {
     assert!(out.status.success());
     let public = PublicKey::from_bytes(&data("rsa2048.pub.pem")).unwrap();
     assert!(public.verify_rsa_sha256(message, &out.stdout));
-    assert_eq!(out.stdout, key.signer(Backend::default()).unwrap().sign(message).unwrap());
+    assert_eq!(
+        out.stdout,
+        key.signer(Backend::default())
+            .unwrap()
+            .sign(message)
+            .unwrap()
+    );
 }

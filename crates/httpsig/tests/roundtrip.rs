@@ -14,7 +14,10 @@ fn keys() -> &'static (Box<dyn Signer>, PublicKey) {
     KEYS.get_or_init(|| {
         let pem = include_bytes!("data/rsa2048.pkcs8.pem");
         let key = PrivateKey::from_pem(pem, None).unwrap();
-        (key.signer(Backend::default()).unwrap(), key.public_key().unwrap())
+        (
+            key.signer(Backend::default()).unwrap(),
+            key.public_key().unwrap(),
+        )
     })
 }
 
@@ -72,7 +75,11 @@ fn case() -> impl Strategy<Value = Case> {
         target(),
         prop::collection::btree_map("x-[a-z]{1,8}", prop::collection::vec(value(), 1..3), 0..4),
         prop::collection::btree_map(
-            prop::sample::select(vec!["PSU-IP-Address", "PSU-User-Agent", "PSU-Accept-Language"]),
+            prop::sample::select(vec![
+                "PSU-IP-Address",
+                "PSU-User-Agent",
+                "PSU-Accept-Language",
+            ]),
             value(),
             0..3,
         ),
@@ -262,9 +269,18 @@ fn a_digest_that_disagrees_with_the_body_is_refused_at_signing() {
     let mut req = Request::new("POST", "/v1/payment-requests")
         .with_header("Date", DATE)
         .with_header("X-Request-ID", "1")
-        .with_header("Digest", "SHA-256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")
+        .with_header(
+            "Digest",
+            "SHA-256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+        )
         .with_body(b"{}".to_vec());
-    let err = sign_request(&mut req, &SigningProfile::stet("k"), keys().0.as_ref(), now()).unwrap_err();
+    let err = sign_request(
+        &mut req,
+        &SigningProfile::stet("k"),
+        keys().0.as_ref(),
+        now(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("does not match"), "{err}");
 }
 
@@ -274,14 +290,26 @@ fn digest_on_empty_body_when_asked() {
         .with_header("Date", DATE)
         .with_header("X-Request-ID", "1");
     let mut plain = base.clone();
-    let s = sign_request(&mut plain, &SigningProfile::stet("k"), keys().0.as_ref(), now()).unwrap();
+    let s = sign_request(
+        &mut plain,
+        &SigningProfile::stet("k"),
+        keys().0.as_ref(),
+        now(),
+    )
+    .unwrap();
     assert_eq!(s.headers, ["(request-target)", "date", "x-request-id"]);
     assert!(!plain.has_header("digest"));
 
     let mut with = base;
-    let profile = SigningProfile { digest_on_empty_body: true, ..SigningProfile::stet("k") };
+    let profile = SigningProfile {
+        digest_on_empty_body: true,
+        ..SigningProfile::stet("k")
+    };
     let s = sign_request(&mut with, &profile, keys().0.as_ref(), now()).unwrap();
-    assert_eq!(s.headers, ["(request-target)", "date", "x-request-id", "digest"]);
+    assert_eq!(
+        s.headers,
+        ["(request-target)", "date", "x-request-id", "digest"]
+    );
     assert_eq!(
         with.header("digest").as_deref(),
         Some("SHA-256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")
@@ -294,15 +322,42 @@ fn created_and_expires_when_the_profile_lists_them() {
     let mut req = Request::new("GET", "/v1/accounts").with_header("Date", DATE);
     let profile = SigningProfile {
         expires_in: Some(Duration::from_secs(60)),
-        ..SigningProfile::new("k").with_headers(&["(request-target)", "(created)", "(expires)", "date"])
+        ..SigningProfile::new("k").with_headers(&[
+            "(request-target)",
+            "(created)",
+            "(expires)",
+            "date",
+        ])
     };
     let signed = sign_request(&mut req, &profile, keys().0.as_ref(), now()).unwrap();
-    let created = now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-    assert!(signed.signature_header.contains(&format!("created={created},expires={}", created + 60)));
-    assert!(signed.signing_string.contains(&format!("(created): {created}\n(expires): {}", created + 60)));
-    let policy = VerifyPolicy { max_skew: Some(Duration::from_secs(30)), ..VerifyPolicy::default() };
+    let created = now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        signed
+            .signature_header
+            .contains(&format!("created={created},expires={}", created + 60))
+    );
+    assert!(signed.signing_string.contains(&format!(
+        "(created): {created}\n(expires): {}",
+        created + 60
+    )));
+    let policy = VerifyPolicy {
+        max_skew: Some(Duration::from_secs(30)),
+        ..VerifyPolicy::default()
+    };
     verify_request(&req, &policy, &keys().1, now()).unwrap();
-    let err = verify_request(&req, &VerifyPolicy { max_skew: None, ..policy }, &keys().1, now() + Duration::from_secs(61)).unwrap_err();
+    let err = verify_request(
+        &req,
+        &VerifyPolicy {
+            max_skew: None,
+            ..policy
+        },
+        &keys().1,
+        now() + Duration::from_secs(61),
+    )
+    .unwrap_err();
     assert!(matches!(err, VerifyError::Expired(_)), "{err}");
 }
 
@@ -310,23 +365,39 @@ fn created_and_expires_when_the_profile_lists_them() {
 fn unknown_keys_short_keys_and_missing_signatures() {
     let mut map = std::collections::HashMap::new();
     map.insert("other".to_owned(), keys().1.clone());
-    let case = Case { method: "GET".into(), target: "/a".into(), extra: vec![], psu: vec![], body: vec![] };
+    let case = Case {
+        method: "GET".into(),
+        target: "/a".into(),
+        extra: vec![],
+        psu: vec![],
+        body: vec![],
+    };
     let req = signed(&case);
     assert_eq!(
         verify_request(&req, &policy(), &map, now()).unwrap_err(),
         VerifyError::UnknownKey("key-1".into())
     );
-    let strict = VerifyPolicy { min_key_bits: 3072, ..policy() };
+    let strict = VerifyPolicy {
+        min_key_bits: 3072,
+        ..policy()
+    };
     assert!(matches!(
         verify_request(&req, &strict, &keys().1, now()).unwrap_err(),
-        VerifyError::KeyTooShort { bits: 2048, min: 3072, .. }
+        VerifyError::KeyTooShort {
+            bits: 2048,
+            min: 3072,
+            ..
+        }
     ));
     let mut unsigned = req.clone();
     unsigned.remove_header("signature");
     assert_eq!(verify(&unsigned).unwrap_err(), VerifyError::NoSignature);
     let mut twice = req.clone();
     twice.append_header("Signature", req.header("signature").unwrap());
-    assert_eq!(verify(&twice).unwrap_err(), VerifyError::SeveralSignatures(2));
+    assert_eq!(
+        verify(&twice).unwrap_err(),
+        VerifyError::SeveralSignatures(2)
+    );
     let mut undated = req;
     undated.remove_header("date");
     assert_eq!(verify(&undated).unwrap_err(), VerifyError::MissingDate);
