@@ -2,14 +2,61 @@
 //!
 //! Everything between a typed STET call and the bank's socket, below the STET semantics:
 //!
-//! - the TPP's **QWAC** identity for mutual TLS, with extra CA roots for sandboxes;
-//! - the **OAuth2** flows a TPP runs (client credentials, authorization code with PKCE,
-//!   refresh), with tokens cached and persisted;
-//! - the **signed request pipeline** that adds `Date`, `X-Request-ID`, `Digest`, `Signature`,
-//!   `Authorization` and the `PSU-*` headers exactly as they go on the wire, signing through
-//!   [`stet_httpsig`];
-//! - retries, with one rule: a request that may move money is never re-sent blindly.
+//! - the TPP's **QWAC** for mutual TLS ([`QwacIdentity`]), from PEM or PKCS#12, checked at load
+//!   (key matches certificate, validity dates, chain order), with extra CA roots for sandboxes;
+//! - the **OAuth2** flows a TPP runs ([`OAuthClient`]): client credentials, authorization code
+//!   with PKCE S256 and a checked `state`, refresh; `tls_client_auth` or a client secret;
+//! - **tokens** kept per profile in a [`TokenStore`] ([`FileTokenStore`]: 0600, atomic writes);
+//! - the **signed request pipeline** ([`Transport::send`]): `Date`, `X-Request-ID`, `Digest`,
+//!   `Host` as on the wire, `Authorization`, the `PSU-*` headers, then the `Signature` of
+//!   [`stet_httpsig`], on every attempt anew;
+//! - **retries** for requests that can be repeated (GET, PUT) on 429 (honouring `Retry-After`),
+//!   502/503/504 and connection failures, with exponential backoff and jitter, bounded in
+//!   attempts and time. A POST may move money: it is never resent once it may have reached the
+//!   bank, and a lost answer becomes [`TransportError::OutcomeUnknown`], which says how to
+//!   check;
+//! - the **configuration** file with named profiles ([`config`]).
 //!
-//! This crate is being built; today it only re-exports the signature crate it sits on.
+//! Credentials go only to the configured bank: a URL on another host (say, a `_links` href) is
+//! refused before anything is sent. Logs (`tracing`, at debug) give method, path, status,
+//! `X-Request-ID` and duration; tokens, codes, secrets, keys and signatures never appear, at
+//! any level.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), stet_transport::TransportError> {
+//! use std::path::Path;
+//! use stet_transport::{Auth, StetRequest, Transport, config};
+//!
+//! let path = Path::new("config.toml");
+//! let file = config::load_file(path)?;
+//! let profile = config::resolve(&file, Some("sandbox"), Some(path), &|k| std::env::var(k).ok())?;
+//! let transport = Transport::builder(&profile).build()?;
+//! let response = transport
+//!     .send(&StetRequest::get("accounts", Auth::Consent("aisp".into())))
+//!     .await?
+//!     .error_for_status(&reqwest::Method::GET)?;
+//! println!("{}", String::from_utf8_lossy(&response.body));
+//! # Ok(()) }
+//! ```
 
+mod client;
+pub mod config;
+mod error;
+mod identity;
+mod oauth;
+mod psu;
+mod retry;
+mod secret;
+mod token;
+
+pub use client::{Auth, StetRequest, StetResponse, Transport, TransportBuilder};
+pub use config::{ConfigError, Profile, QwacSource};
+pub use error::{TransportError, bank_message};
+pub use identity::{IdentityError, LoadOptions, QwacIdentity, load_ca_bundle};
+pub use oauth::{Authorization, ClientAuth, OAuthClient, OAuthSettings, Redirect, RedirectError};
+pub use psu::PsuContext;
+pub use reqwest::Method;
+pub use retry::{RetryPolicy, is_idempotent, parse_retry_after};
+pub use secret::Secret;
 pub use stet_httpsig as httpsig;
+pub use token::{FileTokenStore, MemoryTokenStore, StoreError, Token, TokenSet, TokenStore, unix};
