@@ -1,10 +1,147 @@
-//! `stet sandbox`: being built.
+//! `stet sandbox`: run the embedded sandbox bank, or make its test PKI.
 
-use crate::exit::Failure;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
 
-#[derive(Debug, clap::Subcommand)]
-pub enum SandboxCommand {}
+use clap::{Args, Subcommand};
+use stet_sandbox::{Dialect, Faults, LinkStyle, Sandbox, SandboxConfig};
 
-pub fn run(_args: SandboxCommand) -> Result<u8, Failure> {
-    Err(Failure::new(2, "`stet sandbox` is not available yet"))
+use crate::exit::{self, Failure, OrExit as _};
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Run the sandbox bank: STET over mTLS, OAuth2, strict signature checks
+    ///
+    /// Prints one JSON line on stdout (api_base, authorize_url, token_url, ca, client_id,
+    /// client_secret, key_id, redirect_uri, psu and the TPP's certificate and key files), then
+    /// serves until interrupted (Ctrl-C).
+    #[command(
+        after_help = "Example:\n  stet sandbox serve --port 8443 --certs certs.example --accounts 3 --transactions 200 \\\n      --faults 429:every=7:retry-after=1,drop:every=40"
+    )]
+    Serve(ServeArgs),
+    /// Write a fresh test PKI (CA, bank server certificate, TPP QWAC and QSealC) to a folder
+    #[command(after_help = "Example:\n  stet sandbox certs --out certs.example")]
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The port to listen on (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// A PKI folder (ca.pem, bank.pem/.key, tpp-qwac.pem/.key, tpp-qseal.pem/.key) [default: an ephemeral one]
+    #[arg(long, value_name = "DIR")]
+    certs: Option<PathBuf>,
+    /// Number of accounts of the test PSU
+    #[arg(long, default_value_t = 3)]
+    accounts: usize,
+    /// Transactions per account
+    #[arg(long, default_value_t = 60)]
+    transactions: usize,
+    /// Items per page of a list
+    #[arg(long, default_value_t = 20)]
+    page_size: usize,
+    /// Seed of the synthetic data
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The date the synthetic data ends at, YYYY-MM-DD [default: today]
+    #[arg(long, value_name = "DATE")]
+    today: Option<String>,
+    /// STET dialect: 1.4 or 1.5
+    #[arg(long, default_value = "1.5", value_parser = ["1.4", "1.5"])]
+    dialect: String,
+    /// How _links are written: url, path or relative
+    #[arg(long, default_value = "url", value_parser = ["url", "path", "relative"])]
+    link_style: String,
+    /// Faults to inject, e.g. 429:every=7:retry-after=1,503:every=50:burst=3,drop:every=40
+    #[arg(long, value_name = "SPEC", default_value = "")]
+    faults: String,
+    /// Show a consent page at /authorize instead of approving at once
+    #[arg(long)]
+    interactive: bool,
+    /// Access token lifetime, in seconds
+    #[arg(long, default_value_t = 3600)]
+    token_lifetime: u64,
+    /// A keyId accepted for the TPP's QSealC besides the key_id URL printed
+    #[arg(long, value_name = "ID")]
+    key_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// The folder to write to (created if needed; the seven files are overwritten)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+pub fn run(command: SandboxCommand) -> Result<u8, Failure> {
+    match command {
+        SandboxCommand::Serve(args) => serve(args),
+        SandboxCommand::Certs(args) => {
+            stet_sandbox::pki::generate(&args.out).or_exit(exit::IO, "cannot write the PKI")?;
+            eprintln!(
+                "wrote {} to {}",
+                stet_sandbox::pki::FILES.join(", "),
+                args.out.display()
+            );
+            Ok(0)
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<u8, Failure> {
+    let faults: Faults = args.faults.parse().or_exit(2, "--faults")?;
+    let today = match &args.today {
+        None => None,
+        Some(s) => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            Some(time::Date::parse(s, &format).or_exit(2, format!("--today `{s}`"))?)
+        }
+    };
+    let config = SandboxConfig {
+        port: args.port,
+        certs: args.certs,
+        accounts: args.accounts,
+        transactions: args.transactions,
+        page_size: args.page_size,
+        seed: args.seed,
+        today,
+        dialect: if args.dialect == "1.4" {
+            Dialect::V1_4
+        } else {
+            Dialect::V1_5
+        },
+        link_style: args
+            .link_style
+            .parse::<LinkStyle>()
+            .or_exit(2, "--link-style")?,
+        faults,
+        interactive: args.interactive,
+        token_lifetime: Duration::from_secs(args.token_lifetime.max(1)),
+        key_id: args.key_id,
+        ..SandboxConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .or_exit(exit::IO, "cannot start the async runtime")?;
+    runtime.block_on(async {
+        let bank = Sandbox::start(config)
+            .await
+            .or_exit(exit::CONFIG, "cannot start the sandbox")?;
+        let line = serde_json::to_string(bank.info()).or_exit(exit::IO, "cannot write JSON")?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")
+            .and_then(|()| stdout.flush())
+            .or_exit(exit::IO, "cannot write to stdout")?;
+        drop(stdout);
+        eprintln!(
+            "sandbox bank listening on {} (Ctrl-C to stop)",
+            bank.info().api_base
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        bank.shutdown().await;
+        Ok(0)
+    })
 }

@@ -1,11 +1,408 @@
 //! # stet-sandbox
 //!
-//! An embedded mock bank (ASPSP) that speaks STET strictly: HTTPS with a required client
-//! certificate, a real OAuth2 authorization server, `Signature` and `Digest` checked on every
-//! request as the strictest bank would, deterministic synthetic accounts and transactions, and
-//! faults injected on demand. Tests and the `stet demo` run against it.
+//! An embedded mock bank (ASPSP) that speaks STET strictly: HTTPS with client certificates, a
+//! real OAuth2 authorization server, `Signature` and `Digest` checked on every request as the
+//! strictest bank would, deterministic synthetic accounts and transactions, and faults injected
+//! on demand. A request it accepts is one a bank can accept; a rejection says exactly why, so it
+//! doubles as a signature debugger. Tests and the `stet` demo run against it; `stet sandbox
+//! serve` runs it from the command line.
 //!
-//! This crate is being built; today it only names the crates it sits on.
+//! ```no_run
+//! # async fn demo() -> Result<(), stet_sandbox::SandboxError> {
+//! use stet_sandbox::{Sandbox, SandboxConfig};
+//!
+//! let bank = Sandbox::start(SandboxConfig::default()).await?;
+//! let info = bank.info(); // everything a client needs: URLs, CA, client id, keyId, TPP files
+//! println!("{}", serde_json::to_string(info).unwrap());
+//! // ... talk to info.api_base with the QWAC in info.qwac_cert / info.qwac_key ...
+//! assert_eq!(bank.payment_requests_created(), 0);
+//! bank.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## The contract: [`SandboxInfo`]
+//!
+//! On start the sandbox describes itself in one JSON object ([`SandboxInfo`], printed as one
+//! line by `stet sandbox serve`) that is enough to configure a client:
+//!
+//! | field | example | meaning |
+//! |---|---|---|
+//! | `api_base` | `https://127.0.0.1:PORT/stet/psd2/v1.5` | the STET base URL (`v1.4` with the 1.4 dialect) |
+//! | `authorize_url` | `https://127.0.0.1:PORT/authorize` | OAuth2 authorization endpoint (PKCE S256) |
+//! | `token_url` | `https://127.0.0.1:PORT/token` | OAuth2 token endpoint (mTLS) |
+//! | `ca` | `/tmp/…/ca.pem` | the CA that signed the server certificate (and the TPP's) |
+//! | `client_id` | `PSDFR-ACPR-12345` | the TPP's organizationIdentifier, as STET asks |
+//! | `client_secret` | hex | for `client_secret_basic`/`client_secret_post`; mTLS alone also works |
+//! | `key_id` | `https://127.0.0.1:PORT/tpp/qseal.pem` | the Signature keyId to use for the QSealC |
+//! | `redirect_uri` | `http://127.0.0.1/callback` | a loopback redirect; any loopback port and path is accepted |
+//! | `psu` | `psu-sandbox` | the test PSU, whom `/authorize` approves |
+//! | `qwac_cert`, `qwac_key` | paths | the TPP's QWAC (mutual TLS) |
+//! | `qseal_cert`, `qseal_key` | paths | the TPP's QSealC (HTTP signatures) |
+//! | `dialect` | `1.5` | the STET dialect spoken |
+//!
+//! ## What is checked, in order
+//!
+//! 1. **TLS**: the server presents `bank.pem` (SANs `localhost`, `127.0.0.1`, `::1`). A client
+//!    certificate, when sent, must chain to `ca.pem` or the handshake fails. A connection without
+//!    one is let through only so that a browser can reach `/authorize`: every other endpoint then
+//!    answers 401 *no client certificate*.
+//! 2. **Faults** (below) are applied to API requests first, as a failing front end would.
+//! 3. **Signature**, with [`stet_httpsig::verify_request`] and `VerifyPolicy::stet()`: one
+//!    `Signature` header, `rsa-sha256`, covering `(request-target)`, `date`, `x-request-id`,
+//!    `digest` when there is a body and every `PSU-*` header present; `Digest` matching the body
+//!    bytes; `Date` within 300 s; the keyId resolving to the TPP's QSealC (the `key_id` above,
+//!    the configured [`SandboxConfig::key_id`], or the QSealC's file name); the signature valid
+//!    over the signing string rebuilt from the request target *as received* (undecoded) and the
+//!    headers in wire order. Malformed input (unparsable Signature, missing Digest or header,
+//!    wrong Digest, bad Date) is 400; a signature that does not verify, an unknown keyId, a
+//!    header left unsigned or a stale Date is 401. The `message` (at most 140 characters, as the
+//!    schema says) names the problem; the extra `details` field carries the whole reason,
+//!    including the signing string the server rebuilt on a mismatch.
+//! 4. **Token**: `Authorization: Bearer`, known, unexpired, not revoked (401 otherwise), and
+//!    granted the operation's scope (403 otherwise).
+//! 5. **The operation**: parameters, bodies (parsed with `stet-models`), business rules.
+//!
+//! ## OAuth2
+//!
+//! - `GET /authorize`: `response_type=code`, `client_id`, `redirect_uri` (loopback:
+//!   `http://127.0.0.1`, `http://localhost` or `http://[::1]`, any port, RFC 8252),
+//!   `code_challenge` + `code_challenge_method=S256` (required), `state`, `scope` (`aisp`,
+//!   `pisp`, `cbpii`, `extended_transaction_history`, space separated), and for a payment
+//!   `paymentRequestResourceId`. The test PSU approves at once (302 to the redirect URI with
+//!   `code` and `state`); with [`SandboxConfig::interactive`] a consent page asks first.
+//! - `POST /token` (mTLS required): `authorization_code` (PKCE checked, code single-use, valid
+//!   60 s, bound to its client and redirect URI), `client_credentials` (scopes `pisp`, `cbpii`),
+//!   `refresh_token`. The client is its certificate (`tls_client_auth`: the certificate's
+//!   organizationIdentifier must be the `client_id`) or `client_secret_basic`/`_post`. Errors
+//!   are RFC 6749 JSON (`invalid_request`, `invalid_client`, `invalid_grant`,
+//!   `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`).
+//!
+//! Scopes per operation: the AISP operations need `aisp` from an authorization-code grant;
+//! transactions need `extended_transaction_history` as well when `dateFrom` is more than 90
+//! days back (403 otherwise; without `dateFrom`, a token without it sees the last 90 days);
+//! `funds-confirmations` needs `cbpii`; payment requests need `pisp`.
+//!
+//! **PSU presence.** A request without `PSU-IP-Address` is unattended: 4 calls a day per account
+//! and endpoint (PSD2 RTS art. 36(5)), then 429.
+//!
+//! ## The payment flow
+//!
+//! 1. `POST /payment-requests` with a client-credentials `pisp` token → 201, `Location`, and
+//!    `_links.consentApproval.href` = `authorize_url?paymentRequestResourceId=ID`. Status `RCVD`.
+//! 2. The client appends `&response_type=code&client_id=…&redirect_uri=…&state=…&
+//!    code_challenge=…&code_challenge_method=S256&scope=pisp` and sends the PSU there; the PSU
+//!    approves; the client exchanges the code (PKCE) for a token.
+//! 3. `POST /payment-requests/ID/confirmation` (body `{}` or a `ConfirmationResource`) with that
+//!    token (or, once the PSU approved, a client-credentials `pisp` token) → status `ACTC`.
+//! 4. `GET /payment-requests/ID`: the first read after confirmation shows `ACTC`, later ones
+//!    `ACSC`.
+//!
+//! **The RJCT rule**: a payment request whose total instructed amount is above **5000.00** is
+//! rejected at confirmation: status `RJCT`, `statusReasonInformation` `AG01` (transaction
+//! forbidden on this account: the sandbox's single-payment limit). Cancellation (`PUT` with `paymentInformationStatus` or a transfer's
+//! `transactionStatus` set to `CANC` and a reason among `DS02`, `DUPL`, `FRAD`, `TECH`) is
+//! allowed until the payment is settled. [`RunningSandbox::payment_requests_created`] counts
+//! the 201s, so a test can prove a payment was never created twice.
+//!
+//! ## Data
+//!
+//! `accounts` accounts × `transactions` transactions, newest first, spread over the 13 months
+//! before the reference date, debit and credit, the last two days pending; balances `CLBD`
+//! (booked) and `XPCD` (booked plus pending) consistent with the transactions. Entry references
+//! are `ACCnnnn-nnnnnn`, increasing with time. The same seed and reference date give the same
+//! bytes. Lists are HAL pages of `page_size` with `first`, `prev`, `next`, `last` written as
+//! absolute URLs, absolute paths or relative paths ([`LinkStyle`]); an empty list is 204.
+//! Transactions filter on `dateFrom` (inclusive), `dateTo` (exclusive), `dateType`
+//! (`bookingDate` or `transactionDate`), `entryReferenceFrom` / `entryReferenceto` (1.5) and
+//! `afterEntryReference` (1.4).
+//!
+//! ## Faults: `--faults SPEC`
+//!
+//! A comma-separated list; each fault is `kind:key=value:…`. API requests (everything under
+//! the API base) are counted from 1 in arrival order, so a spec plus a request sequence gives
+//! the same faults every time.
+//!
+//! | fault | effect |
+//! |---|---|
+//! | `429:every=K[:retry-after=S]` | every K-th request: 429 with `Retry-After: S` (default 1) |
+//! | `503:every=K[:burst=B]` | requests K·n … K·n+B-1: 503 (default B = 1) |
+//! | `drop:every=K` | every K-th response: headers and half the body, then the connection closes |
+//! | `slow:every=K:ms=N` | every K-th response waits N ms |
+//! | `expire-token:after=N` | each access token expires after N uses (401 `invalid_token`) |
+//! | `revoke:after=N` | a PSU consent (its code-grant token and refresh token) is revoked after N calls |
+//!
+//! Example: `429:every=7:retry-after=1,503:every=50:burst=3,drop:every=40,slow:every=30:ms=2500`.
+//!
+//! ## Dialects
+//!
+//! 1.5 by default; with [`stet_models::Dialect::V1_4`] amounts are strings, booking and value
+//! dates are dates, remittance information an array, the API base ends in `v1.4`, and 1.5-only
+//! operations (`owners`, `overdrafts`, payment transactions) answer 404.
 
+mod api;
+mod data;
+pub mod faults;
+mod oauth;
+pub mod pki;
+mod server;
+mod state;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+pub use faults::{Fault, Faults, FaultsError};
+pub use pki::{PkiError, TPP_ORGANIZATION_ID};
 pub use stet_httpsig as httpsig;
 pub use stet_models as models;
+pub use stet_models::Dialect;
+
+/// How `_links` hrefs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkStyle {
+    /// `https://127.0.0.1:PORT/stet/psd2/v1.5/accounts?page=2`
+    #[default]
+    Url,
+    /// `/stet/psd2/v1.5/accounts?page=2`
+    Path,
+    /// `accounts?page=2`: relative to the API base.
+    Relative,
+}
+
+impl std::str::FromStr for LinkStyle {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "url" => Ok(LinkStyle::Url),
+            "path" => Ok(LinkStyle::Path),
+            "relative" => Ok(LinkStyle::Relative),
+            other => Err(format!(
+                "unknown link style `{other}`: expected url, path or relative"
+            )),
+        }
+    }
+}
+
+/// How to run a sandbox. [`Default`] is usable as is: an ephemeral PKI, a random port, three
+/// accounts.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// The address to listen on (default 127.0.0.1).
+    pub bind: IpAddr,
+    /// The port; 0 picks a free one.
+    pub port: u16,
+    /// A PKI folder (the files of [`pki::FILES`]); `None` makes an ephemeral one in a temporary
+    /// folder that lives as long as the sandbox.
+    pub certs: Option<PathBuf>,
+    /// Number of accounts of the test PSU.
+    pub accounts: usize,
+    /// Transactions per account.
+    pub transactions: usize,
+    /// Items per page of a list.
+    pub page_size: usize,
+    /// The seed of the synthetic data.
+    pub seed: u64,
+    /// The date the data ends at; `None` is today (UTC). Fix it to get identical bytes across days.
+    pub today: Option<time::Date>,
+    /// The STET dialect.
+    pub dialect: Dialect,
+    /// How links are written.
+    pub link_style: LinkStyle,
+    /// Faults to inject.
+    pub faults: Faults,
+    /// Show a consent page at `/authorize` instead of approving at once.
+    pub interactive: bool,
+    /// Lifetime of access tokens.
+    pub token_lifetime: Duration,
+    /// A keyId accepted for the QSealC besides the URL in [`SandboxInfo::key_id`].
+    pub key_id: Option<String>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            certs: None,
+            accounts: 3,
+            transactions: 60,
+            page_size: 20,
+            seed: 1,
+            today: None,
+            dialect: Dialect::V1_5,
+            link_style: LinkStyle::Url,
+            faults: Faults::default(),
+            interactive: false,
+            token_lifetime: Duration::from_secs(3600),
+            key_id: None,
+        }
+    }
+}
+
+/// Everything a client needs to talk to a running sandbox: see the crate manual.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    /// The STET API base URL.
+    pub api_base: String,
+    /// The OAuth2 authorization endpoint.
+    pub authorize_url: String,
+    /// The OAuth2 token endpoint.
+    pub token_url: String,
+    /// The CA certificate file (PEM).
+    pub ca: PathBuf,
+    /// The TPP's client id: its organizationIdentifier.
+    pub client_id: String,
+    /// The client secret, for `client_secret_basic` or `client_secret_post`.
+    pub client_secret: String,
+    /// The keyId to sign with.
+    pub key_id: String,
+    /// A loopback redirect URI; any loopback port and path is accepted.
+    pub redirect_uri: String,
+    /// The test PSU.
+    pub psu: String,
+    /// The TPP's QWAC certificate (PEM).
+    pub qwac_cert: PathBuf,
+    /// The QWAC's private key (PKCS#8 PEM).
+    pub qwac_key: PathBuf,
+    /// The TPP's QSealC certificate (PEM).
+    pub qseal_cert: PathBuf,
+    /// The QSealC's private key (PKCS#8 PEM, RSA-2048).
+    pub qseal_key: PathBuf,
+    /// `1.4` or `1.5`.
+    pub dialect: String,
+}
+
+/// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The PKI could not be made or read.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The TLS configuration was refused.
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The QSealC could not be read.
+    #[error("the QSealC certificate: {0}")]
+    QSealC(String),
+    /// The QWAC could not be read.
+    #[error("the QWAC certificate: {0}")]
+    Qwac(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A temporary folder could not be made.
+    #[error("cannot make a temporary folder for the PKI: {0}")]
+    TempDir(#[source] std::io::Error),
+    /// A configuration value is out of range.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// The sandbox bank.
+#[derive(Debug)]
+pub struct Sandbox;
+
+impl Sandbox {
+    /// Starts a sandbox on the current tokio runtime and returns once it accepts connections.
+    pub async fn start(config: SandboxConfig) -> Result<RunningSandbox, SandboxError> {
+        if config.page_size == 0 {
+            return Err(SandboxError::Config("page_size must be at least 1".into()));
+        }
+        if config.accounts > 10_000 || config.transactions > 100_000 {
+            return Err(SandboxError::Config(
+                "at most 10000 accounts and 100000 transactions per account".into(),
+            ));
+        }
+        let (pki, temp) = match &config.certs {
+            Some(dir) => (pki::Pki::load(dir)?, None),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("stet-sandbox-pki-")
+                    .tempdir()
+                    .map_err(SandboxError::TempDir)?;
+                (pki::generate(temp.path())?, Some(temp))
+            }
+        };
+        let tls = server::tls_config(&pki)?;
+        let addr = SocketAddr::new(config.bind, config.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| SandboxError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Bind { addr, source })?;
+        let payments = Arc::new(AtomicU64::new(0));
+        let state = Arc::new(state::State::new(config, &pki, local, payments.clone())?);
+        let info = state.info.clone();
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(server::accept_loop(
+            listener,
+            tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+            state,
+            stopped,
+        ));
+        Ok(RunningSandbox {
+            info,
+            addr: local,
+            stop,
+            task: Some(task),
+            payments,
+            _temp: temp,
+        })
+    }
+}
+
+/// A sandbox that is running. Dropping it stops it too; [`RunningSandbox::shutdown`] also waits.
+#[derive(Debug)]
+pub struct RunningSandbox {
+    info: SandboxInfo,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    payments: Arc<AtomicU64>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl RunningSandbox {
+    /// What a client needs to know: the JSON line of `stet sandbox serve`.
+    pub fn info(&self) -> &SandboxInfo {
+        &self.info
+    }
+
+    /// The address the sandbox listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How many payment requests were created (answered 201) so far.
+    pub fn payment_requests_created(&self) -> u64 {
+        self.payments.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting, closes every connection and waits for that. The ephemeral PKI is
+    /// deleted.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningSandbox {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

@@ -1,0 +1,275 @@
+//! Deterministic synthetic data: the test PSU's accounts, transactions and beneficiaries.
+//!
+//! Everything derives from the seed and the reference date through a small PRNG (splitmix64),
+//! so the same seed and date give the same data byte for byte, on every platform.
+
+use rust_decimal::Decimal;
+use time::{Date, Duration, OffsetDateTime, Time, UtcOffset};
+
+/// A tiny, portable PRNG (splitmix64): reproducible across platforms and versions.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x5eed_57e7_5a4d_b0c5)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// One synthetic account.
+#[derive(Debug, Clone)]
+pub(crate) struct Account {
+    pub(crate) id: String,
+    pub(crate) iban: String,
+    pub(crate) name: String,
+    pub(crate) product: String,
+    /// Booked balance at the reference date.
+    pub(crate) booked: Decimal,
+    /// Booked balance plus pending transactions.
+    pub(crate) expected: Decimal,
+    pub(crate) overdraft: Decimal,
+    /// Newest first.
+    pub(crate) transactions: Vec<Tx>,
+}
+
+/// One synthetic transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct Tx {
+    pub(crate) entry_reference: String,
+    pub(crate) amount: Decimal,
+    pub(crate) credit: bool,
+    pub(crate) booked: bool,
+    pub(crate) label: String,
+    pub(crate) transaction_date: OffsetDateTime,
+    pub(crate) booking_date: Date,
+}
+
+/// A trusted beneficiary.
+#[derive(Debug, Clone)]
+pub(crate) struct TrustedBeneficiary {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) iban: String,
+}
+
+/// The whole bank's data for the test PSU.
+#[derive(Debug, Clone)]
+pub(crate) struct BankData {
+    pub(crate) accounts: Vec<Account>,
+    pub(crate) beneficiaries: Vec<TrustedBeneficiary>,
+}
+
+const DEBITS: &[&str] = &[
+    "CB CARREFOUR MARKET",
+    "CB MONOPRIX PARIS 11",
+    "CB SNCF INTERNET",
+    "CB BOULANGERIE DU MARCHE",
+    "PRLV SEPA EDF",
+    "PRLV SEPA FREE MOBILE",
+    "CB PHARMACIE CENTRALE",
+    "RETRAIT DAB PARIS",
+    "CB AMAZON EU SARL",
+    "PRLV SEPA LOYER SCI",
+    "CB RATP NAVIGO",
+    "VIR SEPA EPARGNE",
+];
+const CREDITS: &[&str] = &[
+    "VIR SEPA SALAIRE ACME SAS",
+    "VIR SEPA REMBOURSEMENT CPAM",
+    "VIR SEPA CAF",
+    "VIR INSTANTANE M DUPONT",
+    "REMISE CHEQUE",
+];
+const PRODUCTS: &[(&str, &str)] = &[
+    ("Compte courant", "Compte de dépôt"),
+    ("Compte joint", "Compte de dépôt joint"),
+    ("Compte pro", "Compte professionnel"),
+];
+
+/// A French IBAN for `bank` (5 digits), `branch` (5), `account` (11 alphanumerics) with the
+/// right RIB key and ISO 13616 check digits.
+pub(crate) fn french_iban(bank: u32, branch: u32, account: u64) -> String {
+    let account = format!("{account:011}");
+    // RIB key: 97 - ((89*bank + 15*branch + 3*account) mod 97).
+    let acc: u64 = account.parse().unwrap_or(0);
+    let key = 97 - ((89 * bank as u64 + 15 * branch as u64 + 3 * (acc % 97)) % 97);
+    let bban = format!("{bank:05}{branch:05}{account}{key:02}");
+    let check = 98 - mod97(&format!("{bban}FR00"));
+    format!("FR{check:02}{bban}")
+}
+
+fn mod97(s: &str) -> u64 {
+    let mut rem = 0u64;
+    for c in s.chars() {
+        let v = match c {
+            '0'..='9' => c as u64 - '0' as u64,
+            'A'..='Z' => c as u64 - 'A' as u64 + 10,
+            _ => 0,
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem
+}
+
+/// Whether `iban` passes the ISO 13616 check.
+#[cfg(test)]
+pub(crate) fn iban_is_valid(iban: &str) -> bool {
+    iban.len() > 4 && mod97(&format!("{}{}", &iban[4..], &iban[..4])) == 1
+}
+
+impl BankData {
+    /// `accounts` accounts with `transactions` transactions each, spread over the 13 months
+    /// before `today`.
+    pub(crate) fn generate(seed: u64, accounts: usize, transactions: usize, today: Date) -> Self {
+        let mut rng = Rng::new(seed);
+        let paris = UtcOffset::from_hms(1, 0, 0).unwrap_or(UtcOffset::UTC);
+        let span_days = 395u64; // 13 months
+        let mut list = Vec::with_capacity(accounts);
+        for a in 0..accounts {
+            let (name, product) = *rng.pick(PRODUCTS);
+            let number = 10_000_000_000 + rng.below(89_999_999_999);
+            let iban = french_iban(30004, 1000 + (a as u32 % 9000), number);
+            let id = format!("ACC{:04}", a + 1);
+            // Transactions: dates first, sorted newest first, then amounts.
+            let mut offsets: Vec<(u64, u64)> = (0..transactions)
+                .map(|_| (rng.below(span_days), rng.below(86_400)))
+                .collect();
+            offsets.sort();
+            let mut txs = Vec::with_capacity(transactions);
+            for (n, (days_ago, secs)) in offsets.iter().enumerate() {
+                let credit = rng.below(4) == 0;
+                let label = if credit {
+                    *rng.pick(CREDITS)
+                } else {
+                    *rng.pick(DEBITS)
+                };
+                let cents = if credit {
+                    5_000 + rng.below(250_000)
+                } else {
+                    150 + rng.below(25_000)
+                };
+                let day = today - Duration::days(*days_ago as i64);
+                let at = day.with_time(
+                    Time::from_hms(
+                        (secs / 3600) as u8,
+                        ((secs / 60) % 60) as u8,
+                        (secs % 60) as u8,
+                    )
+                    .unwrap_or(Time::MIDNIGHT),
+                );
+                // Transactions of the last two days are still pending.
+                let booked = *days_ago >= 2;
+                let booking_date = day + Duration::days(1);
+                txs.push(Tx {
+                    entry_reference: format!("{id}-{:06}", transactions - n),
+                    amount: Decimal::new(cents as i64, 2),
+                    credit,
+                    booked,
+                    label: label.to_owned(),
+                    transaction_date: at.assume_offset(paris),
+                    booking_date,
+                });
+            }
+            let booked_sum: Decimal = txs
+                .iter()
+                .filter(|t| t.booked)
+                .map(|t| if t.credit { t.amount } else { -t.amount })
+                .sum();
+            let pending_sum: Decimal = txs
+                .iter()
+                .filter(|t| !t.booked)
+                .map(|t| if t.credit { t.amount } else { -t.amount })
+                .sum();
+            let opening = Decimal::new(50_000 + rng.below(500_000) as i64, 2);
+            let booked = opening + booked_sum;
+            list.push(Account {
+                id,
+                iban,
+                name: name.to_owned(),
+                product: product.to_owned(),
+                booked,
+                expected: booked + pending_sum,
+                overdraft: Decimal::new(50_000 * (1 + rng.below(4) as i64), 2),
+                transactions: txs,
+            });
+        }
+        let beneficiaries = ["Marie Martin", "SCI Les Tilleuls", "Jean Dupont", "EDF"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| TrustedBeneficiary {
+                id: format!("BEN{:03}", i + 1),
+                name: (*name).to_owned(),
+                iban: french_iban(20041, 100 + i as u32, 1_000_000 + rng.below(8_999_999)),
+            })
+            .collect();
+        BankData {
+            accounts: list,
+            beneficiaries,
+        }
+    }
+
+    pub(crate) fn account(&self, id: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_data() {
+        let today = time::macros::date!(2025 - 06 - 15);
+        let a = BankData::generate(7, 3, 50, today);
+        let b = BankData::generate(7, 3, 50, today);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        let c = BankData::generate(8, 3, 50, today);
+        assert_ne!(format!("{a:?}"), format!("{c:?}"));
+    }
+
+    #[test]
+    fn ibans_and_balances_are_consistent() {
+        let today = time::macros::date!(2025 - 06 - 15);
+        let data = BankData::generate(1, 4, 80, today);
+        for account in &data.accounts {
+            assert!(iban_is_valid(&account.iban), "{}", account.iban);
+            let pending: Decimal = account
+                .transactions
+                .iter()
+                .filter(|t| !t.booked)
+                .map(|t| if t.credit { t.amount } else { -t.amount })
+                .sum();
+            assert_eq!(account.expected - account.booked, pending);
+            let oldest = account.transactions.last().unwrap().transaction_date.date();
+            assert!(oldest >= today - Duration::days(395));
+            assert!(account.transactions.iter().any(|t| t.credit));
+            assert!(account.transactions.iter().any(|t| !t.credit));
+        }
+        for b in &data.beneficiaries {
+            assert!(iban_is_valid(&b.iban), "{}", b.iban);
+        }
+        // A known-good IBAN.
+        assert!(iban_is_valid("FR1420041010050500013M02606"));
+    }
+}

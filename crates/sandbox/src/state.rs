@@ -1,0 +1,508 @@
+//! The bank's state and the checks every request goes through.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+
+use rustls_pki_types::pem::PemObject;
+use stet_httpsig::{PublicKey, VerifyError, VerifyPolicy};
+use stet_models::Dialect;
+use time::OffsetDateTime;
+
+use crate::data::BankData;
+use crate::pki::Pki;
+use crate::server::{Reply, Req};
+use crate::{SandboxConfig, SandboxError, SandboxInfo};
+
+/// The test PSU's login.
+pub(crate) const PSU: &str = "psu-sandbox";
+
+/// How a token was granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// Authorization code: the PSU consented.
+    Code,
+    /// Client credentials: the TPP alone.
+    ClientCredentials,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub(crate) client_id: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) grant: Grant,
+    pub(crate) expires: Instant,
+    /// The payment the PSU approved with this grant.
+    pub(crate) payment: Option<String>,
+    pub(crate) uses: u64,
+    /// The PSU consent this token belongs to (code grants).
+    pub(crate) consent: Option<u64>,
+}
+
+impl Token {
+    pub(crate) fn has(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Code {
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) challenge: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) payment: Option<String>,
+    pub(crate) expires: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Refresh {
+    pub(crate) client_id: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) payment: Option<String>,
+    pub(crate) consent: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Consent {
+    pub(crate) calls: u64,
+    pub(crate) revoked: bool,
+}
+
+/// A payment request as the bank holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Payment {
+    pub(crate) resource: stet_models::PaymentRequestResource,
+    pub(crate) total: rust_decimal::Decimal,
+    /// RCVD, ACTC, ACSC, RJCT or CANC.
+    pub(crate) status: &'static str,
+    pub(crate) reason: Option<&'static str>,
+    pub(crate) approved: bool,
+    pub(crate) reads_since_confirmation: u32,
+    pub(crate) created: OffsetDateTime,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    pub(crate) codes: HashMap<String, Code>,
+    pub(crate) tokens: HashMap<String, Token>,
+    pub(crate) refresh: HashMap<String, Refresh>,
+    pub(crate) consents: Vec<Consent>,
+    pub(crate) payments: HashMap<String, Payment>,
+    pub(crate) next_payment: u64,
+    /// Unattended calls per (account, endpoint, day).
+    pub(crate) unattended: HashMap<(String, &'static str, time::Date), u32>,
+    /// The last PSU consent forwarded with `PUT /consents`.
+    pub(crate) access: Option<stet_models::Access>,
+}
+
+/// The bank.
+pub(crate) struct State {
+    pub(crate) config: SandboxConfig,
+    pub(crate) info: SandboxInfo,
+    pub(crate) origin: String,
+    pub(crate) prefix: String,
+    pub(crate) data: BankData,
+    pub(crate) today: time::Date,
+    pub(crate) keys: HashMap<String, PublicKey>,
+    pub(crate) qseal_pem: Vec<u8>,
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) api_requests: AtomicU64,
+    pub(crate) payments_created: Arc<AtomicU64>,
+}
+
+/// The organizationIdentifier (2.5.4.97) in a certificate's subject.
+pub(crate) fn organization_identifier(cert_der: &[u8]) -> Option<String> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    let oid = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.97");
+    cert.tbs_certificate
+        .subject
+        .0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .find(|atv| atv.oid == oid)
+        .and_then(|atv| String::from_utf8(atv.value.value().to_vec()).ok())
+}
+
+/// 32 random bytes as hex: tokens, codes, secrets.
+pub(crate) fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    // aws-lc's system RNG; it fails only when the OS has no randomness at all.
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes[..16].copy_from_slice(&nanos.to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
+/// The HTTP status for a signature rejection: malformed input is 400, a signature that does not
+/// authenticate the request is 401.
+fn verify_status(e: &VerifyError) -> u16 {
+    match e {
+        VerifyError::Header(_)
+        | VerifyError::SeveralSignatures(_)
+        | VerifyError::MissingDigest
+        | VerifyError::Digest(_)
+        | VerifyError::MissingDate
+        | VerifyError::BadDate(_)
+        | VerifyError::SigningString(_) => 400,
+        _ => 401,
+    }
+}
+
+impl State {
+    pub(crate) fn new(
+        config: SandboxConfig,
+        pki: &Pki,
+        addr: SocketAddr,
+        payments_created: Arc<AtomicU64>,
+    ) -> Result<State, SandboxError> {
+        let host = match addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let origin = format!("https://{host}:{}", addr.port());
+        let version = match config.dialect {
+            Dialect::V1_4 => "v1.4",
+            Dialect::V1_5 => "v1.5",
+        };
+        let prefix = format!("/stet/psd2/{version}");
+        let qseal_pem = pki.read("tpp-qseal.pem")?;
+        let qseal =
+            PublicKey::from_pem(&qseal_pem).map_err(|e| SandboxError::QSealC(e.to_string()))?;
+        let qwac_pem = pki.read("tpp-qwac.pem")?;
+        let qwac_der = rustls_pki_types::CertificateDer::pem_slice_iter(&qwac_pem)
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| SandboxError::Qwac("no certificate in tpp-qwac.pem".into()))?;
+        let client_id = organization_identifier(&qwac_der).ok_or_else(|| {
+            SandboxError::Qwac("tpp-qwac.pem has no organizationIdentifier (2.5.4.97)".into())
+        })?;
+        let key_id = format!("{origin}/tpp/qseal.pem");
+        let mut keys = HashMap::new();
+        keys.insert(key_id.clone(), qseal.clone());
+        keys.insert("tpp-qseal.pem".to_owned(), qseal.clone());
+        if let Some(extra) = &config.key_id {
+            keys.insert(extra.clone(), qseal);
+        }
+        let today = config
+            .today
+            .unwrap_or_else(|| OffsetDateTime::now_utc().date());
+        let data = BankData::generate(config.seed, config.accounts, config.transactions, today);
+        let info = SandboxInfo {
+            api_base: format!("{origin}{prefix}"),
+            authorize_url: format!("{origin}/authorize"),
+            token_url: format!("{origin}/token"),
+            ca: pki.path("ca.pem"),
+            client_id,
+            client_secret: random_hex(),
+            key_id,
+            redirect_uri: "http://127.0.0.1/callback".to_owned(),
+            psu: PSU.to_owned(),
+            qwac_cert: pki.path("tpp-qwac.pem"),
+            qwac_key: pki.path("tpp-qwac.key"),
+            qseal_cert: pki.path("tpp-qseal.pem"),
+            qseal_key: pki.path("tpp-qseal.key"),
+            dialect: match config.dialect {
+                Dialect::V1_4 => "1.4",
+                Dialect::V1_5 => "1.5",
+            }
+            .to_owned(),
+        };
+        Ok(State {
+            config,
+            info,
+            origin,
+            prefix,
+            data,
+            today,
+            keys,
+            qseal_pem,
+            inner: Mutex::new(Inner::default()),
+            api_requests: AtomicU64::new(0),
+            payments_created,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data: every update is one statement.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A STET `ErrorModel` (`Error400Model` for 400): `message` fits the schema's 140
+    /// characters; `details` carries the whole reason.
+    pub(crate) fn error(
+        &self,
+        status: u16,
+        path: &str,
+        message: &str,
+        details: Option<&str>,
+    ) -> Reply {
+        let mut body = serde_json::json!({
+            "timestamp": OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            "status": status,
+            "error": reason_phrase(status),
+            "message": truncate(message, 140),
+            "path": truncate(path, 140),
+        });
+        let full = details.unwrap_or(message);
+        if full != body["message"] {
+            body["details"] = serde_json::Value::String(full.to_owned());
+        }
+        Reply::json(status, body.to_string().into_bytes())
+    }
+
+    /// Every request: the route, the checks, the answer.
+    pub(crate) async fn handle(self: &Arc<Self>, req: Req) -> Reply {
+        let request_id = req.header("x-request-id").map(str::to_owned);
+        let mut reply = self.route(req).await;
+        if let Some(id) = request_id {
+            reply.headers.push(("X-Request-ID".to_owned(), id));
+        }
+        reply
+    }
+
+    async fn route(self: &Arc<Self>, req: Req) -> Reply {
+        let path = req.path.clone();
+        match (req.method.as_str(), path.as_str()) {
+            ("GET" | "POST", "/authorize") => return self.authorize(&req),
+            ("GET", "/tpp/qseal.pem") => {
+                return Reply {
+                    body: self.qseal_pem.clone(),
+                    ..Reply::new(200)
+                }
+                .with_header("Content-Type", "application/x-pem-file");
+            }
+            _ => {}
+        }
+        let Some(peer) = req.peer.clone() else {
+            return self.error(
+                401,
+                &path,
+                "no client certificate: connect with the TPP's QWAC (mutual TLS)",
+                None,
+            );
+        };
+        if path == "/token" {
+            if req.method != "POST" {
+                return self.error(405, &path, "use POST for /token", None);
+            }
+            return self.token(&req, &peer);
+        }
+        let Some(rest) = path.strip_prefix(&self.prefix) else {
+            return self.error(
+                404,
+                &path,
+                &format!("no such endpoint: the API is under {}", self.prefix),
+                None,
+            );
+        };
+        let rest = rest.to_owned();
+
+        // Faults come first, as from a failing front end.
+        let n = self.api_requests.fetch_add(1, Ordering::SeqCst) + 1;
+        let decision = self.config.faults.decide(n);
+        if let Some(delay) = decision.delay {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(retry_after) = decision.too_many {
+            return self
+                .error(
+                    429,
+                    &path,
+                    &format!("too many requests (fault: request {n})"),
+                    None,
+                )
+                .with_header("Retry-After", retry_after.to_string());
+        }
+        if decision.unavailable {
+            return self.error(
+                503,
+                &path,
+                &format!("service unavailable (fault: request {n})"),
+                None,
+            );
+        }
+
+        let mut reply = match self.check_signature(&req) {
+            Err(reply) => reply,
+            Ok(()) => self.api(&req, &rest).await,
+        };
+        reply.cut = decision.drop;
+        reply
+    }
+
+    fn check_signature(&self, req: &Req) -> Result<(), Reply> {
+        let mut request = stet_httpsig::Request::new(req.method.clone(), req.target.clone());
+        for (name, value) in &req.headers {
+            request.append_header(name.clone(), value.clone());
+        }
+        request.set_body(req.body.to_vec());
+        match stet_httpsig::verify_request(
+            &request,
+            &VerifyPolicy::stet(),
+            &self.keys,
+            SystemTime::now(),
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let full = e.to_string();
+                let status = verify_status(&e);
+                let short = match &e {
+                    VerifyError::Mismatch { .. } => format!(
+                        "signature does not match the request (keyId known); see details for the signing string rebuilt here"
+                    ),
+                    _ => full.clone(),
+                };
+                Err(self.error(status, &req.path, &short, Some(&full)))
+            }
+        }
+    }
+
+    /// The bearer token of a request, checked for `scope`; counts the use.
+    pub(crate) fn bearer(&self, req: &Req, scope: &str) -> Result<Token, Reply> {
+        let path = &req.path;
+        let unauthorized = |msg: &str| {
+            self.error(401, path, msg, None).with_header(
+                "WWW-Authenticate",
+                format!("Bearer error=\"invalid_token\", error_description=\"{msg}\""),
+            )
+        };
+        let Some(auth) = req.header("authorization") else {
+            return Err(unauthorized(
+                "no Authorization header: send `Authorization: Bearer <access token>`",
+            ));
+        };
+        let Some(token) = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("bearer "))
+        else {
+            return Err(unauthorized(
+                "the Authorization header is not `Bearer <access token>`",
+            ));
+        };
+        let mut inner = self.lock();
+        let Some(t) = inner.tokens.get(token.trim()).cloned() else {
+            return Err(unauthorized("unknown access token"));
+        };
+        if Instant::now() >= t.expires {
+            return Err(unauthorized("the access token has expired"));
+        }
+        if let Some(max) = self.config.faults.token_uses()
+            && t.uses >= max
+        {
+            return Err(unauthorized(&format!(
+                "the access token has expired (fault: after {max} uses)"
+            )));
+        }
+        if let Some(consent) = t.consent
+            && let Some(c) = inner.consents.get(consent as usize)
+            && c.revoked
+        {
+            return Err(self.error(
+                403,
+                path,
+                "the PSU's consent was revoked: run the authorization again",
+                None,
+            ));
+        }
+        let cert_client = req.peer.as_deref().and_then(|c| organization_identifier(c));
+        if cert_client.as_deref() != Some(t.client_id.as_str()) {
+            return Err(unauthorized(
+                "the access token was issued to another client certificate (tokens are bound to the QWAC)",
+            ));
+        }
+        if !t.has(scope) {
+            return Err(self.error(
+                403,
+                path,
+                &format!(
+                    "the token was not granted the `{scope}` scope (it has: {})",
+                    t.scopes.join(" ")
+                ),
+                None,
+            ));
+        }
+        if let Some(tok) = inner.tokens.get_mut(token.trim()) {
+            tok.uses += 1;
+        }
+        if let Some(consent) = t.consent {
+            let revoke_after = self.config.faults.revoke_after();
+            if let Some(c) = inner.consents.get_mut(consent as usize) {
+                c.calls += 1;
+                if revoke_after.is_some_and(|n| c.calls >= n) {
+                    c.revoked = true;
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// Applies the unattended-access limit: without `PSU-IP-Address`, 4 calls a day per account
+    /// and endpoint.
+    pub(crate) fn psu_presence(
+        &self,
+        req: &Req,
+        account: &str,
+        endpoint: &'static str,
+    ) -> Result<(), Reply> {
+        if req.header("psu-ip-address").is_some() {
+            return Ok(());
+        }
+        let day = OffsetDateTime::now_utc().date();
+        let mut inner = self.lock();
+        let count = inner
+            .unattended
+            .entry((account.to_owned(), endpoint, day))
+            .or_insert(0);
+        *count += 1;
+        if *count > 4 {
+            return Err(self
+                .error(
+                    429,
+                    &req.path,
+                    &format!(
+                        "the PSU is not present (no PSU-IP-Address): 4 calls a day per account and endpoint, this is call {count} on {endpoint} of {account}"
+                    ),
+                    None,
+                )
+                .with_header("Retry-After", "86400"));
+        }
+        Ok(())
+    }
+
+    /// An href in the configured link style, for `rel` = path and query under the API base
+    /// (starting with `/`).
+    pub(crate) fn link(&self, rel: &str) -> String {
+        match self.config.link_style {
+            crate::LinkStyle::Url => format!("{}{}{rel}", self.origin, self.prefix),
+            crate::LinkStyle::Path => format!("{}{rel}", self.prefix),
+            crate::LinkStyle::Relative => rel.trim_start_matches('/').to_owned(),
+        }
+    }
+}
