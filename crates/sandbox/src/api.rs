@@ -549,7 +549,7 @@ impl State {
         let Some(amount) = &request.instructed_amount else {
             return Err(self.error(400, &req.path, "instructedAmount is required", None));
         };
-        let wanted: Decimal = amount.amount.clone().into();
+        let wanted: Decimal = amount.amount.into();
         let result = amount.currency == "EUR" && wanted <= account.expected + account.overdraft;
         let report = stet_models::HalPaymentCoverageReport {
             request,
@@ -589,7 +589,7 @@ impl State {
                     None,
                 ));
             };
-            let value: Decimal = amount.amount.clone().into();
+            let value: Decimal = amount.amount.into();
             if value <= Decimal::ZERO || amount.currency != "EUR" {
                 return Err(self.error(
                     400,

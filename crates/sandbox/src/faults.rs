@@ -190,7 +190,7 @@ impl Faults {
         let mut d = Decision::default();
         for fault in &self.0 {
             match *fault {
-                Fault::TooManyRequests { every, retry_after } if n % every == 0 => {
+                Fault::TooManyRequests { every, retry_after } if n.is_multiple_of(every) => {
                     d.too_many = Some(retry_after);
                 }
                 Fault::Unavailable { every, burst } => {
@@ -200,8 +200,8 @@ impl Faults {
                         d.unavailable = true;
                     }
                 }
-                Fault::Drop { every } if n % every == 0 => d.drop = true,
-                Fault::Slow { every, delay } if n % every == 0 => d.delay = Some(delay),
+                Fault::Drop { every } if n.is_multiple_of(every) => d.drop = true,
+                Fault::Slow { every, delay } if n.is_multiple_of(every) => d.delay = Some(delay),
                 _ => {}
             }
         }

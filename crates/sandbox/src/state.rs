@@ -374,9 +374,7 @@ impl State {
                 let full = e.to_string();
                 let status = verify_status(&e);
                 let short = match &e {
-                    VerifyError::Mismatch { .. } => format!(
-                        "signature does not match the request (keyId known); see details for the signing string rebuilt here"
-                    ),
+                    VerifyError::Mismatch { .. } => "the signature does not match the request; `details` has the signing string rebuilt here".to_owned(),
                     _ => full.clone(),
                 };
                 Err(self.error(status, &req.path, &short, Some(&full)))

@@ -121,6 +121,11 @@ impl Tpp {
 
     /// Sends `req` to the sandbox's origin + its target.
     pub async fn send(&self, req: &Request) -> Answer {
+        self.try_send(req).await.unwrap()
+    }
+
+    /// Like [`Tpp::send`], with transport errors (a dropped connection) as `Err`.
+    pub async fn try_send(&self, req: &Request) -> Result<Answer, reqwest::Error> {
         let base = reqwest::Url::parse(&self.info.api_base).unwrap();
         let url = format!("{}://{}{}", base.scheme(), base.authority(), req.target());
         let mut builder = self.http.request(
@@ -130,15 +135,15 @@ impl Tpp {
         for (n, v) in req.headers() {
             builder = builder.header(n, v);
         }
-        let response = builder.body(req.body().to_vec()).send().await.unwrap();
+        let response = builder.body(req.body().to_vec()).send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap().to_vec();
-        Answer {
+        let body = response.bytes().await?.to_vec();
+        Ok(Answer {
             status,
             headers,
             body,
-        }
+        })
     }
 
     /// Signs and sends; `path` is under the API base (or a full URL).
