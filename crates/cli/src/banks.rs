@@ -1,10 +1,229 @@
-//! `stet banks`: being built.
+//! `stet banks`: the bank dialect profiles, and what each changes from its generic base.
+//!
+//! Everything shown comes from `stet_client::bank`; this file only lays it out.
 
-use crate::exit::Failure;
+use std::io::Write as _;
+use std::path::PathBuf;
 
+use stet_client::bank::{BankProfile, BankProfiles, ProfileDiff};
+
+use crate::exit::{self, Failure, OrExit as _};
+
+/// `stet banks [NAME] [--output json] [--profiles DIR]`.
 #[derive(Debug, clap::Args)]
-pub struct BanksArgs {}
+#[command(after_help = "Examples:
+  stet banks                        every profile, and what each changes from its generic base
+  stet banks hellobank              one profile in full, with the source of each value
+  stet banks --output json | jq '.[] | {name: .profile.name, changes: [.changes[].field]}'
+  stet banks --profiles ~/.config/stet/banks bpce
+                                    with the profiles in that folder replacing or patching the built-in ones
 
-pub fn run(_args: BanksArgs) -> Result<u8, Failure> {
-    Err(Failure::new(2, "`stet banks` is not available yet"))
+A profile file that extends its own name patches the built-in profile:
+  # ~/.config/stet/banks/bpce.toml
+  name = \"bpce\"
+  extends = \"bpce\"
+  base_path = \"/stet/psd2/v1.4.2\"")]
+pub struct BanksArgs {
+    /// Show this profile in full (a name or an alias, any case)
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+    /// Output format: text for people, json for scripts
+    #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
+    output: Output,
+    /// A folder of profile files (*.toml) that add to, replace or patch the built-in profiles
+    #[arg(long, value_name = "DIR", env = "STET_BANK_PROFILES")]
+    profiles: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+/// Prints the profiles (or one), to stdout; an unknown name or a bad profile file exits 78.
+pub fn run(args: BanksArgs) -> Result<u8, Failure> {
+    let mut banks = BankProfiles::builtin();
+    if let Some(dir) = &args.profiles {
+        if !dir.is_dir() {
+            return Err(Failure::new(
+                exit::NO_INPUT,
+                format!("--profiles {}: not a folder", dir.display()),
+            ));
+        }
+        banks
+            .add_dir(dir)
+            .or_exit(exit::CONFIG, "cannot load the bank profiles")?;
+    }
+    let text = match &args.name {
+        Some(name) => one(&banks, name, args.output)?,
+        None => list(&banks, args.output)?,
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .or_exit(exit::IO, "cannot write the output")?;
+    Ok(0)
+}
+
+/// A profile and what it changes, for the list.
+fn resolve_all(banks: &BankProfiles) -> Result<Vec<(BankProfile, ProfileDiff)>, Failure> {
+    banks
+        .names()
+        .iter()
+        .map(|name| Ok((banks.get(name)?, banks.diff_from_base(name)?)))
+        .collect::<Result<_, stet_client::bank::BankError>>()
+        .or_exit(exit::CONFIG, "invalid bank profile")
+}
+
+fn list(banks: &BankProfiles, output: Output) -> Result<String, Failure> {
+    let all = resolve_all(banks)?;
+    if output == Output::Json {
+        let items: serde_json::Value = all
+            .iter()
+            .map(|(profile, diff)| {
+                serde_json::json!({ "profile": profile, "base": diff.base, "changes": diff.changes })
+            })
+            .collect();
+        return Ok(json(&items));
+    }
+
+    let mut rows = vec![[
+        "NAME".to_owned(),
+        "BANK".to_owned(),
+        "DIALECT".to_owned(),
+        "EXTENDS".to_owned(),
+        "BASE PATH".to_owned(),
+    ]];
+    for (profile, _) in &all {
+        rows.push([
+            profile.name.clone(),
+            profile.display_name.clone(),
+            profile.dialect.to_string(),
+            profile.extends.clone().unwrap_or_else(|| "-".to_owned()),
+            profile.base_path.clone(),
+        ]);
+    }
+    let mut text = table(&rows);
+
+    text.push_str("\nWhat each profile changes from its generic base:\n");
+    for (profile, diff) in &all {
+        let Some(base) = &diff.base else { continue };
+        text.push_str(&format!("\n{} (from {base})", profile.name));
+        if !profile.aliases.is_empty() {
+            text.push_str(&format!(", also: {}", profile.aliases.join(", ")));
+        }
+        text.push('\n');
+        if diff.changes.is_empty() {
+            text.push_str("  nothing\n");
+        }
+        let width = diff
+            .changes
+            .iter()
+            .map(|c| c.field.len())
+            .max()
+            .unwrap_or(0);
+        for change in &diff.changes {
+            text.push_str(&format!(
+                "  {:width$}  {}  ->  {}\n",
+                change.field, change.base, change.profile
+            ));
+        }
+    }
+    text.push_str(
+        "\nNo bank profile has been checked against the bank's live sandbox. \
+         `stet banks NAME` shows one in full, with sources.\n",
+    );
+    Ok(text)
+}
+
+fn one(banks: &BankProfiles, name: &str, output: Output) -> Result<String, Failure> {
+    // An unknown name is a configuration problem: the message lists the known names.
+    let profile = banks.get(name).map_err(|e| Failure::new(exit::CONFIG, e))?;
+    let diff = banks
+        .diff_from_base(&profile.name)
+        .or_exit(exit::CONFIG, "invalid bank profile")?;
+    let fields = banks
+        .explain(&profile.name)
+        .or_exit(exit::CONFIG, "invalid bank profile")?;
+    if output == Output::Json {
+        return Ok(json(&serde_json::json!({
+            "profile": profile,
+            "base": diff.base,
+            "changes": diff.changes,
+            "fields": fields,
+        })));
+    }
+
+    let mut text = format!("{}: {}\n", profile.name, profile.display_name);
+    if !profile.aliases.is_empty() {
+        text.push_str(&format!("aliases: {}\n", profile.aliases.join(", ")));
+    }
+    match (&profile.extends, &diff.base) {
+        (Some(extends), Some(base)) if extends != base => {
+            text.push_str(&format!("extends: {extends} (generic base: {base})\n"));
+        }
+        (Some(extends), _) => text.push_str(&format!("extends: {extends}\n")),
+        (None, _) => text.push_str("extends: nothing (a generic profile)\n"),
+    }
+    text.push_str(&format!(
+        "checked against the bank's live sandbox: {}\n\n",
+        if profile.verified_against_live_sandbox {
+            "yes"
+        } else {
+            "no"
+        }
+    ));
+    let width = fields.iter().map(|f| f.field.len()).max().unwrap_or(0);
+    for field in &fields {
+        let changed = diff.changes.iter().any(|c| c.field == field.field);
+        text.push_str(&format!(
+            "{} {:width$} = {}\n",
+            if changed { "*" } else { " " },
+            field.field,
+            field.value
+        ));
+        let from = format!("set by {} ({})", field.set_by, field.origin);
+        match &field.source {
+            Some(source) => text.push_str(&format!("  {:width$}   {from}; source: {source}\n", "")),
+            None => text.push_str(&format!("  {:width$}   {from}\n", "")),
+        }
+    }
+    if diff.base.is_some() {
+        text.push_str("\n* differs from the generic base\n");
+    }
+    text.push_str("\nnotes:\n");
+    for line in profile.notes.trim().lines() {
+        text.push_str(&format!("  {line}\n"));
+    }
+    Ok(text)
+}
+
+/// Left-aligned columns two spaces apart; widths by characters (names have accents).
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                line.push_str(&" ".repeat(w - cell.chars().count() + 2));
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+fn json(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
 }
