@@ -7,10 +7,13 @@
 //! | 0 | success |
 //! | 1 | the check asked for failed (`stet sig verify`: the signature is not valid) |
 //! | 2 | usage: unknown command or flag, bad argument value |
-//! | 65 | the input could not be read as what it should be (a malformed HTTP request) |
+//! | 65 | the input could not be read (a malformed HTTP request), or the bank sent data that could not be read or refused the request as malformed |
 //! | 66 | an input file does not exist or cannot be read |
-//! | 74 | output could not be written |
-//! | 78 | configuration: a key or certificate cannot be used (bad PEM, wrong passphrase, too short) |
+//! | 69 | the bank is unavailable: unreachable, timing out, or answering 5xx |
+//! | 74 | output could not be written, or the token store failed |
+//! | 75 | temporary: rate limited (retry later), or a payment's outcome is unknown (check it) |
+//! | 77 | consent or authentication needed: log in again (`stet auth login`) |
+//! | 78 | configuration: a key, certificate or profile cannot be used |
 
 use std::fmt::Display;
 use std::process::ExitCode;
@@ -23,8 +26,47 @@ pub const DATA: u8 = 65;
 pub const NO_INPUT: u8 = 66;
 /// Exit code: output cannot be written.
 pub const IO: u8 = 74;
+/// Exit code: the bank is unavailable.
+pub const UNAVAILABLE: u8 = 69;
+/// Exit code: try again later.
+pub const TEMPORARY: u8 = 75;
+/// Exit code: consent or authentication needed.
+pub const AUTH: u8 = 77;
 /// Exit code: a configuration, key or certificate problem.
 pub const CONFIG: u8 = 78;
+
+/// The exit code for an HTTP status from the bank.
+pub fn for_status(status: u16) -> u8 {
+    match status {
+        200..=299 => 0,
+        401 | 403 => AUTH,
+        429 => TEMPORARY,
+        500..=599 => UNAVAILABLE,
+        _ => DATA,
+    }
+}
+
+/// The exit code for a failed exchange with the bank.
+pub fn for_transport(e: &stet_transport::TransportError) -> u8 {
+    use stet_transport::TransportError as E;
+    match e {
+        E::Config(_) | E::Identity(_) | E::SigningKey { .. } | E::Sign(_) => CONFIG,
+        E::UntrustedServer { .. } | E::Tls { .. } | E::TokenRedirect { .. } => CONFIG,
+        E::Connect { .. } | E::Timeout { .. } | E::TokenEndpoint { .. } => UNAVAILABLE,
+        E::OutcomeUnknown { .. } | E::RateLimited { .. } => TEMPORARY,
+        E::OAuth { .. } | E::ConsentRequired { .. } => AUTH,
+        E::ForeignHost { .. } | E::TooLarge { .. } => DATA,
+        E::Http { status, .. } => for_status(*status),
+        E::Store(_) => IO,
+        _ => 1,
+    }
+}
+
+impl From<stet_transport::TransportError> for Failure {
+    fn from(e: stet_transport::TransportError) -> Self {
+        Failure::new(for_transport(&e), e)
+    }
+}
 
 /// A failed command: what to print, and the exit code.
 #[derive(Debug)]

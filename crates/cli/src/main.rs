@@ -5,20 +5,62 @@
 
 mod banks;
 mod exit;
+mod profile;
 mod request;
 mod sandbox;
 mod sig;
 
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 /// STET PSD2 open banking from the command line
 #[derive(Debug, Parser)]
 #[command(name = "stet", version, about, long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Globals {
+    /// The configuration file [default: the platform's config folder, e.g. ~/.config/stet/config.toml]
+    #[arg(long, global = true, env = "STET_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The profile to use from the configuration file
+    #[arg(long, global = true, env = "STET_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Say more on stderr: -v info, -vv debug (each request), -vvv trace
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Say nothing on stderr but errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// Logs go to stderr, filtered by -v/-q (or `STET_LOG`, in `RUST_LOG` syntax); colour only on
+/// a terminal and never with `NO_COLOR`. Secrets never reach a log: the crates redact them.
+fn init_logging(globals: &Globals) {
+    let level = match (globals.quiet, globals.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "warn,stet_transport=debug,stet_client=debug,stet_sandbox=debug,stet=debug",
+        (false, _) => "trace",
+    };
+    let filter = std::env::var("STET_LOG").unwrap_or_else(|_| level.to_owned());
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .with_target(globals.verbose >= 3)
+        .try_init();
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,9 +79,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(&cli.globals);
     let result = match cli.command {
         Command::Sig(command) => sig::run(command),
-        Command::Request(args) => request::run(args),
+        Command::Request(args) => request::run(args, &cli.globals),
         Command::Sandbox(command) => sandbox::run(command),
         Command::Banks(args) => banks::run(args),
     };

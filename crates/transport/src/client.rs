@@ -194,7 +194,10 @@ impl<'a> TransportBuilder<'a> {
                 )?
             }
         };
-        let passphrase = env_secret(p.qseal_key_passphrase_env.as_deref(), "qseal_key_passphrase_env")?;
+        let passphrase = env_secret(
+            p.qseal_key_passphrase_env.as_deref(),
+            "qseal_key_passphrase_env",
+        )?;
         let key_err = |source| TransportError::SigningKey {
             path: p.qseal_key.display().to_string(),
             source,
@@ -204,8 +207,11 @@ impl<'a> TransportBuilder<'a> {
             source: stet_httpsig::KeyError::NotAKey(format!("cannot read the file: {e}")),
         })?;
         crate::token::warn_if_readable_by_others(&p.qseal_key);
-        let key = PrivateKey::from_bytes(&key_bytes, passphrase.as_ref().map(|s| s.expose().as_bytes()))
-            .map_err(key_err)?;
+        let key = PrivateKey::from_bytes(
+            &key_bytes,
+            passphrase.as_ref().map(|s| s.expose().as_bytes()),
+        )
+        .map_err(key_err)?;
         let signer: Arc<dyn Signer> = Arc::from(key.signer(self.backend).map_err(key_err)?);
 
         let mut builder = reqwest::Client::builder()
@@ -235,7 +241,9 @@ impl<'a> TransportBuilder<'a> {
                 }
             }
         };
-        signing.validate().map_err(|e| TransportError::Sign(e.into()))?;
+        signing
+            .validate()
+            .map_err(|e| TransportError::Sign(e.into()))?;
 
         let oauth = match (&p.token_url, &p.client_id) {
             (Some(token_url), Some(client_id)) => Some(OAuthClient::new(
@@ -279,13 +287,15 @@ impl<'a> TransportBuilder<'a> {
 
 fn env_secret(var: Option<&str>, key: &'static str) -> Result<Option<Secret>, TransportError> {
     let Some(var) = var else { return Ok(None) };
-    std::env::var(var).map(|v| Some(Secret::new(v))).map_err(|_| {
-        TransportError::Config(crate::config::ConfigError::Invalid {
-            profile: String::new(),
-            key,
-            detail: format!("the environment variable {var} is not set"),
+    std::env::var(var)
+        .map(|v| Some(Secret::new(v)))
+        .map_err(|_| {
+            TransportError::Config(crate::config::ConfigError::Invalid {
+                profile: String::new(),
+                key,
+                detail: format!("the environment variable {var} is not set"),
+            })
         })
-    })
 }
 
 /// Talks to one bank: signs, authenticates, sends, retries what is safe to retry.
@@ -361,7 +371,9 @@ impl Transport {
         let mut cache = t.cache.lock().await;
         let set = t.loaded(&mut cache)?;
         set.tokens.insert(key.to_owned(), token);
-        t.store.save(&t.profile, set).map_err(|e| TransportError::Store(e.to_string()))
+        t.store
+            .save(&t.profile, set)
+            .map_err(|e| TransportError::Store(e.to_string()))
     }
 
     /// Forgets every token of this profile; whether there were any.
@@ -369,7 +381,9 @@ impl Transport {
         let t = &self.inner.tokens;
         let mut cache = t.cache.lock().await;
         *cache = Some(TokenSet::default());
-        t.store.delete(&t.profile).map_err(|e| TransportError::Store(e.to_string()))
+        t.store
+            .delete(&t.profile)
+            .map_err(|e| TransportError::Store(e.to_string()))
     }
 
     /// Resolves a request target against the API base, refusing other hosts.
@@ -408,7 +422,10 @@ impl Transport {
         let mut refreshed = false;
         loop {
             attempt += 1;
-            let token = inner.tokens.token(inner.oauth.as_ref(), &request.auth, false).await?;
+            let token = inner
+                .tokens
+                .token(inner.oauth.as_ref(), &request.auth, false)
+                .await?;
             let (http_request, request_id) = self.prepare(request, &url, token.as_ref())?;
             let t0 = Instant::now();
             let outcome = inner.http.execute(http_request).await;
@@ -416,7 +433,10 @@ impl Transport {
                 Ok(r) => r,
                 Err(e) => {
                     let sent = !e.is_connect();
-                    let err = classify(&e, request.method.as_str(), url.as_str(), sent);
+                    let mut err = classify(&e, request.method.as_str(), url.as_str(), sent);
+                    if let TransportError::Timeout { after, .. } = &mut err {
+                        *after = inner.timeout;
+                    }
                     tracing::debug!(
                         method = %request.method, path = url.path(), request_id = %request_id,
                         attempt, error = %err, "request failed"
@@ -456,14 +476,27 @@ impl Transport {
                 attempt,
                 "stet request"
             );
-            if status == 401 && !refreshed && token.is_some() && inner.tokens.fixed.is_none() && token_rejected(&headers, &body) {
+            if status == 401
+                && !refreshed
+                && token.is_some()
+                && inner.tokens.fixed.is_none()
+                && token_rejected(&headers, &body)
+            {
                 refreshed = true;
-                inner.tokens.token(inner.oauth.as_ref(), &request.auth, true).await?;
+                inner
+                    .tokens
+                    .token(inner.oauth.as_ref(), &request.auth, true)
+                    .await?;
                 attempt -= 1;
                 continue;
             }
             let retryable = matches!(status, 429 | 502 | 503 | 504);
-            if retryable && idempotent && self.may_retry(attempt, &mut waited, retry_after(&headers)).await {
+            if retryable
+                && idempotent
+                && self
+                    .may_retry(attempt, &mut waited, retry_after(&headers))
+                    .await
+            {
                 continue;
             }
             tracing::trace!(total_ms = started.elapsed().as_millis() as u64, "done");
@@ -521,7 +554,12 @@ impl Transport {
                 message.append_header(name, value);
             }
         }
-        sign_request(&mut message, &inner.signing, inner.signer.as_ref(), SystemTime::now())?;
+        sign_request(
+            &mut message,
+            &inner.signing,
+            inner.signer.as_ref(),
+            SystemTime::now(),
+        )?;
 
         let mut wire = reqwest::Request::new(request.method.clone(), url.clone());
         *wire.timeout_mut() = Some(inner.timeout);
@@ -540,7 +578,11 @@ impl Transport {
         Ok((wire, request_id))
     }
 
-    async fn read_body(&self, mut response: reqwest::Response, url: &Url) -> Result<Vec<u8>, TransportError> {
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        url: &Url,
+    ) -> Result<Vec<u8>, TransportError> {
         let limit = self.inner.max_body;
         let too_large = || TransportError::TooLarge {
             url: url.to_string(),
@@ -573,7 +615,8 @@ fn bad_header(name: &str) -> TransportError {
 
 fn outcome_unknown(method: &Method, url: &Url, detail: String) -> TransportError {
     let check = if url.path().contains("payment-requests") {
-        ": list or read the payment request (`stet pay status ID`) to see whether it exists".to_owned()
+        ": list or read the payment request (`stet pay status ID`) to see whether it exists"
+            .to_owned()
     } else {
         String::new()
     };
@@ -592,7 +635,9 @@ fn token_rejected(headers: &HeaderMap, body: &[u8]) -> bool {
         .iter()
         .any(|v| v.to_str().is_ok_and(|s| s.contains("invalid_token")));
     let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_ascii_lowercase();
-    in_header || text.contains("invalid_token") || (text.contains("token") && text.contains("expired"))
+    in_header
+        || text.contains("invalid_token")
+        || (text.contains("token") && text.contains("expired"))
 }
 
 /// `scheme://host:port`, the unit credentials are bound to.
@@ -655,11 +700,13 @@ fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
+        // `io::Error::source` skips the error it wraps, and TLS errors arrive as an io::Error
+        // wrapping an io::Error wrapping the rustls error: look inside each.
         if let Some(io) = err.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
-            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
         {
-            return Some(tls);
+            current = Some(inner);
+            continue;
         }
         current = err.source();
     }
@@ -690,7 +737,10 @@ struct Tokens {
 }
 
 impl Tokens {
-    fn loaded<'c>(&self, cache: &'c mut Option<TokenSet>) -> Result<&'c mut TokenSet, TransportError> {
+    fn loaded<'c>(
+        &self,
+        cache: &'c mut Option<TokenSet>,
+    ) -> Result<&'c mut TokenSet, TransportError> {
         if cache.is_none() {
             *cache = Some(
                 self.store
@@ -728,16 +778,20 @@ impl Tokens {
         let mut cache = self.cache.lock().await;
         let set = self.loaded(&mut cache)?;
         let now = SystemTime::now();
-        let missing_oauth = || TransportError::Config(crate::config::ConfigError::Missing {
-            key: "token_url",
-            profile: self.profile.clone(),
-        });
+        let missing_oauth = || {
+            TransportError::Config(crate::config::ConfigError::Missing {
+                key: "token_url",
+                profile: self.profile.clone(),
+            })
+        };
         let (key, fresh) = match auth {
             Auth::None => return Ok(None),
             Auth::ClientCredentials(scopes) => {
                 let key = format!("client_credentials {}", scopes.join(" "));
                 match set.tokens.get(&key) {
-                    Some(t) if !force && t.is_fresh(now, self.margin) => return Ok(Some(t.clone())),
+                    Some(t) if !force && t.is_fresh(now, self.margin) => {
+                        return Ok(Some(t.clone()));
+                    }
                     _ => {}
                 }
                 let oauth = oauth.ok_or_else(missing_oauth)?;
@@ -768,7 +822,8 @@ impl Tokens {
                         return Err(TransportError::ConsentRequired {
                             profile: self.profile.clone(),
                             what: key.clone(),
-                            detail: " (the token expired and the bank issued no refresh token)".to_owned(),
+                            detail: " (the token expired and the bank issued no refresh token)"
+                                .to_owned(),
                         });
                     }
                     None => {

@@ -37,7 +37,9 @@ use crate::secret::Secret;
 #[non_exhaustive]
 pub enum ConfigError {
     /// No configuration file where one was expected.
-    #[error("no configuration file at {path}: create one with `stet init`, or point --config / STET_CONFIG at one")]
+    #[error(
+        "no configuration file at {path}: create one with `stet init`, or point --config / STET_CONFIG at one"
+    )]
     NotFound {
         /// The path looked at.
         path: String,
@@ -69,7 +71,9 @@ pub enum ConfigError {
         known: String,
     },
     /// Several profiles and none chosen.
-    #[error("{path} has several profiles ({known}): choose one with --profile or STET_PROFILE, or set default_profile")]
+    #[error(
+        "{path} has several profiles ({known}): choose one with --profile or STET_PROFILE, or set default_profile"
+    )]
     NoProfileChosen {
         /// The file.
         path: String,
@@ -266,7 +270,9 @@ pub fn resolve(
     path: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Profile, ConfigError> {
-    let shown = path.map(|p| p.display().to_string()).unwrap_or_else(|| "the environment".into());
+    let shown = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the environment".into());
     let known = || {
         if file.profiles.is_empty() {
             "none".to_owned()
@@ -276,7 +282,9 @@ pub fn resolve(
     };
     let name = match name.or(file.default_profile.as_deref()) {
         Some(n) => n.to_owned(),
-        None if file.profiles.len() == 1 => file.profiles.keys().next().cloned().unwrap_or_default(),
+        None if file.profiles.len() == 1 => {
+            file.profiles.keys().next().cloned().unwrap_or_default()
+        }
         None if file.profiles.is_empty() => "default".to_owned(),
         None => {
             return Err(ConfigError::NoProfileChosen {
@@ -297,8 +305,17 @@ pub fn resolve(
             });
         }
     };
-    let base_dir = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
-    Resolver { name: &name, raw, env, base_dir }.resolve(path)
+    let base_dir = path
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    Resolver {
+        name: &name,
+        raw,
+        env,
+        base_dir,
+    }
+    .resolve(path)
 }
 
 struct Resolver<'a> {
@@ -319,7 +336,11 @@ impl Resolver<'_> {
         let p = (self.env)(&format!("STET_{}", key.to_ascii_uppercase()))
             .map(PathBuf::from)
             .or_else(|| file.clone())?;
-        Some(if p.is_relative() { self.base_dir.join(p) } else { p })
+        Some(if p.is_relative() {
+            self.base_dir.join(p)
+        } else {
+            p
+        })
     }
 
     fn flag(&self, key: &'static str, file: Option<bool>) -> Result<bool, ConfigError> {
@@ -333,7 +354,12 @@ impl Resolver<'_> {
         }
     }
 
-    fn number(&self, key: &'static str, file: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+    fn number(
+        &self,
+        key: &'static str,
+        file: Option<u64>,
+        default: u64,
+    ) -> Result<u64, ConfigError> {
         match (self.env)(&format!("STET_{}", key.to_ascii_uppercase())) {
             Some(v) => v
                 .trim()
@@ -358,7 +384,12 @@ impl Resolver<'_> {
         }
     }
 
-    fn url(&self, key: &'static str, value: Option<String>, insecure_ok: bool) -> Result<Option<Url>, ConfigError> {
+    fn url(
+        &self,
+        key: &'static str,
+        value: Option<String>,
+        insecure_ok: bool,
+    ) -> Result<Option<Url>, ConfigError> {
         let Some(value) = value else { return Ok(None) };
         let url = Url::parse(value.trim())
             .map_err(|e| self.invalid(key, format!("`{value}` is not a URL ({e})")))?;
@@ -386,13 +417,19 @@ impl Resolver<'_> {
         let r = &self.raw;
         let allow_insecure_http = self.flag("allow_insecure_http", r.allow_insecure_http)?;
         let mut api_base = self
-            .url("api_base", self.text("api_base", &r.api_base), allow_insecure_http)?
+            .url(
+                "api_base",
+                self.text("api_base", &r.api_base),
+                allow_insecure_http,
+            )?
             .ok_or_else(|| self.missing("api_base"))?;
         // Joining relative paths needs the base to end with a slash.
         if !api_base.path().ends_with('/') {
             api_base.set_path(&format!("{}/", api_base.path()));
         }
-        let client_secret = self.text("client_secret", &r.client_secret).map(Secret::new);
+        let client_secret = self
+            .text("client_secret", &r.client_secret)
+            .map(Secret::new);
         let client_auth = match (self.env)("STET_CLIENT_AUTH") {
             Some(v) => serde_json::from_value(serde_json::Value::String(v.clone())).map_err(|_| {
                 self.invalid(
@@ -409,19 +446,28 @@ impl Resolver<'_> {
         if client_auth != ClientAuth::TlsClientAuth && client_secret.is_none() {
             return Err(self.missing("client_secret"));
         }
-        let qwac = match (self.path("qwac_p12", &r.qwac_p12), self.path("qwac_cert", &r.qwac_cert)) {
+        let qwac = match (
+            self.path("qwac_p12", &r.qwac_p12),
+            self.path("qwac_cert", &r.qwac_cert),
+        ) {
             (Some(path), _) => QwacSource::Pkcs12 {
                 path,
                 password_env: self.text("qwac_p12_password_env", &r.qwac_p12_password_env),
             },
             (None, Some(cert)) => QwacSource::Pem {
-                key: self.path("qwac_key", &r.qwac_key).unwrap_or_else(|| cert.clone()),
+                key: self
+                    .path("qwac_key", &r.qwac_key)
+                    .unwrap_or_else(|| cert.clone()),
                 cert,
             },
             (None, None) => return Err(self.missing("qwac_cert")),
         };
         let scopes = match (self.env)("STET_SCOPES") {
-            Some(v) => v.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            Some(v) => v
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             None => r.scopes.clone().unwrap_or_else(|| vec!["aisp".to_owned()]),
         };
         let signed_headers = match (self.env)("STET_SIGNED_HEADERS") {
@@ -431,7 +477,11 @@ impl Resolver<'_> {
         Ok(Profile {
             name: self.name.to_owned(),
             bank: self.text("bank", &r.bank),
-            token_url: self.url("token_url", self.text("token_url", &r.token_url), allow_insecure_http)?,
+            token_url: self.url(
+                "token_url",
+                self.text("token_url", &r.token_url),
+                allow_insecure_http,
+            )?,
             authorize_url: self.url(
                 "authorize_url",
                 self.text("authorize_url", &r.authorize_url),
@@ -446,9 +496,14 @@ impl Resolver<'_> {
                 allow_insecure_http,
             )?,
             qwac,
-            qseal_key: self.path("qseal_key", &r.qseal_key).ok_or_else(|| self.missing("qseal_key"))?,
-            qseal_key_passphrase_env: self.text("qseal_key_passphrase_env", &r.qseal_key_passphrase_env),
-            key_id: self.text("key_id", &r.key_id).ok_or_else(|| self.missing("key_id"))?,
+            qseal_key: self
+                .path("qseal_key", &r.qseal_key)
+                .ok_or_else(|| self.missing("qseal_key"))?,
+            qseal_key_passphrase_env: self
+                .text("qseal_key_passphrase_env", &r.qseal_key_passphrase_env),
+            key_id: self
+                .text("key_id", &r.key_id)
+                .ok_or_else(|| self.missing("key_id"))?,
             ca_bundle: self.path("ca_bundle", &r.ca_bundle),
             signed_headers,
             scopes,
@@ -458,8 +513,13 @@ impl Resolver<'_> {
                 r.connect_timeout_secs,
                 10,
             )?),
-            timeout: std::time::Duration::from_secs(self.number("timeout_secs", r.timeout_secs, 30)?),
-            allow_expired_certificate: self.flag("allow_expired_certificate", r.allow_expired_certificate)?,
+            timeout: std::time::Duration::from_secs(self.number(
+                "timeout_secs",
+                r.timeout_secs,
+                30,
+            )?),
+            allow_expired_certificate: self
+                .flag("allow_expired_certificate", r.allow_expired_certificate)?,
             allow_insecure_http,
             api_base,
             source: source.map(Path::to_path_buf),
@@ -511,7 +571,10 @@ client_secret = "file-secret"
         let file = parse(FILE, path).unwrap();
         let p = resolve(&file, None, Some(path), &no_env).unwrap();
         assert_eq!(p.name, "sandbox");
-        assert_eq!(p.api_base.as_str(), "https://127.0.0.1:8443/stet/psd2/v1.5/");
+        assert_eq!(
+            p.api_base.as_str(),
+            "https://127.0.0.1:8443/stet/psd2/v1.5/"
+        );
         assert_eq!(p.client_auth, ClientAuth::TlsClientAuth);
         assert_eq!(p.qseal_key, Path::new("/etc/stet/certs/qseal.key"));
         match p.qwac {
@@ -546,31 +609,55 @@ client_secret = "file-secret"
     #[test]
     fn errors_name_what_is_wrong() {
         let path = Path::new("/etc/stet/config.toml");
-        let err = parse("[profiles.a]\napi_bse = \"x\"\n", path).unwrap_err().to_string();
-        assert!(err.contains("config.toml") && err.contains("api_bse"), "{err}");
+        let err = parse("[profiles.a]\napi_bse = \"x\"\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("config.toml") && err.contains("api_bse"),
+            "{err}"
+        );
 
         let file = parse(FILE, path).unwrap();
-        let err = resolve(&file, Some("nope"), Some(path), &no_env).unwrap_err().to_string();
-        assert!(err.contains("`nope`") && err.contains("other, sandbox"), "{err}");
+        let err = resolve(&file, Some("nope"), Some(path), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`nope`") && err.contains("other, sandbox"),
+            "{err}"
+        );
 
         let file = parse("[profiles.a]\nkey_id = \"k\"\n[profiles.b]\n", path).unwrap();
-        let err = resolve(&file, None, Some(path), &no_env).unwrap_err().to_string();
+        let err = resolve(&file, None, Some(path), &no_env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--profile"), "{err}");
 
-        let err = resolve(&file, Some("a"), Some(path), &no_env).unwrap_err().to_string();
-        assert!(err.contains("no `api_base`") && err.contains("STET_API_BASE"), "{err}");
+        let err = resolve(&file, Some("a"), Some(path), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no `api_base`") && err.contains("STET_API_BASE"),
+            "{err}"
+        );
 
         let insecure = "[profiles.a]\napi_base = \"http://bank.example\"\nqwac_cert = \"q\"\nqseal_key = \"k\"\nkey_id = \"k\"\n";
         let file = parse(insecure, path).unwrap();
-        let err = resolve(&file, None, Some(path), &no_env).unwrap_err().to_string();
-        assert!(err.contains("https only") && err.contains("allow_insecure_http"), "{err}");
+        let err = resolve(&file, None, Some(path), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("https only") && err.contains("allow_insecure_http"),
+            "{err}"
+        );
         let env = |k: &str| (k == "STET_ALLOW_INSECURE_HTTP").then(|| "true".to_owned());
         let p = resolve(&file, None, Some(path), &env).unwrap();
         assert_eq!(p.security_warnings().len(), 1);
 
         let secret_auth = "[profiles.a]\napi_base = \"https://b\"\nqwac_cert = \"q\"\nqseal_key = \"k\"\nkey_id = \"k\"\nclient_auth = \"client_secret_post\"\n";
         let file = parse(secret_auth, path).unwrap();
-        let err = resolve(&file, None, Some(path), &no_env).unwrap_err().to_string();
+        let err = resolve(&file, None, Some(path), &no_env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no `client_secret`"), "{err}");
     }
 

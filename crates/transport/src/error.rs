@@ -110,7 +110,9 @@ pub enum TransportError {
         location: String,
     },
     /// No stored consent token for what was asked; the PSU must log in.
-    #[error("no valid {what} token for profile `{profile}`: run `stet auth login --profile {profile}`{detail}")]
+    #[error(
+        "no valid {what} token for profile `{profile}`: run `stet auth login --profile {profile}`{detail}"
+    )]
     ConsentRequired {
         /// The profile.
         profile: String,

@@ -65,7 +65,8 @@ pub enum IdentityError {
     },
     /// A certificate outside its validity period.
     #[error(
-        "certificate {subject} in {path} {state} (valid from {not_before} to {not_after}){hint}"
+        "certificate {subject} in {path} {state} (valid {period}); against a sandbox only, \
+         `allow_expired_certificate = true` accepts it"
     )]
     NotValidNow {
         /// The path.
@@ -74,12 +75,8 @@ pub enum IdentityError {
         subject: String,
         /// `has expired` or `is not yet valid`.
         state: &'static str,
-        /// Start of validity.
-        not_before: String,
-        /// End of validity.
-        not_after: String,
-        /// How to get on.
-        hint: &'static str,
+        /// The validity period, `from … to …`.
+        period: String,
     },
     /// The chain is not leaf first, each followed by its issuer.
     #[error(
@@ -157,18 +154,25 @@ impl QwacIdentity {
                 index: 1,
                 detail: e.to_string(),
             })?;
-        let key_der = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| IdentityError::NoKey {
-            path: key.display().to_string(),
-            detail: match e {
-                rustls_pki_types::pem::Error::NoItemsFound => {
-                    "expected PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`; an \
+        let key_der =
+            PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| IdentityError::NoKey {
+                path: key.display().to_string(),
+                detail: match e {
+                    rustls_pki_types::pem::Error::NoItemsFound => {
+                        "expected PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`; an \
                      encrypted key must be decrypted first"
-                        .to_owned()
-                }
-                other => other.to_string(),
-            },
-        })?;
-        Self::from_parts(chain, key_der, &cert_name, &key.display().to_string(), options)
+                            .to_owned()
+                    }
+                    other => other.to_string(),
+                },
+            })?;
+        Self::from_parts(
+            chain,
+            key_der,
+            &cert_name,
+            &key.display().to_string(),
+            options,
+        )
     }
 
     /// Loads a PKCS#12 (`.p12`, `.pfx`) bundle holding the key and its chain.
@@ -188,10 +192,12 @@ impl QwacIdentity {
             path: name.clone(),
             detail: e.to_string(),
         })?;
-        let (_, chain) = store.private_key_chain().ok_or_else(|| IdentityError::NoKey {
-            path: name.clone(),
-            detail: "the bundle holds no key with its certificate".to_owned(),
-        })?;
+        let (_, chain) = store
+            .private_key_chain()
+            .ok_or_else(|| IdentityError::NoKey {
+                path: name.clone(),
+                detail: "the bundle holds no key with its certificate".to_owned(),
+            })?;
         let certs = chain
             .certs()
             .iter()
@@ -219,15 +225,16 @@ impl QwacIdentity {
         check_order(&parsed, cert_name)?;
 
         let provider = rustls::crypto::aws_lc_rs::default_provider();
-        let certified = rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
-            .map_err(|e| match e {
-                rustls::Error::InconsistentKeys(_) => IdentityError::KeyMismatch {
-                    key: key_name.to_owned(),
-                    cert: cert_name.to_owned(),
-                    subject: subject.clone(),
-                },
-                other => IdentityError::Tls(other.to_string()),
-            })?;
+        let certified =
+            rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
+                .map_err(|e| match e {
+                    rustls::Error::InconsistentKeys(_) => IdentityError::KeyMismatch {
+                        key: key_name.to_owned(),
+                        cert: cert_name.to_owned(),
+                        subject: subject.clone(),
+                    },
+                    other => IdentityError::Tls(other.to_string()),
+                })?;
         drop(certified);
 
         let (label, der) = match &key {
@@ -242,7 +249,11 @@ impl QwacIdentity {
             }
         };
         Ok(QwacIdentity {
-            not_after: parsed[0].tbs_certificate.validity.not_after.to_system_time(),
+            not_after: parsed[0]
+                .tbs_certificate
+                .validity
+                .not_after
+                .to_system_time(),
             chain,
             key_pkcs8_or_sec1: der,
             key_pem_label: label,
@@ -340,9 +351,7 @@ fn check_validity(
             path: path.to_owned(),
             subject: cert.tbs_certificate.subject.to_string(),
             state,
-            not_before: validity.not_before.to_string(),
-            not_after: validity.not_after.to_string(),
-            hint: "; against a sandbox only, `allow_expired_certificate = true` accepts it",
+            period: format!("from {} to {}", validity.not_before, validity.not_after),
         });
     }
     Ok(())

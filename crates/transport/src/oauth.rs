@@ -160,16 +160,20 @@ impl OAuthClient {
     ) -> Result<Authorization, TransportError> {
         let endpoint = at
             .or(self.settings.authorize_url.as_ref())
-            .ok_or_else(|| TransportError::Config(crate::config::ConfigError::Missing {
-                key: "authorize_url",
-                profile: String::new(),
-            }))?
+            .ok_or_else(|| {
+                TransportError::Config(crate::config::ConfigError::Missing {
+                    key: "authorize_url",
+                    profile: String::new(),
+                })
+            })?
             .clone();
         if self.settings.redirect_uri.is_none() {
-            return Err(TransportError::Config(crate::config::ConfigError::Missing {
-                key: "redirect_uri",
-                profile: String::new(),
-            }));
+            return Err(TransportError::Config(
+                crate::config::ConfigError::Missing {
+                    key: "redirect_uri",
+                    profile: String::new(),
+                },
+            ));
         }
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client().set_auth_uri(AuthUrl::from_url(endpoint));
@@ -190,7 +194,11 @@ impl OAuthClient {
 
     /// Reads the URL the bank redirected the PSU to: checks `state`, surfaces an OAuth error,
     /// and gives the code.
-    pub fn read_redirect(&self, redirected: &str, state: &Secret) -> Result<Redirect, RedirectError> {
+    pub fn read_redirect(
+        &self,
+        redirected: &str,
+        state: &Secret,
+    ) -> Result<Redirect, RedirectError> {
         let url = Url::parse(redirected.trim())
             .map_err(|_| RedirectError::NotAUrl(redacted_url(redirected)))?;
         let param = |name: &str| {
@@ -234,10 +242,13 @@ impl OAuthClient {
     /// Refreshes `token` with its refresh token; the new token keeps the consent's
     /// authentication time.
     pub async fn refresh(&self, token: &Token) -> Result<Token, TransportError> {
-        let refresh = token.refresh_token.as_ref().ok_or_else(|| TransportError::OAuth {
-            error: "no_refresh_token".to_owned(),
-            description: Some("the bank issued no refresh token".to_owned()),
-        })?;
+        let refresh = token
+            .refresh_token
+            .as_ref()
+            .ok_or_else(|| TransportError::OAuth {
+                error: "no_refresh_token".to_owned(),
+                description: Some("the bank issued no refresh token".to_owned()),
+            })?;
         let response = self
             .client()
             .exchange_refresh_token(&RefreshToken::new(refresh.expose().to_owned()))

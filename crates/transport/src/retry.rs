@@ -65,7 +65,10 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 pub fn is_idempotent(method: &reqwest::Method) -> bool {
     matches!(
         *method,
-        reqwest::Method::GET | reqwest::Method::HEAD | reqwest::Method::PUT | reqwest::Method::OPTIONS
+        reqwest::Method::GET
+            | reqwest::Method::HEAD
+            | reqwest::Method::PUT
+            | reqwest::Method::OPTIONS
     )
 }
 
@@ -95,7 +98,11 @@ mod tests {
         for attempt in 1..20 {
             let d = p.backoff(attempt);
             assert!(d <= p.max_delay, "{attempt}: {d:?}");
-            let floor = p.base_delay.saturating_mul(1 << (attempt - 1).min(16)).min(p.max_delay) / 2;
+            let floor = p
+                .base_delay
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(p.max_delay)
+                / 2;
             assert!(d >= floor, "{attempt}: {d:?} < {floor:?}");
         }
     }

@@ -177,12 +177,12 @@ impl TokenStore for FileTokenStore {
     fn save(&self, profile: &str, tokens: &TokenSet) -> Result<(), StoreError> {
         let path = self.path(profile)?;
         create_private_dir(&self.dir).map_err(io_err(&self.dir))?;
-        let json = zeroize::Zeroizing::new(
-            serde_json::to_vec_pretty(tokens).map_err(|e| StoreError::Corrupt {
+        let json = zeroize::Zeroizing::new(serde_json::to_vec_pretty(tokens).map_err(|e| {
+            StoreError::Corrupt {
                 path: path.display().to_string(),
                 detail: e.to_string(),
-            })?,
-        );
+            }
+        })?);
         // tempfile creates the file 0600 on Unix; it is renamed over the old one only once its
         // content is on disk.
         let mut tmp = tempfile::Builder::new()
@@ -244,7 +244,9 @@ pub fn warn_if_readable_by_others(path: &Path) {
 
 /// Seconds since the Unix epoch.
 pub fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -295,7 +297,10 @@ mod tests {
     fn profile_names_cannot_escape_the_folder() {
         let store = FileTokenStore::new("/tmp/x");
         for bad in ["", "../etc/passwd", "a/b", ".hidden", "a b"] {
-            assert!(matches!(store.path(bad), Err(StoreError::BadProfileName(_))), "{bad}");
+            assert!(
+                matches!(store.path(bad), Err(StoreError::BadProfileName(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -305,13 +310,19 @@ mod tests {
         let store = FileTokenStore::new(dir.path());
         std::fs::write(dir.path().join("p.json"), b"{not json").unwrap();
         let err = store.load("p").unwrap_err().to_string();
-        assert!(err.contains("p.json") && err.contains("stet auth logout"), "{err}");
+        assert!(
+            err.contains("p.json") && err.contains("stet auth logout"),
+            "{err}"
+        );
     }
 
     #[test]
     fn debug_never_shows_tokens() {
         let shown = format!("{:?}", token("canary-access"));
-        assert!(!shown.contains("canary") && !shown.contains("refresh\""), "{shown}");
+        assert!(
+            !shown.contains("canary") && !shown.contains("refresh\""),
+            "{shown}"
+        );
     }
 
     #[test]
