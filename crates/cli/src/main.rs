@@ -3,8 +3,15 @@
 //! The binary is glue: argument parsing, reading files, printing. What it does lives in the
 //! library crates (`stet-httpsig` today; the client, transport and sandbox as they come).
 
+mod auth;
 mod banks;
+mod completions;
+mod data;
+mod demo;
+mod doctor;
 mod exit;
+mod init;
+mod pay;
 mod profile;
 mod request;
 mod sandbox;
@@ -75,6 +82,34 @@ enum Command {
     Sandbox(sandbox::SandboxCommand),
     /// List the bank dialect profiles and what each changes from its generic base
     Banks(banks::BanksArgs),
+    /// Write a commented profile into the configuration file
+    Init(init::InitArgs),
+    /// Check certificates, keys, clock and connectivity, one line per check
+    Doctor(doctor::DoctorArgs),
+    /// Log in, see and forget the PSU's consent (OAuth2 authorization code with PKCE)
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
+    /// List the PSU's accounts
+    Accounts(data::AccountsArgs),
+    /// Show an account's balances
+    Balances(data::BalancesArgs),
+    /// List an account's transactions (or every account's)
+    Transactions(data::TransactionsArgs),
+    /// Show the PSU's identity
+    Identity(data::IdentityArgs),
+    /// List the PSU's trusted beneficiaries
+    Beneficiaries(data::BeneficiariesArgs),
+    /// Tell the bank which accounts the consent covers
+    #[command(subcommand)]
+    Consent(data::ConsentCommand),
+    /// Pay: create a payment request, have the PSU approve it, confirm it, wait for its status
+    Pay(pay::PayArgs),
+    /// Ask the bank whether an account can cover an amount (CBPII)
+    FundsCheck(pay::FundsCheckArgs),
+    /// Run the whole journey against an embedded sandbox bank: no configuration needed
+    Demo(demo::DemoArgs),
+    /// Print shell completions
+    Completions(completions::CompletionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +120,19 @@ fn main() -> ExitCode {
         Command::Request(args) => request::run(args, &cli.globals),
         Command::Sandbox(command) => sandbox::run(command),
         Command::Banks(args) => banks::run(args),
+        Command::Init(args) => init::run(args, &cli.globals),
+        Command::Doctor(args) => doctor::run(args, &cli.globals),
+        Command::Auth(command) => auth::run(command, &cli.globals),
+        Command::Accounts(args) => data::accounts(args, &cli.globals),
+        Command::Balances(args) => data::balances(args, &cli.globals),
+        Command::Transactions(args) => data::transactions(args, &cli.globals),
+        Command::Identity(args) => data::identity(args, &cli.globals),
+        Command::Beneficiaries(args) => data::beneficiaries(args, &cli.globals),
+        Command::Consent(command) => data::consent(command, &cli.globals),
+        Command::Pay(args) => pay::pay(args, &cli.globals),
+        Command::FundsCheck(args) => pay::funds_check(args, &cli.globals),
+        Command::Demo(args) => demo::run(args, &cli.globals),
+        Command::Completions(args) => completions::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -199,11 +199,33 @@ pub fn generate(dir: &Path) -> Result<Pki, PkiError> {
     ];
     for (name, pem) in files {
         let path = dir.join(name);
-        fs::write(&path, pem).map_err(|source| PkiError::Io { path, source })?;
+        write_file(&path, pem.as_bytes(), name.ends_with(".key"))
+            .map_err(|source| PkiError::Io { path, source })?;
     }
     Ok(Pki {
         dir: dir.to_path_buf(),
     })
+}
+
+/// Writes `bytes` to `path`; a private key is created readable by its owner only (0600), as
+/// stet asks of every key it loads.
+fn write_file(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    if private {
+        // The mode applies only when the file is created; tighten an existing one too.
+        fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    }
+    file.write_all(bytes)
 }
 
 /// The DER of a QCStatements extension value: QcCompliance, QcType (`qc_type` is the last arc

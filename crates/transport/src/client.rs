@@ -121,6 +121,17 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .and_then(|v| parse_retry_after(v, SystemTime::now()))
 }
 
+/// What [`Transport::probe`] saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    /// The HTTP status.
+    pub status: u16,
+    /// The server's `Date`, when it sent one.
+    pub date: Option<SystemTime>,
+    /// How long the exchange took.
+    pub round_trip: Duration,
+}
+
 /// Builds a [`Transport`] from a configuration [`Profile`].
 pub struct TransportBuilder<'a> {
     profile: &'a Profile,
@@ -384,6 +395,46 @@ impl Transport {
         t.store
             .delete(&t.profile)
             .map_err(|e| TransportError::Store(e.to_string()))
+    }
+
+    /// Sends an unsigned, unauthenticated GET to `url`, which must be on the bank's API, token
+    /// or authorization host: for `stet doctor`, to check the TLS handshake with the QWAC,
+    /// reachability, and the clock against the bank's `Date`. Any HTTP status counts as
+    /// reachable.
+    pub async fn probe(&self, url: &Url) -> Result<Probe, TransportError> {
+        let inner = &self.inner;
+        let allowed = std::iter::once(&inner.api_base)
+            .chain(inner.oauth.iter().map(|o| &o.settings().token_url))
+            .chain(
+                inner
+                    .oauth
+                    .iter()
+                    .filter_map(|o| o.settings().authorize_url.as_ref()),
+            )
+            .any(|u| origin(u) == origin(url));
+        if !allowed {
+            return Err(TransportError::ForeignHost {
+                url: url.to_string(),
+                expected: origin(&inner.api_base),
+            });
+        }
+        let started = Instant::now();
+        let response = inner
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e, "GET", url.as_str(), false))?;
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+        Ok(Probe {
+            status: response.status().as_u16(),
+            date,
+            round_trip: started.elapsed(),
+        })
     }
 
     /// Resolves a request target against the API base, refusing other hosts.

@@ -13,6 +13,7 @@
 //! qwac_cert = "certs/tpp-qwac.pem"       # relative paths: from this file's folder
 //! qwac_key = "certs/tpp-qwac.key"
 //! qseal_key = "certs/tpp-qseal.key"
+//! qseal_cert = "certs/tpp-qseal.pem"     # optional: lets `stet doctor` check it
 //! key_id = "https://tpp.example/certs/qseal.pem"
 //! ca_bundle = "certs/ca.pem"             # extra roots, for sandboxes with a private CA
 //! ```
@@ -129,6 +130,7 @@ pub struct ProfileFile {
     pub qwac_p12: Option<PathBuf>,
     pub qwac_p12_password_env: Option<String>,
     pub qseal_key: Option<PathBuf>,
+    pub qseal_cert: Option<PathBuf>,
     pub qseal_key_passphrase_env: Option<String>,
     pub key_id: Option<String>,
     pub ca_bundle: Option<PathBuf>,
@@ -166,6 +168,8 @@ pub struct Profile {
     pub qwac: QwacSource,
     /// The QSealC private key.
     pub qseal_key: PathBuf,
+    /// The QSealC certificate (for `stet doctor`; banks fetch it through the keyId).
+    pub qseal_cert: Option<PathBuf>,
     /// The variable holding the QSealC key's passphrase.
     pub qseal_key_passphrase_env: Option<String>,
     /// The keyId.
@@ -499,6 +503,7 @@ impl Resolver<'_> {
             qseal_key: self
                 .path("qseal_key", &r.qseal_key)
                 .ok_or_else(|| self.missing("qseal_key"))?,
+            qseal_cert: self.path("qseal_cert", &r.qseal_cert),
             qseal_key_passphrase_env: self
                 .text("qseal_key_passphrase_env", &r.qseal_key_passphrase_env),
             key_id: self

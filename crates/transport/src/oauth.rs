@@ -111,6 +111,17 @@ impl OAuthClient {
         &self.settings
     }
 
+    /// The same client with another redirect URI: a loopback listener on a port chosen at
+    /// login (RFC 8252 §7.3). The code must be exchanged by the client that asked for it.
+    pub fn with_redirect_uri(&self, redirect_uri: Url) -> OAuthClient {
+        let mut settings = self.settings.clone();
+        settings.redirect_uri = Some(redirect_uri);
+        OAuthClient {
+            settings,
+            http: self.http.clone(),
+        }
+    }
+
     fn client(
         &self,
     ) -> BasicClient<
