@@ -1,46 +1,475 @@
-//! `stet data`: being built.
+//! The account-information commands: accounts, balances, transactions, identity,
+//! beneficiaries, and `consent put`. Each prints through [`crate::output`].
+
+use std::io::IsTerminal as _;
+
+use clap::{Args, Subcommand, ValueEnum};
+use futures_util::StreamExt as _;
+use stet_client::models::{AccountResource, Transaction};
+use stet_client::{StetClient, TransactionQuery};
 
 use crate::Globals;
-use crate::exit::Failure;
+use crate::exit::{self, Failure, OrExit as _};
+use crate::output::{Format, Printer};
 
-#[derive(Debug, clap::Args)]
-pub struct AccountsArgs {}
-
-pub fn accounts(_args: AccountsArgs, _globals: &Globals) -> Result<u8, Failure> {
-    Err(Failure::new(2, "`stet data` is not available yet"))
+/// `--output`, shared by the data commands.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// table (default on a terminal), json, ndjson (default when piped) or csv
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
+    output: Option<Format>,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct BalancesArgs {}
-
-pub fn balances(_args: BalancesArgs, _globals: &Globals) -> Result<u8, Failure> {
-    Err(Failure::new(2, "`stet data` is not available yet"))
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  stet accounts\n  stet accounts --output json")]
+pub struct AccountsArgs {
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct TransactionsArgs {}
-
-pub fn transactions(_args: TransactionsArgs, _globals: &Globals) -> Result<u8, Failure> {
-    Err(Failure::new(2, "`stet data` is not available yet"))
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  stet balances                         # every account\n  stet balances FR7630004010006746778722047"
+)]
+pub struct BalancesArgs {
+    /// The account: its resource id or IBAN [default: every account]
+    #[arg(value_name = "ACCOUNT")]
+    account: Option<String>,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct IdentityArgs {}
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  stet transactions ACC0001 --from 2026-01-01
+  stet transactions --all --status booked --output csv > transactions.csv
+  stet transactions --all --output ndjson | jq .transactionAmount
 
-pub fn identity(_args: IdentityArgs, _globals: &Globals) -> Result<u8, Failure> {
-    Err(Failure::new(2, "`stet data` is not available yet"))
+Without --from, the bank's default period (usually the last 90 days). Older history needs the
+extended_transaction_history scope: stet auth login --scope aisp --scope extended_transaction_history")]
+pub struct TransactionsArgs {
+    /// The account: its resource id or IBAN
+    #[arg(
+        value_name = "ACCOUNT",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    account: Option<String>,
+    /// Every account of the PSU
+    #[arg(long)]
+    all: bool,
+    /// From this date, inclusive (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    from: Option<time::Date>,
+    /// Until this date, exclusive (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    to: Option<time::Date>,
+    /// Which transactions to print
+    #[arg(long, value_enum, default_value_t = StatusFilter::All)]
+    status: StatusFilter,
+    /// How many accounts to fetch at once with --all
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    concurrency: usize,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct BeneficiariesArgs {}
-
-pub fn beneficiaries(_args: BeneficiariesArgs, _globals: &Globals) -> Result<u8, Failure> {
-    Err(Failure::new(2, "`stet data` is not available yet"))
+/// `--status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFilter {
+    /// Booked only (status BOOK)
+    Booked,
+    /// Pending only (status PDNG)
+    Pending,
+    /// Everything the bank lists
+    All,
 }
 
-#[derive(Debug, clap::Subcommand)]
-pub enum ConsentCommand {}
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  stet identity --output json")]
+pub struct IdentityArgs {
+    #[command(flatten)]
+    out: OutputArgs,
+}
 
-pub fn consent(_args: ConsentCommand, _globals: &Globals) -> Result<u8, Failure> {
-    Err(Failure::new(2, "`stet data` is not available yet"))
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  stet beneficiaries")]
+pub struct BeneficiariesArgs {
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    /// Tell the bank which accounts the PSU gives access to (PUT /consents)
+    #[command(after_help = "Example:
+  stet consent put --balances FR76... --transactions FR76... --psu-identity --trusted-beneficiaries")]
+    Put(ConsentPutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConsentPutArgs {
+    /// IBANs whose balances may be read (repeat for several)
+    #[arg(long = "balances", value_name = "IBAN")]
+    balances: Vec<String>,
+    /// IBANs whose transactions may be read
+    #[arg(long = "transactions", value_name = "IBAN")]
+    transactions: Vec<String>,
+    /// IBANs whose owners may be read
+    #[arg(long = "owners", value_name = "IBAN")]
+    owners: Vec<String>,
+    /// IBANs whose overdrafts may be read
+    #[arg(long = "overdrafts", value_name = "IBAN")]
+    overdrafts: Vec<String>,
+    /// The PSU's identity may be read
+    #[arg(long)]
+    psu_identity: bool,
+    /// The trusted beneficiaries may be read
+    #[arg(long)]
+    trusted_beneficiaries: bool,
+}
+
+fn parse_date(s: &str) -> Result<time::Date, String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &format)
+        .map_err(|_| format!("`{s}` is not a date: expected YYYY-MM-DD, e.g. 2026-01-31"))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .or_exit(1, "cannot start the async runtime")
+}
+
+/// An account argument as the bank's resource id: an IBAN is looked up among the accounts.
+async fn resolve_account(client: &StetClient, account: &str) -> Result<String, Failure> {
+    if !looks_like_iban(account) {
+        return Ok(account.to_owned());
+    }
+    let wanted: String = account
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let mut accounts = client.accounts();
+    while let Some(item) = accounts.next().await {
+        let item = item?;
+        let iban = item
+            .account_id
+            .as_ref()
+            .and_then(|a| a.iban.as_deref())
+            .unwrap_or_default();
+        if iban.eq_ignore_ascii_case(&wanted) {
+            return item.resource_id.clone().ok_or_else(|| {
+                Failure::new(
+                    exit::DATA,
+                    format!("the bank lists the account {wanted} without a resourceId"),
+                )
+            });
+        }
+    }
+    Err(Failure::new(
+        1,
+        format!(
+            "no account with IBAN {wanted} among the PSU's accounts (`stet accounts` lists them)"
+        ),
+    ))
+}
+
+fn looks_like_iban(s: &str) -> bool {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    s.len() >= 15
+        && s.len() <= 34
+        && s[..2].chars().all(|c| c.is_ascii_alphabetic())
+        && s[2..4].chars().all(|c| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn account_cells(a: &AccountResource) -> Vec<String> {
+    let id = a.account_id.as_ref();
+    vec![
+        a.resource_id.clone().unwrap_or_default(),
+        id.and_then(|i| i.iban.clone()).unwrap_or_default(),
+        a.name.clone(),
+        id.and_then(|i| i.currency.clone()).unwrap_or_default(),
+        a.usage.as_ref().map(|u| u.to_string()).unwrap_or_default(),
+        a.cash_account_type.to_string(),
+    ]
+}
+
+pub fn accounts(args: AccountsArgs, globals: &Globals) -> Result<u8, Failure> {
+    let client = crate::profile::client(globals, None)?;
+    runtime()?.block_on(async {
+        let mut printer = Printer::new(
+            Format::resolve(args.out.output),
+            &["id", "iban", "name", "currency", "usage", "type"],
+        )?;
+        let mut accounts = client.accounts();
+        while let Some(item) = accounts.next().await {
+            let item = item?;
+            printer.row(item.json(), account_cells(&item))?;
+        }
+        printer.finish()?;
+        Ok(0)
+    })
+}
+
+pub fn balances(args: BalancesArgs, globals: &Globals) -> Result<u8, Failure> {
+    let client = crate::profile::client(globals, None)?;
+    runtime()?.block_on(async {
+        let accounts = match &args.account {
+            Some(a) => vec![resolve_account(&client, a).await?],
+            None => account_ids(&client).await?,
+        };
+        let mut printer = Printer::new(
+            Format::resolve(args.out.output),
+            &[
+                "account",
+                "type",
+                "amount",
+                "currency",
+                "reference_date",
+                "name",
+            ],
+        )?;
+        for account in accounts {
+            let page = client.balances(&account).await?;
+            for balance in &page.balances {
+                let json = serde_json::json!({"account": account, "balance": balance.json()});
+                printer.row(
+                    &json,
+                    vec![
+                        account.clone(),
+                        balance.balance_type.to_string(),
+                        balance.balance_amount.amount.to_string(),
+                        balance.balance_amount.currency.clone(),
+                        balance
+                            .reference_date
+                            .as_ref()
+                            .map(|d| d.to_string())
+                            .unwrap_or_default(),
+                        balance.name.clone().unwrap_or_default(),
+                    ],
+                )?;
+            }
+        }
+        printer.finish()?;
+        Ok(0)
+    })
+}
+
+async fn account_ids(client: &StetClient) -> Result<Vec<String>, Failure> {
+    let mut ids = Vec::new();
+    let mut accounts = client.accounts();
+    while let Some(item) = accounts.next().await {
+        if let Some(id) = item?.resource_id.clone() {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+fn transaction_cells(account: &str, t: &Transaction) -> Vec<String> {
+    let sign = if t.credit_debit_indicator.as_str() == "DBIT" {
+        "-"
+    } else {
+        ""
+    };
+    let date = t
+        .booking_date
+        .as_ref()
+        .or(t.transaction_date.as_ref())
+        .or(t.value_date.as_ref());
+    vec![
+        account.to_owned(),
+        date.map(|d| d.to_string()).unwrap_or_default(),
+        t.value_date
+            .as_ref()
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        format!("{sign}{}", t.transaction_amount.amount),
+        t.transaction_amount.currency.clone(),
+        t.status.to_string(),
+        t.remittance_information
+            .as_ref()
+            .map(|r| r.text())
+            .unwrap_or_default(),
+        t.entry_reference
+            .clone()
+            .or_else(|| t.resource_id.clone())
+            .unwrap_or_default(),
+    ]
+}
+
+pub fn transactions(args: TransactionsArgs, globals: &Globals) -> Result<u8, Failure> {
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && from >= to
+    {
+        return Err(Failure::new(
+            2,
+            format!("--from {from} is not before --to {to}: --to is exclusive"),
+        ));
+    }
+    let query = TransactionQuery {
+        date_from: args.from,
+        date_to: args.to,
+        ..TransactionQuery::default()
+    };
+    let client = crate::profile::client(globals, Some(args.concurrency))?;
+    runtime()?.block_on(async {
+        let accounts = match (&args.account, args.all) {
+            (Some(a), _) => vec![resolve_account(&client, a).await?],
+            (None, _) => account_ids(&client).await?,
+        };
+        let mut printer = Printer::new(
+            Format::resolve(args.out.output),
+            &[
+                "account",
+                "date",
+                "value_date",
+                "amount",
+                "currency",
+                "status",
+                "label",
+                "reference",
+            ],
+        )?;
+        let progress = progress_bar(accounts.len(), globals.quiet);
+        // Each account's pages are walked one at a time; up to `concurrency` accounts at once.
+        // Memory holds at most one page per account in flight, whatever the history.
+        let concurrency = client.concurrency();
+        let mut pages = futures_util::stream::iter(accounts.into_iter().map(|account| {
+            let stream = client.transaction_pages(&account, &query);
+            stream.map(move |page| (account.clone(), page))
+        }))
+        .flatten_unordered(concurrency);
+        while let Some((account, page)) = pages.next().await {
+            let page = page?;
+            progress.inc(1);
+            for item in &page.items {
+                let keep = match args.status {
+                    StatusFilter::All => true,
+                    StatusFilter::Booked => item.status.as_str() == "BOOK",
+                    StatusFilter::Pending => item.status.as_str() == "PDNG",
+                };
+                if keep {
+                    printer.row(item.json(), transaction_cells(&account, item))?;
+                }
+            }
+        }
+        progress.finish_and_clear();
+        printer.finish()?;
+        Ok(0)
+    })
+}
+
+/// A page counter on stderr, only when stderr is a terminal.
+fn progress_bar(accounts: usize, quiet: bool) -> indicatif::ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} pages from {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.set_message(format!("{accounts} account(s)"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+pub fn identity(args: IdentityArgs, globals: &Globals) -> Result<u8, Failure> {
+    let client = crate::profile::client(globals, None)?;
+    runtime()?.block_on(async {
+        let identity = client.end_user_identity().await?;
+        let mut printer = Printer::new(
+            Format::resolve(args.out.output),
+            &["full_name", "first_name", "last_name"],
+        )?;
+        if let Some(id) = &identity.identity {
+            printer.row(
+                id.json(),
+                vec![
+                    id.full_name.clone(),
+                    id.first_name.clone().unwrap_or_default(),
+                    id.last_name.clone().unwrap_or_default(),
+                ],
+            )?;
+        }
+        printer.finish()?;
+        Ok(0)
+    })
+}
+
+pub fn beneficiaries(args: BeneficiariesArgs, globals: &Globals) -> Result<u8, Failure> {
+    let client = crate::profile::client(globals, None)?;
+    runtime()?.block_on(async {
+        let mut printer = Printer::new(
+            Format::resolve(args.out.output),
+            &["id", "name", "iban", "trusted"],
+        )?;
+        let mut items = client.trusted_beneficiaries();
+        while let Some(item) = items.next().await {
+            let b = item?;
+            printer.row(
+                b.json(),
+                vec![
+                    b.id.clone().unwrap_or_default(),
+                    b.creditor.name.clone(),
+                    b.creditor_account
+                        .as_ref()
+                        .and_then(|a| a.iban.clone())
+                        .unwrap_or_default(),
+                    b.is_trusted.map(|t| t.to_string()).unwrap_or_default(),
+                ],
+            )?;
+        }
+        printer.finish()?;
+        Ok(0)
+    })
+}
+
+pub fn consent(command: ConsentCommand, globals: &Globals) -> Result<u8, Failure> {
+    let ConsentCommand::Put(args) = command;
+    let list = |ibans: &[String]| -> serde_json::Value {
+        ibans
+            .iter()
+            .map(|i| serde_json::json!({"iban": i}))
+            .collect()
+    };
+    for iban in args
+        .balances
+        .iter()
+        .chain(&args.transactions)
+        .chain(&args.owners)
+        .chain(&args.overdrafts)
+    {
+        if !looks_like_iban(iban) {
+            return Err(Failure::new(
+                2,
+                format!(
+                    "`{iban}` is not an IBAN (two letters, two check digits, then letters and digits)"
+                ),
+            ));
+        }
+    }
+    let body = serde_json::json!({
+        "balances": list(&args.balances),
+        "transactions": list(&args.transactions),
+        "owners": list(&args.owners),
+        "overdrafts": list(&args.overdrafts),
+        "trustedBeneficiaries": args.trusted_beneficiaries,
+        "psuIdentity": args.psu_identity,
+    });
+    let access = serde_json::from_value(body).or_exit(2, "cannot build the consent")?;
+    let client = crate::profile::client(globals, None)?;
+    runtime()?.block_on(async {
+        client.put_consents(&access).await?;
+        if !globals.quiet {
+            eprintln!("The bank recorded the consent.");
+        }
+        Ok(0)
+    })
 }

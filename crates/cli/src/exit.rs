@@ -102,3 +102,17 @@ impl<T, E: Display> OrExit<T> for Result<T, E> {
         self.map_err(|e| Failure::new(code, format!("{context}: {e}")))
     }
 }
+
+impl From<stet_client::ClientError> for Failure {
+    fn from(e: stet_client::ClientError) -> Self {
+        use stet_client::ClientError as E;
+        let code = match &e {
+            E::Transport(t) => for_transport(t),
+            E::UnreadableBankData { .. } | E::PaginationLoop { .. } | E::Link { .. } => DATA,
+            E::ExtendedHistoryConsent { .. } => AUTH,
+            E::BudgetSpent { .. } => TEMPORARY,
+            _ => 1,
+        };
+        Failure::new(code, e)
+    }
+}

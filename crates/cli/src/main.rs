@@ -11,6 +11,7 @@ mod demo;
 mod doctor;
 mod exit;
 mod init;
+mod output;
 mod pay;
 mod profile;
 mod request;
@@ -45,6 +46,10 @@ pub struct Globals {
     /// Say more on stderr: -v info, -vv debug (each request), -vvv trace
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+    /// The PSU's IP address, sent as PSU-IP-Address: the PSU is present, so calls do not count
+    /// against the 4 unattended calls a day [default: the profile's psu_ip]
+    #[arg(long, global = true, env = "STET_PSU_IP", value_name = "IP")]
+    pub psu_ip: Option<String>,
     /// Say nothing on stderr but errors
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,

@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-use stet_transport::{FileTokenStore, Profile, Secret, Transport, config};
+use std::sync::Arc;
+
+use stet_client::bank::{BankProfile, BankProfiles};
+use stet_client::{ClientOptions, FileBudgetStore, StetClient};
+use stet_transport::{FileTokenStore, Profile, PsuContext, Secret, Transport, config};
 
 use crate::Globals;
 use crate::exit::{self, Failure};
@@ -43,21 +47,68 @@ fn config_failure(e: config::ConfigError) -> Failure {
     Failure::new(exit::CONFIG, e)
 }
 
-/// The transport for `profile`: tokens in the platform's data folder, or `STET_ACCESS_TOKEN`
-/// when set.
-pub fn transport(profile: &Profile) -> Result<Transport, Failure> {
-    let store_dir = FileTokenStore::default_dir().ok_or_else(|| {
+/// The bank dialect profile the configuration names (`bank`), with the user's own profiles
+/// from `STET_BANK_PROFILES`; `generic-1.5` when none is named.
+pub fn bank(profile: &Profile) -> Result<BankProfile, Failure> {
+    let mut banks = BankProfiles::builtin();
+    if let Some(dir) = std::env::var_os("STET_BANK_PROFILES") {
+        banks
+            .add_dir(std::path::Path::new(&dir))
+            .map_err(|e| Failure::new(exit::CONFIG, e))?;
+    }
+    let name = profile.bank.as_deref().unwrap_or("generic-1.5");
+    banks.get(name).map_err(|e| {
+        Failure::new(
+            exit::CONFIG,
+            format!("profile `{}`, `bank`: {e}", profile.name),
+        )
+    })
+}
+
+/// The folder of the token store (and of the unattended-call budget).
+pub fn data_dir() -> Result<PathBuf, Failure> {
+    FileTokenStore::default_dir().ok_or_else(|| {
         Failure::new(
             exit::CONFIG,
             "cannot find a data folder for the token store (is HOME set?)",
         )
-    })?;
+    })
+}
+
+/// The transport for `profile`, signing as `bank` asks: tokens in the platform's data folder,
+/// or `STET_ACCESS_TOKEN` when set.
+pub fn transport(profile: &Profile, bank: &BankProfile) -> Result<Transport, Failure> {
     let access_token = std::env::var("STET_ACCESS_TOKEN").ok().map(Secret::new);
     if access_token.is_some() {
         tracing::warn!("using the token in STET_ACCESS_TOKEN instead of OAuth");
     }
-    Ok(Transport::builder(profile)
-        .token_store(std::sync::Arc::new(FileTokenStore::new(store_dir)))
+    Ok(stet_client::transport_builder(profile, bank)
+        .token_store(Arc::new(FileTokenStore::new(data_dir()?)))
         .access_token(access_token)
         .build()?)
+}
+
+/// The typed client for the chosen profile. `--psu-ip` (or the profile's `psu_ip`) marks the
+/// PSU as present; without it, calls count against the unattended budget, kept across runs.
+pub fn client(globals: &Globals, concurrency: Option<usize>) -> Result<StetClient, Failure> {
+    let profile = load(globals)?;
+    let bank = bank(&profile)?;
+    let transport = transport(&profile, &bank)?;
+    let psu = globals
+        .psu_ip
+        .clone()
+        .or_else(|| profile.psu_ip.clone())
+        .map(PsuContext::present);
+    let mut options = ClientOptions {
+        psu,
+        budget_store: Some(Arc::new(FileBudgetStore::for_profile(
+            &data_dir()?,
+            &profile.name,
+        ))),
+        ..ClientOptions::default()
+    };
+    if let Some(n) = concurrency {
+        options.concurrency = n.max(1);
+    }
+    Ok(StetClient::with_options(transport, bank, options))
 }

@@ -34,9 +34,6 @@ pub struct RequestArgs {
     /// Print the status line and the response headers before the body
     #[arg(short = 'i', long)]
     include: bool,
-    /// The PSU's IP address, sent as PSU-IP-Address: the PSU is present [default: the profile's psu_ip]
-    #[arg(long, value_name = "IP")]
-    psu_ip: Option<String>,
 }
 
 pub fn run(args: RequestArgs, globals: &Globals) -> Result<u8, Failure> {
@@ -47,7 +44,7 @@ pub fn run(args: RequestArgs, globals: &Globals) -> Result<u8, Failure> {
         Some(data) => Some(read_body(data)?),
     };
     let profile = crate::profile::load(globals)?;
-    let psu_ip = args.psu_ip.clone().or_else(|| profile.psu_ip.clone());
+    let psu_ip = globals.psu_ip.clone().or_else(|| profile.psu_ip.clone());
     let auth = auth_for(args.scope.as_deref(), &args.path);
     let request = StetRequest {
         method: method.clone(),
@@ -61,7 +58,7 @@ pub fn run(args: RequestArgs, globals: &Globals) -> Result<u8, Failure> {
         .build()
         .or_exit(1, "cannot start the async runtime")?;
     let response = runtime.block_on(async {
-        let transport = crate::profile::transport(&profile)?;
+        let transport = crate::profile::transport(&profile, &crate::profile::bank(&profile)?)?;
         transport.send(&request).await.map_err(Failure::from)
     })?;
 
