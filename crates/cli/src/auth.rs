@@ -12,7 +12,9 @@ use std::io::{BufRead as _, IsTerminal as _};
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
-use stet_transport::{FileTokenStore, OAuthClient, Secret, Token, TokenStore as _, unix};
+use stet_transport::{
+    FileTokenStore, OAuthClient, Profile, Secret, Token, TokenStore as _, Transport, unix,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use url::Url;
 
@@ -70,7 +72,7 @@ pub fn run(command: AuthCommand, globals: &Globals) -> Result<u8, Failure> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -84,34 +86,13 @@ fn login(args: LoginArgs, globals: &Globals) -> Result<u8, Failure> {
     } else {
         args.scopes.clone()
     };
-    let redirect = profile.redirect_uri.clone().ok_or_else(|| {
-        Failure::new(
-            exit::CONFIG,
-            format!(
-                "profile `{}` has no `redirect_uri`: add the one registered with the bank",
-                profile.name
-            ),
-        )
-    })?;
+    let approval = Approval {
+        no_browser: args.no_browser,
+        timeout: Duration::from_secs(args.timeout),
+    };
     runtime()?.block_on(async {
         let transport = crate::profile::transport(&profile, &crate::profile::bank(&profile)?)?;
-        let oauth = transport.oauth().ok_or_else(|| {
-            Failure::new(
-                exit::CONFIG,
-                format!(
-                    "profile `{}` needs `token_url` and `client_id` to log in",
-                    profile.name
-                ),
-            )
-        })?;
-        let timeout = Duration::from_secs(args.timeout);
-        let (oauth, code, verifier) =
-            if stet_transport::config::is_loopback(&redirect) && !args.no_browser {
-                by_loopback(oauth, &redirect, &scopes, timeout).await?
-            } else {
-                by_paste(oauth, &scopes)?
-            };
-        let token = oauth.exchange_code(&code, &verifier, &scopes).await?;
+        let token = obtain_consent(&profile, &transport, &scopes, None, &approval).await?;
         let summary = describe(&token);
         transport.store_token(CONSENT_KEY, token).await?;
         if !globals.quiet {
@@ -121,11 +102,57 @@ fn login(args: LoginArgs, globals: &Globals) -> Result<u8, Failure> {
     })
 }
 
+/// How the PSU's approval comes back.
+#[derive(Debug, Clone, Copy)]
+pub struct Approval {
+    /// Ask for the redirected URL instead of listening for it.
+    pub no_browser: bool,
+    /// How long to wait for the PSU.
+    pub timeout: Duration,
+}
+
+/// Runs the authorization-code flow for `scopes` (at `at`, a payment's `consentApproval` link,
+/// or the profile's authorization endpoint) and gives the token; does not store it.
+pub async fn obtain_consent(
+    profile: &Profile,
+    transport: &Transport,
+    scopes: &[String],
+    at: Option<&Url>,
+    approval: &Approval,
+) -> Result<Token, Failure> {
+    let redirect = profile.redirect_uri.clone().ok_or_else(|| {
+        Failure::new(
+            exit::CONFIG,
+            format!(
+                "profile `{}` has no `redirect_uri`: add the one registered with the bank",
+                profile.name
+            ),
+        )
+    })?;
+    let oauth = transport.oauth().ok_or_else(|| {
+        Failure::new(
+            exit::CONFIG,
+            format!(
+                "profile `{}` needs `token_url` and `client_id` to log in",
+                profile.name
+            ),
+        )
+    })?;
+    let (oauth, code, verifier) =
+        if stet_transport::config::is_loopback(&redirect) && !approval.no_browser {
+            by_loopback(oauth, &redirect, scopes, at, approval.timeout).await?
+        } else {
+            by_paste(oauth, scopes, at)?
+        };
+    Ok(oauth.exchange_code(&code, &verifier, scopes).await?)
+}
+
 /// Listens on the loopback redirect URI, opens the browser, and waits for the bank's redirect.
 async fn by_loopback(
     oauth: &OAuthClient,
     redirect: &Url,
     scopes: &[String],
+    at: Option<&Url>,
     timeout: Duration,
 ) -> Result<(OAuthClient, Secret, Secret), Failure> {
     let host = redirect
@@ -151,7 +178,7 @@ async fn by_loopback(
     let mut actual = redirect.clone();
     let _ = actual.set_port(Some(port));
     let oauth = oauth.with_redirect_uri(actual.clone());
-    let auth = oauth.authorize(scopes, None, &[])?;
+    let auth = oauth.authorize(scopes, at, &[])?;
     eprintln!(
         "Open this URL to consent (stet waits for the bank's redirect on {actual}):\n\n  {}\n",
         auth.url
@@ -208,8 +235,9 @@ async fn by_loopback(
 fn by_paste(
     oauth: &OAuthClient,
     scopes: &[String],
+    at: Option<&Url>,
 ) -> Result<(OAuthClient, Secret, Secret), Failure> {
-    let auth = oauth.authorize(scopes, None, &[])?;
+    let auth = oauth.authorize(scopes, at, &[])?;
     eprintln!(
         "Open this URL in a browser and consent:\n\n  {}\n\nThen paste here the whole URL the browser was sent to (it starts with {}):",
         auth.url,
@@ -269,7 +297,7 @@ fn html_escape(s: &str) -> String {
 }
 
 /// One line about a token: scopes, validity, refresh, consent renewal.
-fn describe(token: &Token) -> String {
+pub fn describe(token: &Token) -> String {
     let now = unix(SystemTime::now());
     let mut parts = vec![format!("scopes {}", token.scopes.join(" "))];
     parts.push(match token.expires_at {
