@@ -291,7 +291,7 @@ async fn journey(args: DemoArgs, globals: &Globals) -> Result<u8, Failure> {
 }
 
 /// The configuration profile a user would write for the sandbox.
-fn profile_for(
+pub(crate) fn profile_for(
     info: &SandboxInfo,
     dir: &std::path::Path,
 ) -> Result<stet_transport::Profile, Failure> {
@@ -310,14 +310,27 @@ fn profile_for(
         info.ca,
     );
     let path = dir.join("config.toml");
+    write_private(&path, text.as_bytes())?;
     let file = config::parse(&text, &path).map_err(|e| Failure::new(exit::CONFIG, e))?;
     config::resolve(&file, Some("demo"), Some(&path), &|_| None)
         .map_err(|e| Failure::new(exit::CONFIG, e))
 }
 
+/// Writes a file readable by its owner only.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .or_exit(exit::IO, format!("cannot write {}", path.display()))
+}
+
 /// Plays the PSU's browser: opens the authorization URL (the sandbox approves the test PSU
 /// at once and redirects), takes the code from the redirect, and exchanges it.
-async fn approve(
+pub(crate) async fn approve(
     oauth: &OAuthClient,
     info: &SandboxInfo,
     scopes: &[String],

@@ -5,6 +5,7 @@
 
 mod auth;
 mod banks;
+mod bench;
 mod completions;
 mod data;
 mod demo;
@@ -115,6 +116,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print shell completions
     Completions(completions::CompletionsArgs),
+    /// Measure signing speed and a full sync against a sandbox bank (figures for BENCHMARKS.md)
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
         Command::FundsCheck(args) => pay::funds_check(args, &cli.globals),
         Command::Demo(args) => demo::run(args, &cli.globals),
         Command::Completions(args) => completions::run(args),
+        Command::Bench(command) => bench::run(command, &cli.globals),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,355 @@
+//! `stet bench`: the figures behind BENCHMARKS.md, measured on the machine at hand.
+//!
+//! - `sign`: signatures per second per core for the default backend on a typical STET request
+//!   (the Digest of a 1 KiB body, six signed headers), beside the bare RSA rate.
+//! - `sync`: a sandbox bank in a separate process, and `stet transactions --all --output
+//!   ndjson` pulling everything from it, as a user would run it: wall time, transactions and
+//!   pages per second, the command's peak resident memory, and the signing-bound floor (pages
+//!   × measured signing time ÷ cores the client used).
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::{Args, Subcommand};
+use stet_httpsig::{Backend, PrivateKey, Request, Signer, SigningProfile, sign_request};
+use stet_sandbox::SandboxInfo;
+use stet_transport::FileTokenStore;
+
+use crate::Globals;
+use crate::exit::{self, Failure, OrExit as _};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Signatures per second per core on a typical STET request, beside the bare RSA rate
+    #[command(after_help = "Example:\n  stet bench sign --seconds 5")]
+    Sign(SignArgs),
+    /// Pull every transaction of every account from a sandbox bank in another process
+    #[command(
+        after_help = "Example:\n  stet bench sync --accounts 100 --transactions 5000 --page-size 100 --concurrency 4"
+    )]
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// How long to measure each rate, in seconds
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Print the figures as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Accounts in the sandbox bank
+    #[arg(long, default_value_t = 10)]
+    accounts: usize,
+    /// Transactions per account
+    #[arg(long, default_value_t = 1000)]
+    transactions: usize,
+    /// Transactions per page
+    #[arg(long, default_value_t = 100)]
+    page_size: usize,
+    /// Accounts fetched at once
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Print the figures as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(command: BenchCommand, globals: &Globals) -> Result<u8, Failure> {
+    match command {
+        BenchCommand::Sign(args) => sign(args),
+        BenchCommand::Sync(args) => sync(args, globals),
+    }
+}
+
+/// A throwaway RSA-2048 QSealC key, made by the sandbox's PKI generator.
+fn bench_key(dir: &std::path::Path) -> Result<PrivateKey, Failure> {
+    stet_sandbox::pki::generate(dir).map_err(|e| Failure::new(exit::IO, e))?;
+    let pem = std::fs::read(dir.join("tpp-qseal.key"))
+        .or_exit(exit::IO, "cannot read the generated key")?;
+    PrivateKey::from_bytes(&pem, None).map_err(|e| Failure::new(exit::CONFIG, e))
+}
+
+/// A STET POST with a 1 KiB body and six signed headers.
+fn typical_request() -> (Request, SigningProfile) {
+    let mut body = br#"{"paymentInformationId":"MyPmtInfId","creditTransferTransaction":[{"remittanceInformation":[""#.to_vec();
+    body.resize(1024 - 5, b'x');
+    body.extend_from_slice(br#""]}]}"#);
+    let request = Request::new("POST", "/stet/psd2/v1.5/payment-requests")
+        .with_header("Host", "api.bank.example")
+        .with_header("Date", httpdate::fmt_http_date(SystemTime::now()))
+        .with_header("X-Request-ID", "3b4c5d6e-7f80-4a1b-9c2d-3e4f5a6b7c8d")
+        .with_header("Content-Type", "application/json")
+        .with_header("PSU-IP-Address", "192.0.2.10")
+        .with_body(body);
+    let profile = SigningProfile::new("qseal").with_headers(&[
+        "(request-target)",
+        "host",
+        "date",
+        "x-request-id",
+        "content-type",
+        "digest",
+    ]);
+    (request, profile)
+}
+
+/// Operations per second of `op`, run for about `seconds`.
+fn rate(seconds: f64, mut op: impl FnMut() -> Result<(), Failure>) -> Result<f64, Failure> {
+    for _ in 0..20 {
+        op()?; // warm-up
+    }
+    let budget = Duration::from_secs_f64(seconds.max(0.1));
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < budget {
+        op()?;
+        n += 1;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Seconds per signature of a typical STET request on the default backend.
+fn signing_time(signer: &dyn Signer, seconds: f64) -> Result<f64, Failure> {
+    let (unsigned, profile) = typical_request();
+    let per_second = rate(seconds, || {
+        let mut request = unsigned.clone();
+        sign_request(&mut request, &profile, signer, SystemTime::now())
+            .map(drop)
+            .map_err(|e| Failure::new(1, e))
+    })?;
+    Ok(1.0 / per_second)
+}
+
+fn sign(args: SignArgs) -> Result<u8, Failure> {
+    let dir = tempfile::tempdir().or_exit(exit::IO, "cannot create a temporary folder")?;
+    let key = bench_key(dir.path())?;
+    let mut rows = Vec::new();
+    for backend in Backend::all() {
+        let signer = key
+            .signer(*backend)
+            .map_err(|e| Failure::new(exit::CONFIG, e))?;
+        let stet = 1.0 / signing_time(signer.as_ref(), args.seconds)?;
+        let message = [0x5au8; 300];
+        let raw = rate(args.seconds, || {
+            signer
+                .sign(&message)
+                .map(drop)
+                .map_err(|e| Failure::new(1, e))
+        })?;
+        rows.push((backend.name(), stet, raw));
+    }
+    if args.json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(b, stet, raw)| serde_json::json!({"backend": b, "stet_request_per_s": stet.round(), "raw_rsa2048_per_s": raw.round()}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"key_bits": key.bits(), "results": list})
+        );
+    } else {
+        println!("RSA-{} signatures per second, one core:", key.bits());
+        for (backend, stet, raw) in rows {
+            println!("  {backend:<11} STET request {stet:>8.0}/s   bare RSA {raw:>8.0}/s");
+        }
+    }
+    Ok(0)
+}
+
+fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
+    let work = tempfile::tempdir().or_exit(exit::IO, "cannot create a temporary folder")?;
+    let exe = std::env::current_exe().or_exit(1, "cannot find the stet executable")?;
+
+    // The bank, in its own process.
+    let mut bank = Command::new(&exe)
+        .args(["sandbox", "serve", "--port", "0"])
+        .args(["--accounts", &args.accounts.to_string()])
+        .args(["--transactions", &args.transactions.to_string()])
+        .args(["--page-size", &args.page_size.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .or_exit(1, "cannot start the sandbox")?;
+    let _guard = KillOnDrop(&mut bank);
+    let mut line = String::new();
+    let stdout = _guard
+        .0
+        .stdout
+        .take()
+        .ok_or_else(|| Failure::new(1, "no sandbox output"))?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .or_exit(1, "cannot read the sandbox's JSON line")?;
+    let info: SandboxInfo =
+        serde_json::from_str(&line).or_exit(exit::DATA, "the sandbox's JSON line")?;
+
+    // The consent, stored where the measured command will find it.
+    let data_home = work.path().join("data");
+    let profile = crate::demo::profile_for(&info, work.path())?;
+    let bank_profile = crate::profile::bank(&profile)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .or_exit(1, "cannot start the async runtime")?;
+    let sign_seconds = runtime.block_on(async {
+        let transport = stet_client::transport_builder(&profile, &bank_profile)
+            .token_store(Arc::new(FileTokenStore::new(
+                data_home.join("stet").join("tokens"),
+            )))
+            .build()?;
+        let oauth = transport
+            .oauth()
+            .ok_or_else(|| Failure::new(exit::CONFIG, "no token endpoint"))?;
+        let scopes = [
+            "aisp".to_owned(),
+            bank_profile.scopes.extended_history.clone(),
+        ];
+        let token = crate::demo::approve(oauth, &info, &scopes, None).await?;
+        transport
+            .store_token(crate::auth::CONSENT_KEY, token)
+            .await?;
+        let key = PrivateKey::from_bytes(
+            &std::fs::read(&info.qseal_key).or_exit(exit::IO, "QSealC key")?,
+            None,
+        )
+        .map_err(|e| Failure::new(exit::CONFIG, e))?;
+        let signer = key
+            .signer(Backend::default())
+            .map_err(|e| Failure::new(exit::CONFIG, e))?;
+        signing_time(signer.as_ref(), 1.0)
+    })?;
+
+    // The measured command, exactly as a user runs it.
+    let from = (time::OffsetDateTime::now_utc().date() - time::Duration::days(400)).to_string();
+    let started = Instant::now();
+    let mut child = Command::new(&exe)
+        .args([
+            "transactions",
+            "--all",
+            "--output",
+            "ndjson",
+            "--psu-ip",
+            "127.0.0.1",
+            "-q",
+        ])
+        .args([
+            "--from",
+            &from,
+            "--concurrency",
+            &args.concurrency.to_string(),
+        ])
+        .env("STET_CONFIG", work.path().join("config.toml"))
+        .env("STET_PROFILE", "demo")
+        .env("XDG_DATA_HOME", &data_home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .or_exit(1, "cannot start `stet transactions`")?;
+    let pid = child.id();
+    let mut out = child
+        .stdout
+        .take()
+        .ok_or_else(|| Failure::new(1, "no output"))?;
+    let counter = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut lines = 0u64;
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        lines
+    });
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(kib) = vm_hwm_kib(pid) {
+            peak_kib = peak_kib.max(kib);
+        }
+        match child
+            .try_wait()
+            .or_exit(1, "cannot wait for `stet transactions`")?
+        {
+            Some(status) => break status,
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let transactions = counter.join().unwrap_or(0);
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(Failure::new(
+            1,
+            format!("`stet transactions --all` failed: {}", err.trim()),
+        ));
+    }
+    let pages_per_account = args.transactions.div_ceil(args.page_size.max(1)).max(1);
+    let pages = (args.accounts * pages_per_account) as f64 + 1.0; // + the accounts list
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(args.concurrency.max(1)) as f64;
+    let floor = pages * sign_seconds / cores;
+    let figures = serde_json::json!({
+        "accounts": args.accounts,
+        "transactions_per_account": args.transactions,
+        "page_size": args.page_size,
+        "concurrency": args.concurrency,
+        "transactions": transactions,
+        "pages": pages,
+        "wall_s": (wall * 1000.0).round() / 1000.0,
+        "transactions_per_s": (transactions as f64 / wall).round(),
+        "pages_per_s": (pages / wall).round(),
+        "peak_rss_mib": (peak_kib as f64 / 1024.0 * 10.0).round() / 10.0,
+        "signing_ms": (sign_seconds * 1e5).round() / 100.0,
+        "client_cores": cores,
+        "signing_floor_s": (floor * 1000.0).round() / 1000.0,
+        "wall_over_floor": (wall / floor * 100.0).round() / 100.0,
+    });
+    if args.json {
+        println!("{figures}");
+    } else {
+        println!(
+            "{transactions} transactions in {pages} pages: {wall:.2} s ({:.0} transactions/s, {:.0} pages/s)\n\
+             peak resident memory of `stet transactions --all --output ndjson`: {:.1} MiB\n\
+             signing-bound floor: {pages} pages × {:.3} ms ÷ {cores} core(s) = {floor:.2} s; wall time is {:.2}× the floor",
+            transactions as f64 / wall,
+            pages / wall,
+            peak_kib as f64 / 1024.0,
+            sign_seconds * 1000.0,
+            wall / floor
+        );
+    }
+    if !globals.quiet && transactions != (args.accounts * args.transactions) as u64 {
+        eprintln!(
+            "warning: {} transactions expected, {transactions} received",
+            args.accounts * args.transactions
+        );
+    }
+    Ok(0)
+}
+
+/// The peak resident set size of process `pid`, from Linux's /proc (None elsewhere, or once
+/// the process has exited).
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
