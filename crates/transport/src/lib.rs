@@ -15,7 +15,9 @@
 //!   attempts and time. A POST may move money: it is never resent once it may have reached the
 //!   bank, and a lost answer becomes [`TransportError::OutcomeUnknown`], which says how to
 //!   check;
-//! - the **configuration** file with named profiles ([`config`]).
+//! - the **configuration** file with named profiles ([`config`]);
+//! - **certificate inspection** ([`inspect`]): validity, `organizationIdentifier`, QcType and
+//!   the PSD2 roles and NCA of the eIDAS QCStatements, for `stet doctor`.
 //!
 //! Credentials go only to the configured bank: a URL on another host (say, a `_links` href) is
 //! refused before anything is sent. Logs (`tracing`, at debug) give method, path, status,
@@ -48,6 +50,7 @@ mod client;
 pub mod config;
 mod error;
 mod identity;
+pub mod inspect;
 mod oauth;
 mod psu;
 mod retry;
