@@ -398,6 +398,30 @@ fn a_qseal_without_psp_pi_fails_the_pisp_scope() {
 }
 
 #[test]
+fn a_qseal_close_to_expiry_is_a_warning_not_a_failure() {
+    let bank = Bank::start();
+    let setup = Setup::new(&bank.info, "");
+    let now = time::OffsetDateTime::now_utc();
+    let (cert, key) = certificate(
+        true,
+        QcType::Seal,
+        vec![PspRole::AccountInformation, PspRole::PaymentInitiation],
+        now - days(300),
+        now + days(10) + time::Duration::hours(1),
+    );
+    std::fs::write(setup.path("certs/qseal.pem"), cert).unwrap();
+    setup.write_key("certs/qseal.key", &key);
+    let run = setup.doctor(&[]);
+    assert_eq!(run.code, 0, "{run}");
+    let line = run.line("QSealC certificate");
+    assert!(
+        line.starts_with("warn ") && line.contains("(10 days left)"),
+        "{run}"
+    );
+    assert!(line.contains("renew it with your QTSP"), "{run}");
+}
+
+#[test]
 fn a_qwac_used_as_qseal_is_the_wrong_type() {
     let bank = Bank::start();
     let setup = Setup::new(&bank.info, "");

@@ -613,6 +613,42 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_chain_of_a_pkcs12_bundle() {
+        use rustls_pki_types::PrivateKeyDer;
+        let (_dir, pki) = sandbox_pki();
+        let der = |name: &str| {
+            CertificateDer::from_pem_slice(&pki.read(name).unwrap())
+                .unwrap()
+                .to_vec()
+        };
+        let key = match PrivateKeyDer::from_pem_slice(&pki.read("tpp-qwac.key").unwrap()).unwrap() {
+            PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+            other => panic!("{other:?}"),
+        };
+        let chain = p12_keystore::PrivateKeyChain::new(
+            "qwac",
+            p12_keystore::PrivateKey::from_der(&key).unwrap(),
+            [
+                p12_keystore::Certificate::from_der(&der("tpp-qwac.pem")).unwrap(),
+                p12_keystore::Certificate::from_der(&der("ca.pem")).unwrap(),
+            ],
+        );
+        let mut store = p12_keystore::KeyStore::new();
+        store.add_entry("qwac", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+        let bytes = store.writer("secret").write().unwrap();
+
+        let certs = read_pkcs12(&bytes, "secret").unwrap();
+        assert_eq!(certs.len(), 2);
+        assert_eq!(certs[0].qc_types, [QcType::Web]);
+        assert_eq!(certs[0].issuer, certs[1].subject);
+        assert!(matches!(
+            read_pkcs12(&bytes, "wrong"),
+            Err(InspectError::Pkcs12(_))
+        ));
+        assert!(read_pkcs12(b"not a bundle", "").is_err());
+    }
+
+    #[test]
     fn encodes_what_it_reads() {
         let psd2 = Psd2Statement {
             roles: vec![
