@@ -238,7 +238,13 @@ async fn journey(args: DemoArgs, globals: &Globals) -> Result<u8, Failure> {
         .consent_approval
         .clone()
         .ok_or_else(|| Failure::new(exit::DATA, "the sandbox gave no approval link"))?;
-    let approval = approve(oauth, &info, std::slice::from_ref(&bank.scopes.pisp), Some(&link)).await?;
+    let approval = approve(
+        oauth,
+        &info,
+        std::slice::from_ref(&bank.scopes.pisp),
+        Some(&link),
+    )
+    .await?;
     let key = format!("pisp {}", created.id);
     transport.store_token(&key, approval).await?;
     show("approved by the PSU");
