@@ -43,31 +43,42 @@ pub struct Printer {
     out: std::io::BufWriter<std::io::StdoutLock<'static>>,
     table: Vec<Vec<String>>,
     rows: usize,
+    started: bool,
 }
 
 impl Printer {
-    /// A printer for `columns` in `format`.
+    /// A printer for `columns` in `format`. Nothing is written until the first row or
+    /// [`Printer::finish`]: a command that fails before then leaves stdout empty, not a
+    /// half-open JSON array or a lone CSV header.
     pub fn new(format: Format, columns: &[&'static str]) -> Result<Printer, Failure> {
-        let mut printer = Printer {
+        Ok(Printer {
             format,
             columns: columns.to_vec(),
             out: std::io::BufWriter::new(std::io::stdout().lock()),
             table: Vec::new(),
             rows: 0,
-        };
-        match format {
-            Format::Json => printer.write(b"[")?,
-            Format::Csv => {
-                let header: Vec<String> = columns.iter().map(|c| csv_field(c)).collect();
-                printer.write(format!("{}\r\n", header.join(",")).as_bytes())?;
-            }
-            Format::Table | Format::Ndjson => {}
+            started: false,
+        })
+    }
+
+    /// Writes what comes before the rows (the JSON array's `[`, the CSV header), once.
+    fn start(&mut self) -> Result<(), Failure> {
+        if std::mem::replace(&mut self.started, true) {
+            return Ok(());
         }
-        Ok(printer)
+        match self.format {
+            Format::Json => self.write(b"["),
+            Format::Csv => {
+                let header: Vec<String> = self.columns.iter().map(|c| csv_field(c)).collect();
+                self.write(format!("{}\r\n", header.join(",")).as_bytes())
+            }
+            Format::Table | Format::Ndjson => Ok(()),
+        }
     }
 
     /// Adds one row.
     pub fn row(&mut self, json: &serde_json::Value, cells: Vec<String>) -> Result<(), Failure> {
+        self.start()?;
         match self.format {
             Format::Json => {
                 let sep: &[u8] = if self.rows == 0 { b"\n  " } else { b",\n  " };
@@ -92,6 +103,7 @@ impl Printer {
 
     /// Ends the output (closes the JSON array, lays out the table) and flushes.
     pub fn finish(mut self) -> Result<(), Failure> {
+        self.start()?;
         match self.format {
             Format::Json => {
                 let end: &[u8] = if self.rows == 0 { b"]\n" } else { b"\n]\n" };
