@@ -1,0 +1,1447 @@
+//! End-to-end tests of the `stet` binary against the sandbox bank, over real sockets.
+//!
+//! Each test starts its own `stet sandbox serve --port 0` child and works in its own temporary
+//! HOME (configuration, token store, budget), so the tests run in parallel without sharing
+//! state. The test plays the PSU's browser: it follows the authorization URL the CLI prints
+//! (the sandbox approves at once) and delivers the redirect to the CLI's loopback listener, or
+//! pastes it on the CLI's stdin.
+
+#![allow(missing_docs)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const STET: &str = env!("CARGO_BIN_EXE_stet");
+/// A PSU IP address: the PSU is present, calls are not counted against the unattended budget.
+const PSU_IP: &str = "192.0.2.10";
+/// A valid IBAN that is not one of the sandbox's accounts (the README's payee).
+const PAYEE: &str = "FR7630006000011234567890189";
+const LINE_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------------
+
+/// A `stet sandbox serve` child, stopped (Ctrl-C, then kill) on drop.
+struct Sandbox {
+    child: Child,
+    info: Value,
+    // Kept open: the sandbox never writes again, but a closed pipe must not surprise it.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Sandbox {
+    fn start(home: &Path) -> Sandbox {
+        let mut child = Command::new(STET)
+            .args(["sandbox", "serve", "--port", "0"])
+            .args([
+                "--accounts",
+                "3",
+                "--transactions",
+                "60",
+                "--page-size",
+                "20",
+            ])
+            .env("HOME", home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn stet sandbox serve");
+        let mut stdout = BufReader::new(child.stdout.take().expect("sandbox stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the sandbox line");
+        let info: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the sandbox's first line is not JSON ({e}): {line:?}"));
+        Sandbox {
+            child,
+            info,
+            _stdout: stdout,
+        }
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.info[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("sandbox info has no `{key}`: {}", self.info))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // Ctrl-C lets the sandbox remove its ephemeral PKI; kill it if it does not stop.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A sandbox, a temporary HOME and a configuration file for it (profile `sandbox`).
+struct Env {
+    // Dropped first: the sandbox stops before its folder goes.
+    sandbox: Sandbox,
+    home: tempfile::TempDir,
+    config: PathBuf,
+}
+
+/// What a finished command did.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    what: String,
+}
+
+impl Out {
+    /// Asserts exit 0 and gives stdout.
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "{self}");
+        self.no_panic();
+        &self.stdout
+    }
+
+    fn no_panic(&self) {
+        assert!(!self.stderr.contains("panicked"), "{self}");
+        assert!(!self.stdout.contains("panicked"), "{self}");
+    }
+
+    /// Asserts a failure with `code`: nothing on stdout, one `error:` line on stderr that
+    /// contains `needle` (case-insensitive), and no panic.
+    fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "{self}");
+        self.no_panic();
+        assert_eq!(self.stdout, "", "stdout must be empty on failure: {self}");
+        self.error_line(needle);
+    }
+
+    /// The one `error:` line of stderr, which must contain `needle`.
+    fn error_line(&self, needle: &str) -> &str {
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "exactly one `error:` line: {self}");
+        assert!(
+            errors[0].to_lowercase().contains(&needle.to_lowercase()),
+            "the error line should mention `{needle}`: {self}"
+        );
+        errors[0]
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(self.ok())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self}"))
+    }
+
+    fn json_array(&self) -> Vec<Value> {
+        match self.json() {
+            Value::Array(items) => items,
+            other => panic!("expected a JSON array, got {other}"),
+        }
+    }
+
+    fn ndjson(&self) -> Vec<Value> {
+        self.ok()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("NDJSON line is not JSON ({e}): {l:?}"));
+                assert!(v.is_object(), "one object per line: {l}");
+                v
+            })
+            .collect()
+    }
+
+    /// The CSV output: header and rows, each row as wide as the header.
+    fn csv(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        let mut records = parse_csv(self.ok());
+        assert!(!records.is_empty(), "CSV needs a header: {self}");
+        let header = records.remove(0);
+        for row in &records {
+            assert_eq!(row.len(), header.len(), "row {row:?} vs header {header:?}");
+        }
+        (header, records)
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`stet {}` exited {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// RFC 4180: quoted fields may hold commas, quotes (doubled) and line breaks; records end in
+/// CRLF.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    let mut started = false;
+    while let Some(c) = chars.next() {
+        started = true;
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => quoted = false,
+                other => field.push(other),
+            }
+            continue;
+        }
+        match c {
+            '"' if field.is_empty() => quoted = true,
+            ',' => record.push(std::mem::take(&mut field)),
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+                started = false;
+            }
+            other => field.push(other),
+        }
+    }
+    assert!(!quoted, "unterminated quoted field in CSV");
+    if started {
+        record.push(field);
+        records.push(record);
+    }
+    records
+}
+
+impl Env {
+    fn new() -> Env {
+        let home = tempfile::Builder::new()
+            .prefix("stet-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let sandbox = Sandbox::start(home.path());
+        let config = home.path().join("stet.toml");
+        let env = Env {
+            sandbox,
+            home,
+            config,
+        };
+        env.write_config(&env.config, "");
+        env
+    }
+
+    /// The `[profiles.sandbox]` table for this sandbox, then `extra` (more profiles).
+    fn write_config(&self, path: &Path, extra: &str) {
+        let text = format!(
+            "default_profile = \"sandbox\"\n\n[profiles.sandbox]\n{}{extra}",
+            self.profile_body(&[])
+        );
+        write_private(path, &text);
+    }
+
+    /// The keys of the sandbox profile, with `(key, value)` overrides (TOML values as written).
+    fn profile_body(&self, overrides: &[(&str, &str)]) -> String {
+        let s = &self.sandbox;
+        let q = |k: &str| format!("{:?}", s.get(k));
+        let mut keys: Vec<(&str, String)> = vec![
+            ("bank", "\"sandbox\"".to_owned()),
+            ("api_base", q("api_base")),
+            ("token_url", q("token_url")),
+            ("authorize_url", q("authorize_url")),
+            ("client_id", q("client_id")),
+            ("redirect_uri", q("redirect_uri")),
+            ("qwac_cert", q("qwac_cert")),
+            ("qwac_key", q("qwac_key")),
+            ("qseal_key", q("qseal_key")),
+            ("qseal_cert", q("qseal_cert")),
+            ("key_id", q("key_id")),
+            ("ca_bundle", q("ca")),
+        ];
+        for (k, v) in overrides {
+            match keys.iter_mut().find(|(key, _)| key == k) {
+                Some(entry) => entry.1 = (*v).to_owned(),
+                None => keys.push((k, (*v).to_owned())),
+            }
+        }
+        keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
+    }
+
+    /// A configuration file holding only `[profiles.NAME]` with the overrides.
+    fn config_with(&self, name: &str, overrides: &[(&str, &str)]) -> PathBuf {
+        let path = self.home.path().join(format!("{name}.toml"));
+        let text = format!("[profiles.{name}]\n{}", self.profile_body(overrides));
+        write_private(&path, &text);
+        path
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let home = self.home.path();
+        let mut cmd = Command::new(STET);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("STET_CONFIG", &self.config)
+            .env("STET_NO_BROWSER", "1")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Runs `stet ARGS` to the end, with no stdin.
+    fn run(&self, args: &[&str]) -> Out {
+        finished(args, self.command(args))
+    }
+
+    /// Runs `stet ARGS --psu-ip …`: the PSU is present.
+    fn present(&self, args: &[&str]) -> Out {
+        let mut all = args.to_vec();
+        all.extend(["--psu-ip", PSU_IP]);
+        self.run(&all)
+    }
+
+    /// Starts `stet ARGS` in the background, its stdin piped, stdout and stderr collected.
+    fn spawn(&self, args: &[&str]) -> Running {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn stet");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let out_thread = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut s);
+            s
+        });
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+            out_thread: Some(out_thread),
+            what: args.join(" "),
+        }
+    }
+
+    /// Plays the PSU at the bank: GETs the authorization URL (the sandbox approves at once)
+    /// and gives the redirect `Location`.
+    fn consent_at_bank(&self, authorize: &str) -> String {
+        let ca = std::fs::read(self.sandbox.get("ca")).expect("read the sandbox CA");
+        let (status, location) = block_on(async move {
+            let browser = reqwest::Client::builder()
+                .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("browser client");
+            let response = browser.get(authorize).send().await.expect("GET /authorize");
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (response.status().as_u16(), location)
+        });
+        assert_eq!(status, 302, "the sandbox approves and redirects");
+        let location = location.expect("a Location header");
+        assert!(location.contains("code="), "{location}");
+        location
+    }
+
+    /// Logs in with the loopback listener: the test plays the browser. Gives the stderr and the
+    /// redirect URL (which holds the code).
+    fn login(&self, extra: &[&str]) -> (Out, String) {
+        let mut args = vec!["auth", "login"];
+        args.extend(extra);
+        let mut running = self.spawn(&args);
+        let url = running.authorize_url();
+        let location = self.consent_at_bank(&url);
+        let status = deliver(&location);
+        assert_eq!(
+            status, 200,
+            "the CLI's loopback listener answers the browser"
+        );
+        let out = running.finish();
+        assert_eq!(out.code, 0, "{out}");
+        (out, location)
+    }
+
+    /// Approves a payment in a running `stet pay`/`stet pay confirm`: GET the approval URL it
+    /// prints, deliver the redirect to its listener.
+    fn approve_payment(&self, running: &mut Running) -> String {
+        let url = running.authorize_url();
+        assert!(url.contains("paymentRequestResourceId="), "{url}");
+        let location = self.consent_at_bank(&url);
+        assert_eq!(deliver(&location), 200);
+        location
+    }
+
+    fn token_file(&self, profile: &str) -> PathBuf {
+        self.home
+            .path()
+            .join("data")
+            .join("stet")
+            .join("tokens")
+            .join(format!("{profile}.json"))
+    }
+
+    /// Every secret string in the token file: access and refresh tokens.
+    fn stored_secrets(&self, profile: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(self.token_file(profile)).expect("read token file");
+        let json: Value = serde_json::from_str(&text).expect("token file is JSON");
+        let mut secrets = Vec::new();
+        for token in json["tokens"].as_object().expect("tokens").values() {
+            for key in ["access_token", "refresh_token"] {
+                if let Some(s) = token[key].as_str() {
+                    secrets.push(s.to_owned());
+                }
+            }
+        }
+        assert!(!secrets.is_empty(), "the token file holds tokens: {text}");
+        secrets
+    }
+
+    /// The accounts, as the bank sent them (`--output json`).
+    fn accounts(&self) -> Vec<Value> {
+        self.present(&["accounts", "--output", "json"]).json_array()
+    }
+}
+
+/// A `stet` child in the background.
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    out_thread: Option<std::thread::JoinHandle<String>>,
+    what: String,
+}
+
+impl Running {
+    /// Reads stderr until the authorization URL the CLI prints.
+    fn authorize_url(&mut self) -> String {
+        loop {
+            let line = match self.lines.recv_timeout(LINE_TIMEOUT) {
+                Ok(line) => line,
+                Err(e) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "no authorization URL from `stet {}` ({e}); stderr so far:\n{}",
+                        self.what,
+                        self.seen.join("\n")
+                    );
+                }
+            };
+            self.seen.push(line.clone());
+            let trimmed = line.trim();
+            if trimmed.starts_with("https://") && trimmed.contains("/authorize") {
+                return trimmed.to_owned();
+            }
+        }
+    }
+
+    /// Writes `text` and a newline to the child's stdin, then closes it.
+    fn paste(&mut self, text: &str) {
+        let mut stdin = self.stdin.take().expect("stdin");
+        writeln!(stdin, "{text}").expect("write to stdin");
+    }
+
+    /// Closes stdin and waits for the end.
+    fn finish(mut self) -> Out {
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("wait");
+        let stdout = self
+            .out_thread
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default();
+        // The reader thread ends at EOF, once the child has exited.
+        let mut stderr = self.seen.clone();
+        while let Ok(line) = self.lines.recv_timeout(LINE_TIMEOUT) {
+            stderr.push(line);
+        }
+        Out {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr: stderr.join("\n") + "\n",
+            what: self.what.clone(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `cmd` (which is `stet ARGS`) to the end, with no stdin.
+fn finished(args: &[&str], mut cmd: Command) -> Out {
+    let output = cmd.stdin(Stdio::null()).output().expect("run stet");
+    Out {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        what: args.join(" "),
+    }
+}
+
+/// Delivers the bank's redirect to the CLI's loopback listener, as the browser would.
+fn deliver(location: &str) -> u16 {
+    let location = location.to_owned();
+    block_on(async move {
+        let response = reqwest::Client::new()
+            .get(&location)
+            .send()
+            .await
+            .expect("GET the loopback redirect");
+        response.status().as_u16()
+    })
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write config");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+}
+
+/// A date `days` from today (UTC), as YYYY-MM-DD.
+fn day(days: i64) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    civil_from_days(secs.div_euclid(86_400) + days)
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> String {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The value of `name` in a URL's query.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consent
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn login_by_loopback_then_status_and_logout() {
+    let env = Env::new();
+    let (out, location) = env.login(&[]);
+    assert!(
+        out.stderr.contains("Logged in (profile `sandbox`)"),
+        "{out}"
+    );
+    assert!(location.starts_with("http://127.0.0.1:"), "{location}");
+    let token_file = env.token_file("sandbox");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&token_file)
+            .expect("token file")
+            .permissions();
+        assert_eq!(mode.mode() & 0o777, 0o600, "the token file is private");
+    }
+
+    let status = env.run(&["auth", "status"]);
+    assert!(status.ok().contains("aisp: scopes aisp"), "{status}");
+    let json = env.run(&["auth", "status", "--output", "json"]).json();
+    assert_eq!(json["profile"], "sandbox");
+    let tokens = json["tokens"].as_array().expect("tokens");
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0]["key"], "aisp");
+    assert_eq!(tokens[0]["valid"], true);
+    assert_eq!(tokens[0]["refreshable"], true);
+
+    let logout = env.run(&["auth", "logout"]);
+    logout.ok();
+    assert!(logout.stderr.contains("Forgot the tokens"), "{logout}");
+    assert!(!token_file.exists(), "logout removes the token file");
+
+    // Logged out: `auth status` says so and exits 77; data commands need a login.
+    let status = env.run(&["auth", "status"]);
+    assert_eq!(status.code, 77, "{status}");
+    assert!(status.stdout.contains("no tokens stored"), "{status}");
+    assert!(status.stderr.contains("stet auth login"), "{status}");
+    env.present(&["accounts"]).fails(77, "stet auth login");
+    // Nothing on stdout in any format: no half-open JSON array, no lone CSV header.
+    for format in ["json", "csv", "table", "ndjson"] {
+        env.present(&["accounts", "--output", format])
+            .fails(77, "stet auth login");
+        env.present(&["transactions", "--all", "--output", format])
+            .fails(77, "stet auth login");
+    }
+}
+
+#[test]
+fn login_by_paste() {
+    let env = Env::new();
+    let mut running = env.spawn(&["auth", "login", "--no-browser"]);
+    let url = running.authorize_url();
+    let location = env.consent_at_bank(&url);
+    running.paste(&location);
+    let out = running.finish();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("Logged in"), "{out}");
+    assert_eq!(env.accounts().len(), 3);
+}
+
+#[test]
+fn login_by_paste_refuses_a_forged_state_and_nothing() {
+    let env = Env::new();
+    // A redirect whose state is not the one the CLI sent: a forged or crossed response.
+    let mut running = env.spawn(&["auth", "login", "--no-browser"]);
+    let url = running.authorize_url();
+    let location = env.consent_at_bank(&url);
+    let state = query_param(&location, "state").expect("state in the redirect");
+    let forged = location.replace(&format!("state={state}"), "state=forged-by-someone-else");
+    assert_ne!(forged, location);
+    running.paste(&forged);
+    let out = running.finish();
+    out.fails(77, "state");
+    assert!(!env.token_file("sandbox").exists(), "nothing stored");
+
+    // Nothing pasted (stdin closed).
+    let running = env.spawn(&["auth", "login", "--no-browser"]);
+    let out = running.finish();
+    out.fails(77, "no URL was pasted");
+
+    // A code from the bank delivered to the loopback listener with a forged state.
+    let mut running = env.spawn(&["auth", "login"]);
+    let url = running.authorize_url();
+    let location = env.consent_at_bank(&url);
+    let state = query_param(&location, "state").expect("state");
+    assert_eq!(
+        deliver(&location.replace(&format!("state={state}"), "state=forged")),
+        200
+    );
+    running.finish().fails(77, "state");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Account information
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn accounts_in_every_format() {
+    let env = Env::new();
+    env.login(&[]);
+
+    let accounts = env.accounts();
+    assert_eq!(accounts.len(), 3);
+    let ids: Vec<&str> = accounts
+        .iter()
+        .map(|a| a["resourceId"].as_str().expect("resourceId"))
+        .collect();
+    assert_eq!(ids, ["ACC0001", "ACC0002", "ACC0003"]);
+    for a in &accounts {
+        let iban = a["accountId"]["iban"].as_str().expect("iban");
+        assert!(iban.starts_with("FR76") || iban.starts_with("FR"), "{iban}");
+        assert!(
+            a["_links"].is_object(),
+            "JSON keeps the bank's resource whole: {a}"
+        );
+    }
+
+    let ndjson = env.present(&["accounts", "--output", "ndjson"]).ndjson();
+    assert_eq!(ndjson, accounts, "NDJSON holds the same objects as JSON");
+
+    // Piped, the default is NDJSON.
+    let default = env.present(&["accounts"]).ndjson();
+    assert_eq!(default, accounts);
+
+    let (header, rows) = env.present(&["accounts", "--output", "csv"]).csv();
+    assert_eq!(header, ["id", "iban", "name", "currency", "usage", "type"]);
+    assert_eq!(rows.len(), 3);
+    for (row, a) in rows.iter().zip(&accounts) {
+        assert_eq!(row[0], a["resourceId"].as_str().unwrap());
+        assert_eq!(row[1], a["accountId"]["iban"].as_str().unwrap());
+        assert_eq!(row[2], a["name"].as_str().unwrap());
+        assert_eq!(row[3], "EUR");
+    }
+
+    let table = env.present(&["accounts", "--output", "table"]);
+    let lines: Vec<&str> = table.ok().lines().collect();
+    assert_eq!(lines.len(), 4, "a header and three rows: {table}");
+    assert!(lines[0].starts_with("ID "), "{table}");
+    assert!(
+        lines[0].contains("IBAN") && lines[0].contains("NAME"),
+        "{table}"
+    );
+    for (line, id) in lines[1..].iter().zip(&ids) {
+        assert!(line.starts_with(id), "{table}");
+    }
+}
+
+#[test]
+fn balances_by_id_by_iban_and_for_every_account() {
+    let env = Env::new();
+    env.login(&[]);
+    let accounts = env.accounts();
+    let iban = accounts[1]["accountId"]["iban"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let by_id = env
+        .present(&["balances", "ACC0002", "--output", "json"])
+        .json_array();
+    assert!(!by_id.is_empty());
+    let types: Vec<&str> = by_id
+        .iter()
+        .map(|b| {
+            assert_eq!(b["account"], "ACC0002");
+            b["balance"]["balanceType"].as_str().expect("balanceType")
+        })
+        .collect();
+    assert!(
+        types.contains(&"CLBD") && types.contains(&"XPCD"),
+        "{types:?}"
+    );
+
+    // By IBAN, with spaces as people write it: the same balances.
+    let spaced: String = iban
+        .chars()
+        .collect::<Vec<_>>()
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let by_iban = env
+        .present(&["balances", &spaced, "--output", "json"])
+        .json_array();
+    assert_eq!(by_iban, by_id);
+
+    let all = env.present(&["balances", "--output", "ndjson"]).ndjson();
+    assert_eq!(all.len(), by_id.len() * 3, "every account's balances");
+
+    let (header, rows) = env
+        .present(&["balances", "ACC0002", "--output", "csv"])
+        .csv();
+    assert_eq!(
+        header,
+        [
+            "account",
+            "type",
+            "amount",
+            "currency",
+            "reference_date",
+            "name"
+        ]
+    );
+    assert_eq!(rows.len(), by_id.len());
+    for (row, b) in rows.iter().zip(&by_id) {
+        assert_eq!(row[1], b["balance"]["balanceType"].as_str().unwrap());
+        assert_eq!(
+            row[2],
+            b["balance"]["balanceAmount"]["amount"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| b["balance"]["balanceAmount"]["amount"].to_string())
+        );
+    }
+
+    let table = env.present(&["balances", "ACC0002", "--output", "table"]);
+    assert_eq!(table.ok().lines().count(), 1 + by_id.len(), "{table}");
+    assert!(table.stdout.contains("CLBD"), "{table}");
+
+    // An IBAN that is none of the PSU's accounts.
+    env.present(&["balances", PAYEE])
+        .fails(1, "no account with IBAN");
+}
+
+#[test]
+fn transactions_ranges_pages_status_and_formats() {
+    let env = Env::new();
+    // With the extended history scope: the whole 13 months can be read.
+    env.login(&["--scope", "aisp", "--scope", "extended_transaction_history"]);
+    let (from, to) = (day(-400), day(3));
+
+    // 60 transactions per account, over three pages of 20.
+    let all = env
+        .present(&[
+            "transactions",
+            "ACC0001",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--output",
+            "json",
+        ])
+        .json_array();
+    assert_eq!(all.len(), 60);
+    let refs: Vec<&str> = all
+        .iter()
+        .map(|t| t["entryReference"].as_str().expect("entryReference"))
+        .collect();
+    let mut unique = refs.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 60, "no page read twice");
+    assert!(refs.iter().all(|r| r.starts_with("ACC0001-")));
+
+    // By IBAN: the same list.
+    let iban = env.accounts()[0]["accountId"]["iban"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_iban = env
+        .present(&[
+            "transactions",
+            &iban,
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--output",
+            "ndjson",
+        ])
+        .ndjson();
+    assert_eq!(by_iban, all);
+
+    // A narrower range: fewer, and each inside it.
+    let recent_from = day(-60);
+    let recent = env
+        .present(&[
+            "transactions",
+            "ACC0001",
+            "--from",
+            &recent_from,
+            "--to",
+            &to,
+            "--output",
+            "json",
+        ])
+        .json_array();
+    assert!(recent.len() < 60, "{}", recent.len());
+    for t in &recent {
+        let date = t["bookingDate"]
+            .as_str()
+            .or(t["transactionDate"].as_str())
+            .expect("a date");
+        assert!(
+            date[..10] >= *recent_from.as_str(),
+            "{date} < {recent_from}"
+        );
+    }
+
+    // Booked and pending split the list.
+    let booked = env
+        .present(&[
+            "transactions",
+            "ACC0001",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--status",
+            "booked",
+            "--output",
+            "ndjson",
+        ])
+        .ndjson();
+    let pending = env
+        .present(&[
+            "transactions",
+            "ACC0001",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--status",
+            "pending",
+            "--output",
+            "ndjson",
+        ])
+        .ndjson();
+    assert!(booked.iter().all(|t| t["status"] == "BOOK"));
+    assert!(pending.iter().all(|t| t["status"] == "PDNG"));
+    assert_eq!(booked.len() + pending.len(), 60);
+
+    // Every account, as CSV parsed back.
+    let (header, rows) = env
+        .present(&[
+            "transactions",
+            "--all",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--output",
+            "csv",
+        ])
+        .csv();
+    assert_eq!(
+        header,
+        [
+            "account",
+            "date",
+            "value_date",
+            "amount",
+            "currency",
+            "status",
+            "label",
+            "reference"
+        ]
+    );
+    assert_eq!(rows.len(), 180, "3 accounts × 60");
+    for id in ["ACC0001", "ACC0002", "ACC0003"] {
+        assert_eq!(rows.iter().filter(|r| r[0] == id).count(), 60, "{id}");
+    }
+    for row in &rows {
+        assert!(
+            row[7].starts_with(&row[0]),
+            "reference of its account: {row:?}"
+        );
+        assert_eq!(row[4], "EUR");
+        assert!(row[5] == "BOOK" || row[5] == "PDNG", "{row:?}");
+        assert!(
+            row[3].trim_start_matches('-').parse::<f64>().is_ok(),
+            "amount {row:?}"
+        );
+    }
+    // The CSV's amounts carry the sign of the debit/credit indicator.
+    let csv_acc1: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "ACC0001").collect();
+    for t in &all {
+        let reference = t["entryReference"].as_str().unwrap();
+        let row = csv_acc1
+            .iter()
+            .find(|r| r[7] == reference)
+            .expect("same transaction in CSV");
+        assert_eq!(
+            row[3].starts_with('-'),
+            t["creditDebitIndicator"] == "DBIT",
+            "{row:?} vs {t}"
+        );
+    }
+
+    let json_all = env
+        .present(&[
+            "transactions",
+            "--all",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--output",
+            "json",
+        ])
+        .json_array();
+    assert_eq!(json_all.len(), 180);
+
+    let table = env.present(&[
+        "transactions",
+        "ACC0003",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--output",
+        "table",
+    ]);
+    assert_eq!(table.ok().lines().count(), 61, "{table}");
+    assert!(table.stdout.starts_with("ACCOUNT"), "{table}");
+}
+
+#[test]
+fn transactions_beyond_90_days_need_the_extended_scope() {
+    let env = Env::new();
+    env.login(&[]);
+    // Without dateFrom, the last 90 days; with a dateFrom older than that, a new consent.
+    let recent = env
+        .present(&["transactions", "ACC0001", "--output", "json"])
+        .json_array();
+    assert!(recent.len() < 60, "{}", recent.len());
+    env.present(&["transactions", "ACC0001", "--from", &day(-200)])
+        .fails(77, "extended_transaction_history");
+}
+
+#[test]
+fn identity_beneficiaries_and_consent() {
+    let env = Env::new();
+    env.login(&[]);
+
+    let identity = env.present(&["identity", "--output", "json"]).json_array();
+    assert_eq!(identity.len(), 1);
+    assert_eq!(identity[0]["fullName"], "Camille Durand");
+    let (header, rows) = env.present(&["identity", "--output", "csv"]).csv();
+    assert_eq!(header, ["full_name", "first_name", "last_name"]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], "Camille Durand");
+    assert_eq!(
+        env.present(&["identity", "--output", "ndjson"]).ndjson(),
+        identity
+    );
+    let table = env.present(&["identity", "--output", "table"]);
+    assert!(table.ok().contains("Camille Durand"), "{table}");
+
+    let beneficiaries = env
+        .present(&["beneficiaries", "--output", "json"])
+        .json_array();
+    assert_eq!(beneficiaries.len(), 4);
+    let names: Vec<&str> = beneficiaries
+        .iter()
+        .map(|b| b["creditor"]["name"].as_str().expect("creditor name"))
+        .collect();
+    assert_eq!(
+        names,
+        ["Marie Martin", "SCI Les Tilleuls", "Jean Dupont", "EDF"]
+    );
+    let (header, rows) = env.present(&["beneficiaries", "--output", "csv"]).csv();
+    assert_eq!(header, ["id", "name", "iban", "trusted"]);
+    assert_eq!(rows.len(), 4);
+    for (row, b) in rows.iter().zip(&beneficiaries) {
+        assert_eq!(row[1], b["creditor"]["name"].as_str().unwrap());
+        assert_eq!(row[2], b["creditorAccount"]["iban"].as_str().unwrap());
+    }
+    assert_eq!(
+        env.present(&["beneficiaries", "--output", "ndjson"])
+            .ndjson(),
+        beneficiaries
+    );
+    let table = env.present(&["beneficiaries", "--output", "table"]);
+    assert_eq!(table.ok().lines().count(), 5, "{table}");
+
+    let accounts = env.accounts();
+    let iban = accounts[0]["accountId"]["iban"].as_str().unwrap();
+    let out = env.present(&[
+        "consent",
+        "put",
+        "--balances",
+        iban,
+        "--transactions",
+        iban,
+        "--psu-identity",
+        "--trusted-beneficiaries",
+    ]);
+    assert_eq!(out.ok(), "");
+    assert!(
+        out.stderr.contains("The bank recorded the consent"),
+        "{out}"
+    );
+    env.present(&["consent", "put", "--balances", "not-an-iban"])
+        .fails(2, "not an IBAN");
+}
+
+#[test]
+fn the_unattended_budget_is_four_calls_a_day() {
+    let env = Env::new();
+    env.login(&[]);
+    for n in 1..=4 {
+        let out = env.run(&["balances", "ACC0001", "--output", "json"]);
+        assert_eq!(out.code, 0, "unattended call {n}: {out}");
+    }
+    let fifth = env.run(&["balances", "ACC0001", "--output", "json"]);
+    let line = fifth.error_line("resets at");
+    fifth.fails(75, "budget");
+    assert!(line.contains("balances"), "{line}");
+    // Another account has its own budget; the PSU present is not counted.
+    env.run(&["balances", "ACC0002", "--output", "json"]).ok();
+    env.present(&["balances", "ACC0001", "--output", "json"])
+        .ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payments and funds
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn pay_the_whole_journey() {
+    let env = Env::new();
+    let mut running = env.spawn(&[
+        "pay",
+        "--to",
+        PAYEE,
+        "--to-name",
+        "Ana Smith",
+        "--amount",
+        "12.34",
+        "--label",
+        "Invoice 118",
+        "--psu-ip",
+        PSU_IP,
+    ]);
+    env.approve_payment(&mut running);
+    let out = running.finish();
+    let stdout = out.ok().trim().to_owned();
+    let words: Vec<&str> = stdout.split(' ').collect();
+    assert_eq!(words.len(), 2, "`ID ACSC`: {out}");
+    assert_eq!(words[1], "ACSC", "{out}");
+    assert!(out.stderr.contains("The payment is accepted"), "{out}");
+
+    let status = env.present(&["pay", "status", words[0]]);
+    assert_eq!(status.ok().trim(), format!("{} ACSC", words[0]));
+}
+
+#[test]
+fn pay_in_steps_and_cancel() {
+    let env = Env::new();
+    let args = |label: &'static str| {
+        vec![
+            "pay", "create", "--to", PAYEE, "--amount", "99.90", "--label", label, "--psu-ip",
+            PSU_IP,
+        ]
+    };
+    let created = env.run(&args("rent"));
+    let line = created.ok().trim().to_owned();
+    let (id, link) = line.split_once(' ').expect("`ID LINK`");
+    assert!(link.starts_with("https://"), "{created}");
+    assert!(link.contains("paymentRequestResourceId="), "{created}");
+    assert!(created.stderr.contains("stet pay confirm"), "{created}");
+
+    // Before approval: received.
+    let status = env.present(&["pay", "status", id]);
+    assert_eq!(status.ok().trim(), format!("{id} RCVD"));
+
+    let mut running = env.spawn(&[
+        "pay",
+        "confirm",
+        id,
+        "--approval-url",
+        link,
+        "--psu-ip",
+        PSU_IP,
+    ]);
+    env.approve_payment(&mut running);
+    let out = running.finish();
+    assert_eq!(out.ok().trim(), format!("{id} ACSC"), "{out}");
+    let status = env.present(&["pay", "status", id]);
+    assert_eq!(status.ok().trim(), format!("{id} ACSC"));
+
+    // Another one, cancelled before approval.
+    let created = env.run(&args("to cancel"));
+    let line = created.ok().trim().to_owned();
+    let (other, _) = line.split_once(' ').expect("`ID LINK`");
+    assert_ne!(other, id);
+    let cancel = env.present(&["pay", "cancel", other]);
+    assert_eq!(cancel.ok(), "");
+    assert!(cancel.stderr.contains("cancel"), "{cancel}");
+    let status = env.present(&["pay", "status", other]);
+    assert!(
+        status.ok().trim().starts_with(&format!("{other} CANC")),
+        "{status}"
+    );
+
+    // Confirm without the link: a usage error.
+    env.present(&["pay", "confirm", other])
+        .fails(2, "--approval-url");
+}
+
+#[test]
+fn pay_over_the_limit_is_rejected() {
+    let env = Env::new();
+    let mut running = env.spawn(&[
+        "pay", "--to", PAYEE, "--amount", "5000.01", "--label", "too much", "--psu-ip", PSU_IP,
+    ]);
+    env.approve_payment(&mut running);
+    let out = running.finish();
+    assert_eq!(out.code, 1, "{out}");
+    out.no_panic();
+    assert!(
+        out.stdout.contains("RJCT") || out.stderr.contains("RJCT"),
+        "says RJCT: {out}"
+    );
+    out.error_line("RJCT");
+}
+
+#[test]
+fn funds_check() {
+    let env = Env::new();
+    // Funds confirmation uses client credentials: no PSU login needed.
+    let iban = {
+        env.login(&[]);
+        env.accounts()[0]["accountId"]["iban"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let out = env.present(&["funds-check", "--account", &iban, "--amount", "10.00"]);
+    assert_eq!(out.ok().trim(), format!("{iban} 10.00 EUR: available"));
+    let out = env.present(&["funds-check", "--account", &iban, "--amount", "99999999.00"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stdout.contains("not available"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// stet request, stet demo
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn request_prints_headers_and_maps_statuses() {
+    let env = Env::new();
+    env.login(&[]);
+    let out = env.present(&["request", "-i", "GET", "accounts"]);
+    let text = out.ok();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .expect("headers, a blank line, the body");
+    assert!(head.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(head.to_lowercase().contains("content-type:"), "{out}");
+    let body: Value = serde_json::from_str(body).expect("the body is the bank's JSON");
+    assert_eq!(body["accounts"].as_array().map(Vec::len), Some(3));
+
+    let out = env.present(&["request", "GET", "nope"]);
+    assert_eq!(out.code, 65, "{out}");
+    out.no_panic();
+    out.error_line("404");
+
+    // Malformed JSON body: 65, before anything is sent.
+    env.present(&["request", "POST", "payment-requests", "--data", "{not json"])
+        .fails(65, "not valid JSON");
+    // A body file that does not exist: 66.
+    let missing = env.home.path().join("missing.json");
+    env.present(&[
+        "request",
+        "POST",
+        "payment-requests",
+        "--data",
+        &format!("@{}", missing.display()),
+    ])
+    .fails(66, "missing.json");
+}
+
+#[test]
+fn demo_runs_the_journey() {
+    // The demo starts its own bank: no sandbox, no configuration, only an empty HOME.
+    let home = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(STET);
+    cmd.arg("demo")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("NO_COLOR", "1");
+    let out = finished(&["demo"], cmd);
+    let text = out.ok();
+    assert!(text.contains("ACSC"), "{out}");
+    assert!(text.contains("funds available"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documented error exits
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn usage_errors_exit_2() {
+    let env = Env::new();
+    env.run(&["transactions", "ACC0001", "--from", "2026-13-01"])
+        .fails(2, "2026-13-01");
+    env.run(&["transactions", "ACC0001", "--from", "yesterday"])
+        .fails(2, "YYYY-MM-DD");
+    env.run(&[
+        "transactions",
+        "ACC0001",
+        "--from",
+        "2026-02-01",
+        "--to",
+        "2026-01-01",
+    ])
+    .fails(2, "--from 2026-02-01 is not before --to 2026-01-01");
+    // A wrong check digit (…188 instead of …189).
+    env.run(&[
+        "pay",
+        "--to",
+        "FR7630006000011234567890188",
+        "--amount",
+        "1.00",
+        "--label",
+        "x",
+    ])
+    .fails(2, "check digits");
+    env.run(&["funds-check", "--account", "hello", "--amount", "1.00"])
+        .fails(2, "not an IBAN");
+    env.run(&["pay", "--to", PAYEE, "--amount=-5.00", "--label", "x"])
+        .fails(2, "more than zero");
+    env.run(&["pay", "--to", PAYEE, "--amount", "1.234", "--label", "x"])
+        .fails(2, "two decimals");
+    env.run(&["pay", "--to", PAYEE, "--amount", "0", "--label", "x"])
+        .fails(2, "more than zero");
+    env.run(&["pay", "create", "--amount", "1.00", "--label", "x"])
+        .fails(2, "--to");
+    env.run(&["accounts", "--bogus"]).fails(2, "--bogus");
+    env.run(&["frobnicate"]).fails(2, "frobnicate");
+    env.run(&["accounts", "--output", "xml"]).fails(2, "xml");
+}
+
+#[test]
+fn bank_down_exits_69() {
+    let env = Env::new();
+    // A port that was free a moment ago: nothing listens there.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let base = format!("\"https://127.0.0.1:{port}/stet/psd2/v1.5\"");
+    let token = format!("\"https://127.0.0.1:{port}/token\"");
+    let config = env.config_with("down", &[("api_base", &base), ("token_url", &token)]);
+    let config = config.to_str().unwrap();
+    env.present(&[
+        "--config",
+        config,
+        "funds-check",
+        "--account",
+        PAYEE,
+        "--amount",
+        "1.00",
+    ])
+    .fails(69, &port.to_string());
+    env.present(&[
+        "--config", config, "request", "--scope", "none", "GET", "accounts",
+    ])
+    .fails(69, &port.to_string());
+}
+
+#[test]
+fn configuration_errors_exit_78() {
+    let env = Env::new();
+    env.run(&["accounts", "--profile", "nope"])
+        .fails(78, "nope");
+
+    let missing = env.home.path().join("does-not-exist.toml");
+    env.run(&["accounts", "--config", missing.to_str().unwrap()])
+        .fails(78, "does-not-exist.toml");
+
+    let unknown_key = env.config_with("typo", &[("colour", "\"blue\"")]);
+    env.run(&["accounts", "--config", unknown_key.to_str().unwrap()])
+        .fails(78, "colour");
+
+    let http = env.config_with("plain", &[("api_base", "\"http://127.0.0.1:9/stet\"")]);
+    env.run(&["accounts", "--config", http.to_str().unwrap()])
+        .fails(78, "https");
+
+    let bank = env.config_with("nobank", &[("bank", "\"no-such-bank\"")]);
+    env.run(&["accounts", "--config", bank.to_str().unwrap()])
+        .fails(78, "no-such-bank");
+
+    // The QWAC's key is the QSealC's: it does not match the QWAC certificate.
+    let qseal_key = format!("{:?}", env.sandbox.get("qseal_key"));
+    let mismatch = env.config_with("mismatch", &[("qwac_key", &qseal_key)]);
+    env.present(&["accounts", "--config", mismatch.to_str().unwrap()])
+        .fails(78, "key");
+}
+
+// ---------------------------------------------------------------------------------------------
+// No secret in any output
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn no_token_code_or_signature_in_verbose_output() {
+    let env = Env::new();
+    let mut transcript = String::new();
+    let (out, location) = env.login(&["-vvv"]);
+    transcript.push_str(&out.stdout);
+    transcript.push_str(&out.stderr);
+    let code = query_param(&location, "code").expect("code in the redirect");
+
+    let accounts = env.run(&["-vvv", "accounts", "--output", "json"]);
+    accounts.ok();
+    transcript.push_str(&accounts.stdout);
+    transcript.push_str(&accounts.stderr);
+
+    let mut running = env.spawn(&[
+        "-vvv", "pay", "--to", PAYEE, "--amount", "3.21", "--label", "canary", "--psu-ip", PSU_IP,
+    ]);
+    let payment_location = env.approve_payment(&mut running);
+    let pay = running.finish();
+    pay.ok();
+    transcript.push_str(&pay.stdout);
+    transcript.push_str(&pay.stderr);
+    let payment_code = query_param(&payment_location, "code").expect("code");
+
+    assert!(
+        transcript.lines().count() > 20 && transcript.contains("stet_transport"),
+        "-vvv traces the requests: {transcript}"
+    );
+    let mut secrets = env.stored_secrets("sandbox");
+    secrets.push(code);
+    secrets.push(payment_code);
+    for secret in &secrets {
+        assert!(secret.len() >= 8, "a real secret: {secret:?}");
+        assert!(
+            !transcript.contains(secret.as_str()),
+            "a secret ({}…) leaked into the output",
+            &secret[..4]
+        );
+    }
+    // Signatures: an RSA-2048 signature is 344 base64 characters. No long base64 run appears,
+    // and no Signature header value is printed.
+    let longest_run = transcript
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        longest_run < 300,
+        "a {longest_run}-character base64 run in the output (a signature?)"
+    );
+    assert!(
+        !transcript.contains("signature=\""),
+        "a Signature header value leaked"
+    );
+}
