@@ -36,7 +36,7 @@ struct Sandbox {
 }
 
 impl Sandbox {
-    fn start(home: &Path) -> Sandbox {
+    fn start(home: &Path, extra: &[&str]) -> Sandbox {
         let mut child = Command::new(STET)
             .args(["sandbox", "serve", "--port", "0"])
             .args([
@@ -47,6 +47,7 @@ impl Sandbox {
                 "--page-size",
                 "20",
             ])
+            .args(extra)
             .env("HOME", home)
             .env("XDG_DATA_HOME", home.join("data"))
             .env("XDG_CONFIG_HOME", home.join("config"))
@@ -236,28 +237,29 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 
 impl Env {
     fn new() -> Env {
+        Env::with(&[], "sandbox")
+    }
+
+    /// A sandbox started with `extra` arguments, and a profile for the bank dialect `bank`.
+    fn with(extra: &[&str], bank: &str) -> Env {
         let home = tempfile::Builder::new()
             .prefix("stet-e2e-")
             .tempdir()
             .expect("temp dir");
-        let sandbox = Sandbox::start(home.path());
+        let sandbox = Sandbox::start(home.path(), extra);
         let config = home.path().join("stet.toml");
         let env = Env {
             sandbox,
             home,
             config,
         };
-        env.write_config(&env.config, "");
-        env
-    }
-
-    /// The `[profiles.sandbox]` table for this sandbox, then `extra` (more profiles).
-    fn write_config(&self, path: &Path, extra: &str) {
+        let bank = format!("{bank:?}");
         let text = format!(
-            "default_profile = \"sandbox\"\n\n[profiles.sandbox]\n{}{extra}",
-            self.profile_body(&[])
+            "default_profile = \"sandbox\"\n\n[profiles.sandbox]\n{}",
+            env.profile_body(&[("bank", &bank)])
         );
-        write_private(path, &text);
+        write_private(&env.config, &text);
+        env
     }
 
     /// The keys of the sandbox profile, with `(key, value)` overrides (TOML values as written).
@@ -1006,6 +1008,52 @@ fn transactions_ranges_pages_status_and_formats() {
     ]);
     assert_eq!(table.ok().lines().count(), 61, "{table}");
     assert!(table.stdout.starts_with("ACCOUNT"), "{table}");
+}
+
+#[test]
+fn other_dialects_and_link_styles_page_the_same() {
+    let (from, to) = (day(-400), day(3));
+    for (extra, bank) in [
+        (
+            &["--dialect", "1.4", "--link-style", "relative"][..],
+            "generic-1.4",
+        ),
+        (&["--link-style", "path"][..], "sandbox"),
+    ] {
+        let env = Env::with(extra, bank);
+        env.login(&["--scope", "aisp", "--scope", "extended_transaction_history"]);
+        assert_eq!(env.accounts().len(), 3, "{extra:?}");
+        let rows = env
+            .present(&[
+                "transactions",
+                "--all",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--output",
+                "ndjson",
+            ])
+            .ndjson();
+        assert_eq!(rows.len(), 180, "{extra:?}");
+        let (_, csv) = env
+            .present(&[
+                "transactions",
+                "ACC0002",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--output",
+                "csv",
+            ])
+            .csv();
+        assert_eq!(csv.len(), 60, "{extra:?}");
+        let balances = env
+            .present(&["balances", "ACC0001", "--output", "json"])
+            .json_array();
+        assert!(!balances.is_empty(), "{extra:?}");
+    }
 }
 
 #[test]
