@@ -192,6 +192,10 @@ impl State {
             ("GET", ["payment-requests", id]) => self.get_payment(req, id),
             ("PUT", ["payment-requests", id]) => self.cancel_payment(req, id),
             ("POST", ["payment-requests", id, "confirmation"]) => self.confirm_payment(req, id),
+            // STET 1.4.x banks name the confirmation `o-confirmation`.
+            ("POST", ["payment-requests", id, "o-confirmation"]) if self.is_v14() => {
+                self.confirm_payment(req, id)
+            }
             ("GET", ["payment-requests", _, "transactions"]) if self.is_v14() => {
                 Err(v15_only("payment transactions"))
             }
@@ -667,7 +671,12 @@ impl State {
         let rel = format!("/payment-requests/{id}");
         let mut links = json!({"request": {"href": self.link(&rel)}});
         if p.status == "RCVD" {
-            links["confirmation"] = json!({"href": self.link(&format!("{rel}/confirmation"))});
+            let step = if self.is_v14() {
+                "o-confirmation"
+            } else {
+                "confirmation"
+            };
+            links["confirmation"] = json!({"href": self.link(&format!("{rel}/{step}"))});
         }
         if !self.is_v14() {
             links["transactions"] = json!({"href": self.link(&format!("{rel}/transactions"))});

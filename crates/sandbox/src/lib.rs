@@ -92,7 +92,8 @@
 //! 2. The client appends `&response_type=code&client_id=…&redirect_uri=…&state=…&
 //!    code_challenge=…&code_challenge_method=S256&scope=pisp` and sends the PSU there; the PSU
 //!    approves; the client exchanges the code (PKCE) for a token.
-//! 3. `POST /payment-requests/ID/confirmation` (body `{}` or a `ConfirmationResource`) with that
+//! 3. `POST /payment-requests/ID/confirmation` (with `--dialect 1.4`, `/o-confirmation` too, as
+//!    1.4.x banks name it; body `{}` or a `ConfirmationResource`) with that
 //!    token (or, once the PSU approved, a client-credentials `pisp` token) → status `ACTC`.
 //! 4. `GET /payment-requests/ID`: the first read after confirmation shows `ACTC`, later ones
 //!    `ACSC`.

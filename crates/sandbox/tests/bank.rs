@@ -812,3 +812,69 @@ async fn dialect_1_4() {
     );
     bank.shutdown().await;
 }
+
+/// STET 1.4.x banks confirm at `/o-confirmation`: in the 1.4 dialect the sandbox links to it
+/// and accepts it; in 1.5 it is not a route.
+#[tokio::test]
+async fn dialect_1_4_confirms_at_o_confirmation() {
+    for (dialect, step, expected) in [
+        (Dialect::V1_4, "o-confirmation", 200),
+        (Dialect::V1_5, "o-confirmation", 404),
+    ] {
+        let (bank, tpp) = start(SandboxConfig {
+            dialect,
+            ..SandboxConfig::default()
+        })
+        .await;
+        let cc = tpp.client_credentials("pisp").await;
+        let mut body = payment_body("10.00");
+        if dialect == Dialect::V1_4 {
+            // 1.4 sends amounts as strings.
+            body["creditTransferTransaction"][0]["instructedAmount"]["amount"] = json!("10.00");
+        }
+        let created = tpp
+            .call("POST", "/payment-requests", &cc, Some(&body))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.reason());
+        let approval = created.json()["_links"]["consentApproval"]["href"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let id = created.headers["location"]
+            .to_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let read = tpp
+            .call("GET", &format!("/payment-requests/{id}"), &cc, None)
+            .await;
+        let link = read.json()["_links"]["confirmation"]["href"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let expected_link = if dialect == Dialect::V1_4 {
+            "/o-confirmation"
+        } else {
+            "/confirmation"
+        };
+        assert!(link.ends_with(expected_link), "{link}");
+        let token = tpp.code_flow("pisp", Some(&approval)).await;
+        let confirmed = tpp
+            .call(
+                "POST",
+                &format!("/payment-requests/{id}/{step}"),
+                token["access_token"].as_str().unwrap(),
+                Some(&json!({})),
+            )
+            .await;
+        assert_eq!(
+            confirmed.status,
+            expected,
+            "{dialect:?}: {}",
+            confirmed.reason()
+        );
+        bank.shutdown().await;
+    }
+}
