@@ -10,6 +10,7 @@ use stet_client::{StetClient, TransactionQuery};
 
 use crate::Globals;
 use crate::exit::{self, Failure, OrExit as _};
+use crate::iban::{iban_shape, parse_iban};
 use crate::output::{Format, Printer};
 
 /// `--output`, shared by the data commands.
@@ -145,14 +146,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 /// An account argument as the bank's resource id: an IBAN is looked up among the accounts.
 async fn resolve_account(client: &StetClient, account: &str) -> Result<String, Failure> {
-    if !looks_like_iban(account) {
+    if iban_shape(account).is_none() {
         return Ok(account.to_owned());
     }
-    let wanted: String = account
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_uppercase();
+    let wanted = parse_iban(account).map_err(|e| Failure::new(2, e))?;
     let mut accounts = client.accounts();
     while let Some(item) = accounts.next().await {
         let item = item?;
@@ -176,15 +173,6 @@ async fn resolve_account(client: &StetClient, account: &str) -> Result<String, F
             "no account with IBAN {wanted} among the PSU's accounts (`stet accounts` lists them)"
         ),
     ))
-}
-
-fn looks_like_iban(s: &str) -> bool {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    s.len() >= 15
-        && s.len() <= 34
-        && s[..2].chars().all(|c| c.is_ascii_alphabetic())
-        && s[2..4].chars().all(|c| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 fn account_cells(a: &AccountResource) -> Vec<String> {
@@ -446,14 +434,7 @@ pub fn consent(command: ConsentCommand, globals: &Globals) -> Result<u8, Failure
         .chain(&args.owners)
         .chain(&args.overdrafts)
     {
-        if !looks_like_iban(iban) {
-            return Err(Failure::new(
-                2,
-                format!(
-                    "`{iban}` is not an IBAN (two letters, two check digits, then letters and digits)"
-                ),
-            ));
-        }
+        parse_iban(iban).map_err(|e| Failure::new(2, e))?;
     }
     let body = serde_json::json!({
         "balances": list(&args.balances),

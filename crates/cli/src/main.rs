@@ -11,6 +11,7 @@ mod data;
 mod demo;
 mod doctor;
 mod exit;
+mod iban;
 mod init;
 mod output;
 mod pay;

@@ -17,6 +17,7 @@ use url::Url;
 use crate::Globals;
 use crate::auth::{Approval, obtain_consent, runtime};
 use crate::exit::Failure;
+use crate::iban::parse_iban;
 
 #[derive(Debug, Args)]
 #[command(
@@ -115,42 +116,6 @@ pub struct FundsCheckArgs {
     /// The currency
     #[arg(long, value_name = "CODE", default_value = "EUR", value_parser = parse_currency)]
     currency: String,
-}
-
-/// An IBAN: letters and digits (spaces dropped), country code, and valid ISO 7064 check digits.
-pub fn parse_iban(s: &str) -> Result<String, String> {
-    let iban: String = s
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_uppercase();
-    let shape = iban.len() >= 15
-        && iban.len() <= 34
-        && iban.chars().all(|c| c.is_ascii_alphanumeric())
-        && iban[..2].chars().all(|c| c.is_ascii_alphabetic())
-        && iban[2..4].chars().all(|c| c.is_ascii_digit());
-    if !shape {
-        return Err(format!(
-            "`{s}` is not an IBAN (e.g. FR76 3000 6000 0112 3456 7890 189)"
-        ));
-    }
-    // ISO 13616: move the first four characters to the end, letters to numbers, mod 97 == 1.
-    let rearranged = iban[4..].chars().chain(iban[..4].chars());
-    let mut remainder = 0u32;
-    for c in rearranged {
-        let value = c.to_digit(36).unwrap_or(0);
-        remainder = if value >= 10 {
-            (remainder * 100 + value) % 97
-        } else {
-            (remainder * 10 + value) % 97
-        };
-    }
-    if remainder != 1 {
-        return Err(format!(
-            "`{s}` has wrong check digits: check the IBAN for a typo"
-        ));
-    }
-    Ok(iban)
 }
 
 /// A positive amount with at most two decimals.
@@ -420,21 +385,6 @@ fn say(globals: &Globals, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ibans_are_checked() {
-        assert_eq!(
-            parse_iban("FR76 3000 6000 0112 3456 7890 189").unwrap(),
-            "FR7630006000011234567890189"
-        );
-        assert!(
-            parse_iban("FR7630006000011234567890188")
-                .unwrap_err()
-                .contains("check digits")
-        );
-        assert!(parse_iban("hello").unwrap_err().contains("not an IBAN"));
-        assert!(parse_iban("DE89370400440532013000").is_ok());
-    }
 
     #[test]
     fn amounts_are_positive_cents() {
