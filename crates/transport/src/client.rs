@@ -195,8 +195,12 @@ impl<'a> TransportBuilder<'a> {
             allow_invalid_dates: p.allow_expired_certificate,
         };
         let identity = match &p.qwac {
-            QwacSource::Pem { cert, key } => QwacIdentity::from_pem_files(cert, key, options)?,
+            QwacSource::Pem { cert, key } => {
+                crate::token::warn_if_readable_by_others(key);
+                QwacIdentity::from_pem_files(cert, key, options)?
+            }
             QwacSource::Pkcs12 { path, password_env } => {
+                crate::token::warn_if_readable_by_others(path);
                 let password = env_secret(password_env.as_deref(), "qwac_p12_password_env")?;
                 QwacIdentity::from_pkcs12_file(
                     path,
