@@ -201,7 +201,8 @@ impl<'a> TransportBuilder<'a> {
             }
             QwacSource::Pkcs12 { path, password_env } => {
                 crate::token::warn_if_readable_by_others(path);
-                let password = env_secret(password_env.as_deref(), "qwac_p12_password_env")?;
+                let password =
+                    env_secret(&p.name, password_env.as_deref(), "qwac_p12_password_env")?;
                 QwacIdentity::from_pkcs12_file(
                     path,
                     password.as_ref().map_or("", |s| s.expose()),
@@ -210,6 +211,7 @@ impl<'a> TransportBuilder<'a> {
             }
         };
         let passphrase = env_secret(
+            &p.name,
             p.qseal_key_passphrase_env.as_deref(),
             "qseal_key_passphrase_env",
         )?;
@@ -263,6 +265,7 @@ impl<'a> TransportBuilder<'a> {
         let oauth = match (&p.token_url, &p.client_id) {
             (Some(token_url), Some(client_id)) => Some(OAuthClient::new(
                 OAuthSettings {
+                    profile: p.name.clone(),
                     client_id: client_id.clone(),
                     client_secret: p.client_secret.clone(),
                     client_auth: p.client_auth,
@@ -300,13 +303,17 @@ impl<'a> TransportBuilder<'a> {
     }
 }
 
-fn env_secret(var: Option<&str>, key: &'static str) -> Result<Option<Secret>, TransportError> {
+fn env_secret(
+    profile: &str,
+    var: Option<&str>,
+    key: &'static str,
+) -> Result<Option<Secret>, TransportError> {
     let Some(var) = var else { return Ok(None) };
     std::env::var(var)
         .map(|v| Some(Secret::new(v)))
         .map_err(|_| {
             TransportError::Config(crate::config::ConfigError::Invalid {
-                profile: String::new(),
+                profile: profile.to_owned(),
                 key,
                 detail: format!("the environment variable {var} is not set"),
             })
@@ -695,8 +702,9 @@ fn token_rejected(headers: &HeaderMap, body: &[u8]) -> bool {
         || (text.contains("token") && text.contains("expired"))
 }
 
-/// `scheme://host:port`, the unit credentials are bound to.
-fn origin(url: &Url) -> String {
+/// `scheme://host:port` with the scheme's default port made explicit: the unit credentials
+/// are bound to. Two URLs may share credentials only when their origins are equal.
+pub fn origin(url: &Url) -> String {
     format!(
         "{}://{}:{}",
         url.scheme(),

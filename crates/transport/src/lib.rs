@@ -57,7 +57,7 @@ mod retry;
 mod secret;
 mod token;
 
-pub use client::{Auth, Probe, StetRequest, StetResponse, Transport, TransportBuilder};
+pub use client::{Auth, Probe, StetRequest, StetResponse, Transport, TransportBuilder, origin};
 pub use config::{ConfigError, Profile, QwacSource};
 pub use error::{TransportError, bank_message};
 pub use identity::{IdentityError, LoadOptions, QwacIdentity, load_ca_bundle};

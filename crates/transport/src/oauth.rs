@@ -35,6 +35,8 @@ pub enum ClientAuth {
 /// The authorization server's endpoints and the TPP's client registration.
 #[derive(Debug, Clone)]
 pub struct OAuthSettings {
+    /// The configuration profile these settings come from, for messages.
+    pub profile: String,
     /// The client id from the bank's registration.
     pub client_id: String,
     /// The client secret, for the `client_secret_*` methods.
@@ -174,7 +176,7 @@ impl OAuthClient {
             .ok_or_else(|| {
                 TransportError::Config(crate::config::ConfigError::Missing {
                     key: "authorize_url",
-                    profile: String::new(),
+                    profile: self.settings.profile.clone(),
                 })
             })?
             .clone();
@@ -182,7 +184,7 @@ impl OAuthClient {
             return Err(TransportError::Config(
                 crate::config::ConfigError::Missing {
                     key: "redirect_uri",
-                    profile: String::new(),
+                    profile: self.settings.profile.clone(),
                 },
             ));
         }

@@ -126,3 +126,19 @@ fn a_bad_qseal_key_is_named_at_build() {
     assert!(matches!(err, TransportError::SigningKey { .. }), "{err}");
     assert!(err.to_string().contains("qseal.key"), "{err}");
 }
+
+#[test]
+fn an_unset_passphrase_variable_names_the_profile_and_the_variable() {
+    let pki = Pki::new();
+    let mut profile = pki.profile(1, "");
+    profile.qseal_key_passphrase_env = Some("STET_TEST_SURELY_UNSET_PASSPHRASE".into());
+    let err = Transport::builder(&profile)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("profile `test`"), "{err}");
+    assert!(
+        err.contains("STET_TEST_SURELY_UNSET_PASSPHRASE is not set"),
+        "{err}"
+    );
+}
