@@ -316,22 +316,10 @@ pub(crate) fn profile_for(
         info.ca,
     );
     let path = dir.join("config.toml");
-    write_private(&path, text.as_bytes())?;
+    crate::init::create_private(&path, &text)?;
     let file = config::parse(&text, &path).map_err(|e| Failure::new(exit::CONFIG, e))?;
     config::resolve(&file, Some("demo"), Some(&path), &|_| None)
         .map_err(|e| Failure::new(exit::CONFIG, e))
-}
-
-/// Writes a file readable by its owner only.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes))
-        .or_exit(exit::IO, format!("cannot write {}", path.display()))
 }
 
 /// Plays the PSU's browser: opens the authorization URL (the sandbox approves the test PSU

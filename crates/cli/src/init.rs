@@ -276,8 +276,9 @@ fn check_parses(text: &str, path: &Path, name: &str) -> Result<(), Failure> {
     }
 }
 
-/// Creates `path` (and its folder) readable and writable by its owner only.
-fn create_private(path: &Path, text: &str) -> Result<(), Failure> {
+/// Creates `path` (and its folder) readable and writable by its owner only; fails if it
+/// exists.
+pub(crate) fn create_private(path: &Path, text: &str) -> Result<(), Failure> {
     let shown = path.display();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).or_exit(

@@ -17,6 +17,7 @@
 //! An href on another origin (scheme, host and port) is refused: following it would send the
 //! TPP's token and signature to someone else.
 
+use stet_transport::origin;
 use url::Url;
 
 /// Why an href cannot be followed.
@@ -155,16 +156,6 @@ fn without_repeated_prefix(base: &Url, rel: &str) -> String {
         }
     }
     rel.to_owned()
-}
-
-/// `scheme://host:port`, the unit credentials are bound to.
-fn origin(url: &Url) -> String {
-    format!(
-        "{}://{}:{}",
-        url.scheme(),
-        url.host_str().unwrap_or_default(),
-        url.port_or_known_default().unwrap_or_default()
-    )
 }
 
 #[cfg(test)]
