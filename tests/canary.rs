@@ -1,0 +1,5 @@
+//! (being written)
+
+#![allow(missing_docs)]
+
+mod support;
