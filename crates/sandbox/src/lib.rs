@@ -105,6 +105,12 @@
 //! allowed until the payment is settled. [`RunningSandbox::payment_requests_created`] counts
 //! the 201s, so a test can prove a payment was never created twice.
 //!
+//! **Counters.** `GET /sandbox/stats` (no client certificate needed, outside the API base, so
+//! neither counted nor faulted) answers `{"paymentRequestsCreated": N, "apiRequests": M}`:
+//! the payment requests created (the 201s of `POST /payment-requests`, including those whose
+//! answer a `drop` fault then cut) and the API requests received, faulted ones included. A
+//! test driving `stet sandbox serve` as a separate process reads them there.
+//!
 //! ## Data
 //!
 //! `accounts` accounts × `transactions` transactions, newest first, spread over the 13 months

@@ -298,6 +298,15 @@ impl State {
                 }
                 .with_header("Content-Type", "application/x-pem-file");
             }
+            // The sandbox's own counters, for tests that prove what the bank saw. Outside the
+            // API base, so reading them is neither a counted API request nor subject to faults.
+            ("GET", "/sandbox/stats") => {
+                let stats = serde_json::json!({
+                    "paymentRequestsCreated": self.payments_created.load(Ordering::SeqCst),
+                    "apiRequests": self.api_requests.load(Ordering::SeqCst),
+                });
+                return Reply::plain_json(200, &stats);
+            }
             _ => {}
         }
         let Some(peer) = req.peer.clone() else {
