@@ -371,6 +371,11 @@ impl Transport {
         &self.inner.api_base
     }
 
+    /// The name of the profile this transport was built for (where its tokens are kept).
+    pub fn profile(&self) -> &str {
+        &self.inner.tokens.profile
+    }
+
     /// The OAuth2 client, when the profile has a token endpoint and a client id.
     pub fn oauth(&self) -> Option<&OAuthClient> {
         self.inner.oauth.as_ref()
@@ -504,7 +509,7 @@ impl Transport {
                         attempt, error = %err, "request failed"
                     );
                     if !idempotent && sent {
-                        return Err(outcome_unknown(&request.method, &url, err.to_string()));
+                        return Err(outcome_unknown(&request.method, &url, &err));
                     }
                     if err.is_transient() && self.may_retry(attempt, &mut waited, None).await {
                         continue;
@@ -521,7 +526,7 @@ impl Transport {
                         return Err(err);
                     }
                     if !idempotent {
-                        return Err(outcome_unknown(&request.method, &url, err.to_string()));
+                        return Err(outcome_unknown(&request.method, &url, &err));
                     }
                     if self.may_retry(attempt, &mut waited, None).await {
                         continue;
@@ -675,12 +680,27 @@ fn bad_header(name: &str) -> TransportError {
     ))
 }
 
-fn outcome_unknown(method: &Method, url: &Url, detail: String) -> TransportError {
-    let check = if url.path().contains("payment-requests") {
-        ": list or read the payment request (`stet pay status ID`) to see whether it exists"
-            .to_owned()
-    } else {
-        String::new()
+fn outcome_unknown(method: &Method, url: &Url, err: &TransportError) -> TransportError {
+    // The request was sent: "cannot reach" would be wrong, say what broke.
+    let detail = match err {
+        TransportError::Connect { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    };
+    let mut segments = url.path_segments().into_iter().flatten();
+    let payment = segments
+        .by_ref()
+        .find(|s| *s == "payment-requests")
+        .map(|_| segments.next().filter(|id| !id.is_empty()));
+    let check = match payment {
+        // A creation: the bank's id never reached us, and STET has no way to look a payment
+        // request up by anything else, so only the bank can tell.
+        Some(None) => ": no payment request id came back, so look for the payment at the bank \
+                       (the PSU's online banking, or its support) before creating it again"
+            .to_owned(),
+        Some(Some(id)) => {
+            format!(": read the payment request's status with `stet pay status {id}`")
+        }
+        None => String::new(),
     };
     TransportError::OutcomeUnknown {
         method: method.to_string(),

@@ -618,7 +618,11 @@ async fn a_payment_post_is_never_resent() {
         matches!(err, TransportError::OutcomeUnknown { .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("stet pay status"), "{err}");
+    // No id came back, so `stet pay status ID` cannot help: the bank can.
+    assert!(
+        err.to_string().contains("look for the payment at the bank"),
+        "{err}"
+    );
     assert_eq!(
         server.count("/payment-requests"),
         1,
@@ -653,6 +657,7 @@ async fn a_payment_post_is_never_resent() {
         matches!(err, TransportError::OutcomeUnknown { .. }),
         "a body cut short is an unknown outcome too: {err}"
     );
+    assert!(err.to_string().contains("`stet pay status p1`"), "{err}");
     assert_eq!(server.count("/confirmation"), 1);
 }
 
