@@ -363,6 +363,23 @@ impl StetClient {
                 scope: self.inner.bank.scopes.extended_history.clone(),
                 bank_message: bank_message(&response.body),
             }),
+            // The PSU's consent itself was refused (revoked, expired at the bank, or not
+            // covering this): only a new consent helps, and the transport already tried a
+            // refresh on an `invalid_token` 401.
+            status @ (401 | 403)
+                if call.auth == self.consent() && consent_refused(status, &response) =>
+            {
+                Err(ClientError::Transport(TransportError::ConsentRequired {
+                    profile: self.inner.transport.profile().to_owned(),
+                    what: self.inner.consent_key.clone(),
+                    detail: format!(
+                        " (the bank refused it: HTTP {status}{})",
+                        bank_message(&response.body)
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    ),
+                }))
+            }
             _ => {
                 let err = match response.error_for_status(&call.method) {
                     Ok(_) => return Err(ClientError::InvalidRequest("unreachable status".into())),
@@ -755,6 +772,17 @@ pub(crate) fn parse<T: Response>(what: &str, body: &[u8]) -> Result<T, ClientErr
         what: what.to_owned(),
         message: e.to_string(),
     })
+}
+
+/// Whether a 401 or 403 refuses the token rather than the request: every 403, and a 401 that
+/// says `invalid_token` (a 401 for a bad signature or certificate is not the PSU's to fix).
+fn consent_refused(status: u16, response: &StetResponse) -> bool {
+    status == 403
+        || response
+            .headers
+            .get_all("www-authenticate")
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|s| s.contains("invalid_token")))
 }
 
 /// The items of a page stream, one page in memory at a time.
