@@ -203,7 +203,10 @@ fn full_journey(
     let client = crate::profile::client(globals, None)?;
     let request = build_request(&client, payment)?;
     runtime()?.block_on(async {
-        let created = client.create_payment_request(&request).await?;
+        let created = client
+            .create_payment_request(&request)
+            .await
+            .map_err(|e| creation_failed(e, &request, payment))?;
         say(globals, &format!("Created payment request {}.", created.id));
         approve_and_confirm(
             &client,
@@ -221,7 +224,10 @@ fn create(payment: &PaymentArgs, globals: &Globals) -> Result<u8, Failure> {
     let client = crate::profile::client(globals, None)?;
     let request = build_request(&client, payment)?;
     runtime()?.block_on(async {
-        let created = client.create_payment_request(&request).await?;
+        let created = client
+            .create_payment_request(&request)
+            .await
+            .map_err(|e| creation_failed(e, &request, payment))?;
         let link = created
             .consent_approval
             .as_ref()
@@ -237,6 +243,38 @@ fn create(payment: &PaymentArgs, globals: &Globals) -> Result<u8, Failure> {
         );
         Ok(0)
     })
+}
+
+/// A failed creation. When the bank's answer was lost the payment request may exist without
+/// stet knowing its id: the error names it by what the PSU and the bank can see.
+fn creation_failed(
+    e: stet_client::ClientError,
+    request: &stet_client::models::PaymentRequestResource,
+    payment: &PaymentArgs,
+) -> Failure {
+    use stet_client::ClientError;
+    use stet_transport::TransportError;
+    match e {
+        ClientError::Transport(TransportError::OutcomeUnknown { .. }) => Failure::new(
+            crate::exit::TEMPORARY,
+            format!(
+                "payment request {} of {} {} to {}: {e}",
+                request.payment_information_id,
+                payment.amount.map(|a| a.to_string()).unwrap_or_default(),
+                payment.currency,
+                payment.to.as_deref().unwrap_or_default(),
+            ),
+        ),
+        other => match turned_away(&other) {
+            Some(t) => Failure::new(
+                crate::exit::for_transport(t),
+                format!(
+                    "the payment request was not created: {other}. Run the same command again later"
+                ),
+            ),
+            None => other.into(),
+        },
+    }
 }
 
 fn confirm(
@@ -282,8 +320,37 @@ async fn approve_and_confirm(
     say(globals, "The PSU approved it; confirming.");
     client
         .confirm_payment_request(id, Auth::Consent(key))
-        .await?;
+        .await
+        .map_err(|e| confirmation_refused(e, id, link))?;
     Ok(())
+}
+
+/// Whether the bank turned the request away without carrying it out: 429, 503, or no
+/// connection at all (the transport reports a POST that may have been sent as an unknown
+/// outcome instead). A 500, 502 or 504 may come after the bank acted, so it is not this.
+fn turned_away(e: &stet_client::ClientError) -> Option<&stet_transport::TransportError> {
+    use stet_transport::TransportError as T;
+    match e {
+        stet_client::ClientError::Transport(
+            t @ (T::RateLimited { .. } | T::Connect { .. } | T::Http { status: 503, .. }),
+        ) => Some(t),
+        _ => None,
+    }
+}
+
+/// A confirmation the bank turned away: the payment request exists and is approved, and
+/// confirming it again is safe, so say how.
+fn confirmation_refused(e: stet_client::ClientError, id: &str, link: &Url) -> Failure {
+    match turned_away(&e) {
+        Some(t) => Failure::new(
+            crate::exit::for_transport(t),
+            format!(
+                "payment request {id} was created but not confirmed: {e}. Confirm it later with \
+                 `stet pay confirm {id} --approval-url {link}`"
+            ),
+        ),
+        None => e.into(),
+    }
 }
 
 async fn wait(
