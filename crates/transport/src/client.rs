@@ -509,7 +509,7 @@ impl Transport {
                         attempt, error = %err, "request failed"
                     );
                     if !idempotent && sent {
-                        return Err(outcome_unknown(&request.method, &url, &err));
+                        return Err(outcome_unknown(&request.method, &url, &lost(&err)));
                     }
                     if err.is_transient() && self.may_retry(attempt, &mut waited, None).await {
                         continue;
@@ -526,7 +526,7 @@ impl Transport {
                         return Err(err);
                     }
                     if !idempotent {
-                        return Err(outcome_unknown(&request.method, &url, &err));
+                        return Err(outcome_unknown(&request.method, &url, &lost(&err)));
                     }
                     if self.may_retry(attempt, &mut waited, None).await {
                         continue;
@@ -556,6 +556,19 @@ impl Transport {
                     .await?;
                 attempt -= 1;
                 continue;
+            }
+            // A gateway's 502 or 504 comes from between us and the bank: the bank may have
+            // carried the POST out before the gateway gave up, so the outcome is unknown, not
+            // a refusal. (429 and 503 are the bank turning the request away.)
+            if !idempotent && matches!(status, 502 | 504) {
+                let detail = format!(
+                    "a gateway answered {status} {}",
+                    reqwest::StatusCode::from_u16(status)
+                        .ok()
+                        .and_then(|s| s.canonical_reason())
+                        .unwrap_or("")
+                );
+                return Err(outcome_unknown(&request.method, &url, detail.trim_end()));
             }
             let retryable = matches!(status, 429 | 502 | 503 | 504);
             if retryable
@@ -680,12 +693,17 @@ fn bad_header(name: &str) -> TransportError {
     ))
 }
 
-fn outcome_unknown(method: &Method, url: &Url, err: &TransportError) -> TransportError {
-    // The request was sent: "cannot reach" would be wrong, say what broke.
-    let detail = match err {
+/// What broke when a sent request's answer was lost. The request was sent: "cannot reach"
+/// would be wrong.
+fn lost(err: &TransportError) -> String {
+    match err {
         TransportError::Connect { detail, .. } => detail.clone(),
         other => other.to_string(),
-    };
+    }
+}
+
+fn outcome_unknown(method: &Method, url: &Url, detail: &str) -> TransportError {
+    let detail = detail.to_owned();
     let mut segments = url.path_segments().into_iter().flatten();
     let payment = segments
         .by_ref()

@@ -13,8 +13,8 @@
 //! - **retries** for requests that can be repeated (GET, PUT) on 429 (honouring `Retry-After`),
 //!   502/503/504 and connection failures, with exponential backoff and jitter, bounded in
 //!   attempts and time. A POST may move money: it is never resent once it may have reached the
-//!   bank, and a lost answer becomes [`TransportError::OutcomeUnknown`], which says how to
-//!   check;
+//!   bank, and a lost answer (or a gateway's 502/504, which may come after the bank acted)
+//!   becomes [`TransportError::OutcomeUnknown`], which says how to check;
 //! - the **configuration** file with named profiles ([`config`]);
 //! - **certificate inspection** ([`inspect`]): validity, `organizationIdentifier`, QcType and
 //!   the PSD2 roles and NCA of the eIDAS QCStatements, for `stet doctor`.

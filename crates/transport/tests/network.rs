@@ -593,6 +593,9 @@ async fn a_payment_post_is_never_resent() {
         if req.target.ends_with("/funds-confirmations") {
             return Reply::Respond(503, vec![("Retry-After", "0".into())], b"{}".to_vec());
         }
+        if req.target.ends_with("/p2/confirmation") {
+            return Reply::Respond(504, vec![], b"upstream timed out".to_vec());
+        }
         Reply::Truncate(
             201,
             b"{\"appliedAuthenticationApproach\":\"REDIRECT\"}".to_vec(),
@@ -658,7 +661,26 @@ async fn a_payment_post_is_never_resent() {
         "a body cut short is an unknown outcome too: {err}"
     );
     assert!(err.to_string().contains("`stet pay status p1`"), "{err}");
-    assert_eq!(server.count("/confirmation"), 1);
+    assert_eq!(server.count("/p1/confirmation"), 1);
+
+    // A gateway's 504 may come after the bank carried the POST out: unknown, not refused.
+    let err = transport
+        .send(&StetRequest::with_body(
+            Method::POST,
+            "payment-requests/p2/confirmation",
+            b"{}".to_vec(),
+            pisp(),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TransportError::OutcomeUnknown { .. }),
+        "a gateway's 504 on a POST is an unknown outcome: {err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("504 Gateway Timeout"), "{text}");
+    assert!(text.contains("`stet pay status p2`"), "{text}");
+    assert_eq!(server.count("/p2/confirmation"), 1, "not sent again");
 }
 
 #[tokio::test]
