@@ -36,10 +36,14 @@ pub fn load(globals: &Globals) -> Result<Profile, Failure> {
         &env,
     )
     .map_err(config_failure)?;
-    // Said on every run, even with -q: a weakened setting must never be forgotten.
-    for warning in profile.security_warnings() {
-        eprintln!("warning: {warning}");
-    }
+    // Said on every run, even with -q: a weakened setting must never be forgotten. Once per
+    // run: a command may load its profile twice (`stet pay` confirming a payment).
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        for warning in profile.security_warnings() {
+            eprintln!("warning: {warning}");
+        }
+    });
     Ok(profile)
 }
 

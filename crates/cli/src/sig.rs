@@ -130,6 +130,12 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
     let signer = key
         .signer(args.backend)
         .or_exit(exit::CONFIG, format!("key {}", args.key.display()))?;
+    // Said on every run, as a weakened profile setting is.
+    if args.backend == Backend::RustCrypto {
+        eprintln!(
+            "warning: the rustcrypto signer is not constant-time (RUSTSEC-2023-0071): for test keys only"
+        );
+    }
 
     let (input, name) = read_input(args.input.as_deref())?;
     let mut request = parse(&input, &name)?;
@@ -168,6 +174,19 @@ fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         .or_exit(exit::CONFIG, format!("key {}", args.key.display()))?;
     let (input, name) = read_input(args.input.as_deref())?;
     let request = parse(&input, &name)?;
+    // Said on every run: an `ok` under a weakened policy must not pass for a full check.
+    if args.no_date_check {
+        eprintln!(
+            "warning: the Date header is not checked (--no-date-check): a replay verifies too"
+        );
+    }
+    if args.min_key_bits < VerifyPolicy::default().min_key_bits {
+        eprintln!(
+            "warning: RSA keys from {} bits are accepted (--min-key-bits): STET asks for {}",
+            args.min_key_bits,
+            VerifyPolicy::default().min_key_bits
+        );
+    }
     let policy = VerifyPolicy {
         required_headers: args.require.as_deref().map(split_list).unwrap_or_default(),
         max_skew: (!args.no_date_check).then(|| Duration::from_secs(args.max_skew)),
