@@ -36,6 +36,11 @@ impl Sandbox {
     /// Starts a sandbox: 3 accounts of 60 transactions in pages of 20, unless `extra` says
     /// otherwise.
     pub fn start(home: &Path, extra: &[&str]) -> Sandbox {
+        Sandbox::start_with_stderr(home, extra, Stdio::null())
+    }
+
+    /// [`Sandbox::start`], the sandbox's stderr (its log) going to `stderr`.
+    pub fn start_with_stderr(home: &Path, extra: &[&str], stderr: Stdio) -> Sandbox {
         let mut defaults: Vec<&str> = Vec::new();
         for (flag, value) in [
             ("--accounts", "3"),
@@ -56,7 +61,7 @@ impl Sandbox {
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn stet sandbox serve");
         let mut stdout = BufReader::new(child.stdout.take().expect("sandbox stdout"));
@@ -101,6 +106,8 @@ pub struct Env {
     pub sandbox: Sandbox,
     pub home: tempfile::TempDir,
     pub config: PathBuf,
+    /// Extra environment variables every `stet` run gets (a passphrase, a client secret).
+    pub vars: Vec<(String, String)>,
 }
 
 /// What a finished command did.
@@ -244,16 +251,22 @@ impl Env {
 
     /// A sandbox started with `extra` arguments, and a profile for the bank dialect `bank`.
     pub fn with(extra: &[&str], bank: &str) -> Env {
+        Env::with_sandbox_stderr(extra, bank, Stdio::null())
+    }
+
+    /// [`Env::with`], the sandbox's stderr (its log) going to `stderr`.
+    pub fn with_sandbox_stderr(extra: &[&str], bank: &str, stderr: Stdio) -> Env {
         let home = tempfile::Builder::new()
             .prefix("stet-e2e-")
             .tempdir()
             .expect("temp dir");
-        let sandbox = Sandbox::start(home.path(), extra);
+        let sandbox = Sandbox::start_with_stderr(home.path(), extra, stderr);
         let config = home.path().join("stet.toml");
         let env = Env {
             sandbox,
             home,
             config,
+            vars: Vec::new(),
         };
         let bank = format!("{bank:?}");
         let text = format!(
@@ -310,7 +323,8 @@ impl Env {
             .env("XDG_CONFIG_HOME", home.join("config"))
             .env("STET_CONFIG", &self.config)
             .env("STET_NO_BROWSER", "1")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
