@@ -6,6 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::server::Reply;
+
 /// One fault of a [`Faults`] spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -47,6 +49,39 @@ pub enum Fault {
         /// Calls before revocation.
         after: u64,
     },
+    /// Every `every`-th API response ends early but cleanly: half of the JSON, with a
+    /// `Content-Length` that matches, as from a front end that cut a buffer.
+    Truncate {
+        /// The period, in API requests.
+        every: u64,
+    },
+    /// Every `every`-th API response is an HTML page served as `text/html` with status 200, as
+    /// from a gateway's maintenance or login page in front of the API.
+    ContentType {
+        /// The period, in API requests.
+        every: u64,
+    },
+    /// Every `every`-th API response is a body of `mib` MiB without `Content-Length`, made as
+    /// it is sent (the sandbox never holds it): a bank or proxy gone wrong.
+    HugeBody {
+        /// The period, in API requests.
+        every: u64,
+        /// The size of the body, in MiB.
+        mib: u64,
+    },
+    /// Every `every`-th API response has its `_links.next` pointing at another host.
+    ForeignNext {
+        /// The period, in API requests.
+        every: u64,
+    },
+    /// Every `every`-th API request is answered `400` with an `ErrorModel` that has no fields
+    /// (`{}`): no status, no message, nothing to tell the PSU.
+    ErrorModelEmpty {
+        /// The period, in API requests.
+        every: u64,
+    },
+    /// The token endpoint answers every request with `302 Found` to another host.
+    TokenRedirect,
 }
 
 /// A whole faults spec: the faults in the order given. Empty means no faults.
@@ -94,9 +129,14 @@ impl FromStr for Faults {
                 "drop" => &["every"],
                 "slow" => &["every", "ms"],
                 "expire-token" | "revoke" => &["after"],
+                "truncate" | "content-type" | "foreign-next" | "error-model-empty" => &["every"],
+                "huge-body" => &["every", "mib"],
+                "token-redirect" => &[],
                 other => {
                     return Err(err(format!(
-                        "unknown fault `{other}`: expected 429, 503, drop, slow, expire-token or revoke"
+                        "unknown fault `{other}`: expected 429, 503, drop, slow, expire-token, \
+                         revoke, truncate, content-type, huge-body, foreign-next, \
+                         error-model-empty or token-redirect"
                     )));
                 }
             };
@@ -133,9 +173,26 @@ impl FromStr for Faults {
                 "expire-token" => Fault::ExpireToken {
                     after: required("after")?,
                 },
-                _ => Fault::Revoke {
+                "revoke" => Fault::Revoke {
                     after: required("after")?,
                 },
+                "truncate" => Fault::Truncate {
+                    every: required("every")?,
+                },
+                "content-type" => Fault::ContentType {
+                    every: required("every")?,
+                },
+                "huge-body" => Fault::HugeBody {
+                    every: required("every")?,
+                    mib: required("mib")?,
+                },
+                "foreign-next" => Fault::ForeignNext {
+                    every: required("every")?,
+                },
+                "error-model-empty" => Fault::ErrorModelEmpty {
+                    every: required("every")?,
+                },
+                _ => Fault::TokenRedirect,
             });
         }
         Ok(Faults(faults))
@@ -155,6 +212,12 @@ impl fmt::Display for Fault {
             }
             Fault::ExpireToken { after } => write!(f, "expire-token:after={after}"),
             Fault::Revoke { after } => write!(f, "revoke:after={after}"),
+            Fault::Truncate { every } => write!(f, "truncate:every={every}"),
+            Fault::ContentType { every } => write!(f, "content-type:every={every}"),
+            Fault::HugeBody { every, mib } => write!(f, "huge-body:every={every}:mib={mib}"),
+            Fault::ForeignNext { every } => write!(f, "foreign-next:every={every}"),
+            Fault::ErrorModelEmpty { every } => write!(f, "error-model-empty:every={every}"),
+            Fault::TokenRedirect => f.write_str("token-redirect"),
         }
     }
 }
@@ -182,6 +245,16 @@ pub(crate) struct Decision {
     pub(crate) drop: bool,
     /// Delay the response.
     pub(crate) delay: Option<Duration>,
+    /// Send half the body, with a matching `Content-Length`.
+    pub(crate) truncate: bool,
+    /// Send an HTML page as `text/html` instead.
+    pub(crate) html: bool,
+    /// Send a body of this many bytes instead, made as it goes.
+    pub(crate) huge: Option<u64>,
+    /// Point `_links.next` at another host.
+    pub(crate) foreign_next: bool,
+    /// Answer 400 with `{}`.
+    pub(crate) empty_error: bool,
 }
 
 impl Faults {
@@ -202,10 +275,27 @@ impl Faults {
                 }
                 Fault::Drop { every } if n.is_multiple_of(every) => d.drop = true,
                 Fault::Slow { every, delay } if n.is_multiple_of(every) => d.delay = Some(delay),
+                Fault::Truncate { every } if n.is_multiple_of(every) => d.truncate = true,
+                Fault::ContentType { every } if n.is_multiple_of(every) => d.html = true,
+                Fault::HugeBody { every, mib } if n.is_multiple_of(every) => {
+                    d.huge = Some(mib.saturating_mul(1024 * 1024));
+                }
+                Fault::ForeignNext { every } if n.is_multiple_of(every) => d.foreign_next = true,
+                Fault::ErrorModelEmpty { every } if n.is_multiple_of(every) => {
+                    d.empty_error = true;
+                }
                 _ => {}
             }
         }
         d
+    }
+
+    /// The answer of the token endpoint when `token-redirect` is on: a redirect to another
+    /// host, which a client must not follow (it would carry the client's credentials there).
+    pub(crate) fn token_redirect(&self) -> Option<Reply> {
+        self.0
+            .contains(&Fault::TokenRedirect)
+            .then(|| Reply::new(302).with_header("Location", FOREIGN_TOKEN_URL))
     }
 
     /// Uses after which an access token expires, if that fault is on.
@@ -225,6 +315,71 @@ impl Faults {
     }
 }
 
+/// Where `token-redirect` sends token calls: a host that is not the bank's.
+const FOREIGN_TOKEN_URL: &str = "https://elsewhere.example/token";
+/// Where `foreign-next` points `_links.next`.
+const FOREIGN_HOST: &str = "https://elsewhere.example";
+/// The page `content-type` serves, as a gateway's maintenance page.
+const MAINTENANCE_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Maintenance</title></head>\
+<body><h1>Service under maintenance</h1><p>Please come back later.</p></body></html>\n";
+
+impl Decision {
+    /// Applies the faults that change the answer itself, after it was made.
+    pub(crate) fn apply(&self, reply: &mut Reply) {
+        reply.cut = self.drop;
+        if self.empty_error {
+            *reply = Reply::json(400, b"{}".to_vec());
+            return;
+        }
+        if self.foreign_next {
+            foreign_next(reply);
+        }
+        if self.truncate {
+            let half = reply.body.len() / 2;
+            reply.body.truncate(half);
+        }
+        if self.html {
+            reply
+                .headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+            reply.status = 200;
+            reply.body = MAINTENANCE_PAGE.as_bytes().to_vec();
+            reply.headers.push((
+                "Content-Type".to_owned(),
+                "text/html; charset=utf-8".to_owned(),
+            ));
+        }
+        if let Some(bytes) = self.huge {
+            reply.body.clear();
+            reply.generated = Some(bytes);
+        }
+    }
+}
+
+/// Moves `_links.next` (when the page has one) to another host, path and query kept.
+fn foreign_next(reply: &mut Reply) {
+    let Ok(mut page) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
+        return;
+    };
+    let Some(href) = page
+        .pointer_mut("/_links/next/href")
+        .and_then(|h| h.as_str().map(str::to_owned))
+    else {
+        return;
+    };
+    // Absolute, absolute-path or relative: keep what follows the authority, or the whole.
+    let tail = match href.split_once("://") {
+        Some((_, rest)) => rest
+            .find('/')
+            .map(|i| rest[i..].to_owned())
+            .unwrap_or_default(),
+        None if href.starts_with('/') => href,
+        None => format!("/{href}"),
+    };
+    page["_links"]["next"]["href"] = serde_json::Value::String(format!("{FOREIGN_HOST}{tail}"));
+    reply.body = page.to_string().into_bytes();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +394,56 @@ mod tests {
     }
 
     #[test]
+    fn answer_faults_parse_print_and_apply() {
+        let spec = "truncate:every=2,content-type:every=3,huge-body:every=5:mib=300,foreign-next:every=7,error-model-empty:every=11,token-redirect";
+        let faults: Faults = spec.parse().unwrap();
+        assert_eq!(faults.0.len(), 6);
+        assert_eq!(faults.to_string(), spec);
+        assert!(faults.token_redirect().is_some());
+        assert!(Faults::default().token_redirect().is_none());
+        assert!(faults.decide(2).truncate && !faults.decide(3).truncate);
+        assert!(faults.decide(3).html);
+        assert_eq!(faults.decide(5).huge, Some(300 * 1024 * 1024));
+        assert!(faults.decide(7).foreign_next);
+        assert!(faults.decide(11).empty_error);
+
+        let page = br#"{"accounts":[],"_links":{"next":{"href":"https://127.0.0.1:8443/stet/psd2/v1.5/accounts?page=2"}}}"#;
+        let answer = |d: &Decision| {
+            let mut reply = Reply::json(200, page.to_vec());
+            d.apply(&mut reply);
+            reply
+        };
+        let cut = answer(&faults.decide(2));
+        assert_eq!(cut.body, page[..page.len() / 2]);
+        let html = answer(&faults.decide(3));
+        assert!(html.body.starts_with(b"<!DOCTYPE html>"));
+        assert!(
+            html.headers
+                .iter()
+                .any(|(n, v)| n == "Content-Type" && v.starts_with("text/html"))
+        );
+        assert!(!html.headers.iter().any(|(_, v)| v.contains("json")));
+        let huge = answer(&faults.decide(5));
+        assert_eq!(
+            (huge.body.len(), huge.generated),
+            (0, Some(300 * 1024 * 1024))
+        );
+        let foreign = answer(&faults.decide(7));
+        let json: serde_json::Value = serde_json::from_slice(&foreign.body).unwrap();
+        assert_eq!(
+            json["_links"]["next"]["href"],
+            "https://elsewhere.example/stet/psd2/v1.5/accounts?page=2"
+        );
+        let empty = answer(&faults.decide(11));
+        assert_eq!(
+            (empty.status, empty.body.as_slice()),
+            (400, b"{}".as_slice())
+        );
+        // Request 1 is faultless: the answer is untouched.
+        assert_eq!(answer(&faults.decide(1)).body, page);
+    }
+
+    #[test]
     fn errors_name_the_part() {
         for (spec, needle) in [
             ("418:every=2", "unknown fault `418`"),
@@ -249,6 +454,11 @@ mod tests {
             ("slow:every=2", "`ms=N` is required"),
             ("drop:every", "not `key=value`"),
             ("drop:every=1:every=2", "given twice"),
+            ("huge-body:every=1", "`mib=N` is required"),
+            (
+                "token-redirect:every=1",
+                "`every` does not apply to `token-redirect`",
+            ),
         ] {
             let e = spec.parse::<Faults>().unwrap_err().to_string();
             assert!(e.contains(needle), "{spec}: {e}");

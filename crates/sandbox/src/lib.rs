@@ -137,6 +137,12 @@
 //! | `slow:every=K:ms=N` | every K-th response waits N ms |
 //! | `expire-token:after=N` | each access token expires after N uses (401 `invalid_token`) |
 //! | `revoke:after=N` | a PSU consent (its code-grant token and refresh token) is revoked after N calls |
+//! | `truncate:every=K` | every K-th response: half the JSON, with a `Content-Length` that matches |
+//! | `content-type:every=K` | every K-th response: a maintenance page, 200 `text/html` |
+//! | `huge-body:every=K:mib=M` | every K-th response: M MiB of never-ending JSON, made as it is sent, without `Content-Length` |
+//! | `foreign-next:every=K` | every K-th response: `_links.next` (when there is one) points at `elsewhere.example` |
+//! | `error-model-empty:every=K` | every K-th request: 400 with the body `{}` |
+//! | `token-redirect` | the token endpoint answers 302 to `https://elsewhere.example/token` |
 //!
 //! Example: `429:every=7:retry-after=1,503:every=50:burst=3,drop:every=40,slow:every=30:ms=2500`.
 //!

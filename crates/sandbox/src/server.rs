@@ -70,6 +70,9 @@ pub(crate) struct Reply {
     pub(crate) body: Vec<u8>,
     /// Cut the body after half of it and close the connection (the `drop` fault).
     pub(crate) cut: bool,
+    /// Instead of `body`, this many bytes made as they are sent, without `Content-Length`
+    /// (the `huge-body` fault): the sandbox never holds them.
+    pub(crate) generated: Option<u64>,
 }
 
 impl Reply {
@@ -79,6 +82,7 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             cut: false,
+            generated: None,
         }
     }
 
@@ -113,11 +117,30 @@ impl Reply {
     }
 }
 
-/// A body that is either whole, or cut midway with an error (hyper then closes the connection).
+/// A body that is either whole, or cut midway with an error (hyper then closes the connection),
+/// or made chunk by chunk as the client reads it.
 struct ReplyBody {
     data: Option<Bytes>,
     fail_after: bool,
     len: u64,
+    /// Bytes still to make, for a generated body.
+    remaining: u64,
+}
+
+/// The chunk a generated body repeats: JSON that never ends (an array of one account, again
+/// and again), so a client that reads it all finds no end to parse.
+fn generated_chunk() -> Bytes {
+    static CHUNK: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    CHUNK
+        .get_or_init(|| {
+            let item = br#"{"resourceId":"HUGE","name":"a body that never ends"},"#;
+            let mut chunk = Vec::with_capacity(64 * 1024);
+            while chunk.len() + item.len() <= 64 * 1024 {
+                chunk.extend_from_slice(item);
+            }
+            Bytes::from(chunk)
+        })
+        .clone()
 }
 
 impl Body for ReplyBody {
@@ -131,6 +154,12 @@ impl Body for ReplyBody {
         if let Some(data) = self.data.take() {
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
+        if self.remaining > 0 {
+            let mut chunk = generated_chunk();
+            chunk.truncate(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+            self.remaining -= chunk.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
         if self.fail_after {
             self.fail_after = false;
             return Poll::Ready(Some(Err(std::io::Error::new(
@@ -142,28 +171,41 @@ impl Body for ReplyBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none() && !self.fail_after
+        self.data.is_none() && !self.fail_after && self.remaining == 0
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.remaining > 0 {
+            // Unknown: no Content-Length, so the client cannot refuse it from the headers.
+            return SizeHint::default();
+        }
         SizeHint::with_exact(self.len)
     }
 }
 
 fn into_hyper(reply: Reply) -> hyper::Response<ReplyBody> {
     let len = reply.body.len() as u64;
-    let body = if reply.cut {
+    let body = if let Some(remaining) = reply.generated {
+        ReplyBody {
+            data: None,
+            fail_after: false,
+            len: 0,
+            remaining,
+        }
+    } else if reply.cut {
         let half = reply.body.len() / 2;
         ReplyBody {
             data: Some(Bytes::from(reply.body[..half].to_vec())),
             fail_after: true,
             len,
+            remaining: 0,
         }
     } else {
         ReplyBody {
             data: (!reply.body.is_empty()).then(|| Bytes::from(reply.body)),
             fail_after: false,
             len,
+            remaining: 0,
         }
     };
     let mut response = hyper::Response::new(body);

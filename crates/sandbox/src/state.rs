@@ -318,6 +318,9 @@ impl State {
             );
         };
         if path == "/token" {
+            if let Some(redirect) = self.config.faults.token_redirect() {
+                return redirect;
+            }
             if req.method != "POST" {
                 return self.error(405, &path, "use POST for /token", None);
             }
@@ -362,7 +365,7 @@ impl State {
             Err(reply) => reply,
             Ok(()) => self.api(&req, &rest).await,
         };
-        reply.cut = decision.drop;
+        decision.apply(&mut reply);
         reply
     }
 
