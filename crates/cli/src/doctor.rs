@@ -848,7 +848,13 @@ fn check_network(report: &mut Report, profile: &Profile) -> Result<(), Failure> 
         Ok(t) => t,
         Err(e) => {
             let detail = format!("cannot set up the client: {e}");
-            report.skip(TLS, detail, "fix the lines above first")?;
+            // The checks above may have found the cause already (a key, a certificate); when
+            // none did (a CA bundle that cannot be used, say), this is the failure.
+            if report.checks.iter().any(|c| c.status == Status::Fail) {
+                report.skip(TLS, detail, "fix the lines above first")?;
+            } else {
+                report.fail(TLS, detail, "fix the file or setting it names")?;
+            }
             report.skip(CLOCK, "needs an answer from the bank", "")?;
             return report.skip(TOKEN, "needs a working client", "");
         }

@@ -50,7 +50,8 @@ pub fn for_status(status: u16) -> u8 {
 pub fn for_transport(e: &stet_transport::TransportError) -> u8 {
     use stet_transport::TransportError as E;
     match e {
-        E::Config(_) | E::Identity(_) | E::SigningKey { .. } | E::Sign(_) => CONFIG,
+        E::Config(_) | E::Identity(_) | E::SigningKey { .. } | E::KeyFile { .. } => CONFIG,
+        E::Sign(_) => CONFIG,
         E::UntrustedServer { .. } | E::Tls { .. } | E::TokenRedirect { .. } => CONFIG,
         E::Connect { .. } | E::Timeout { .. } | E::TokenEndpoint { .. } => UNAVAILABLE,
         E::OutcomeUnknown { .. } | E::RateLimited { .. } => TEMPORARY,

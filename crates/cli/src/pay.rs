@@ -120,6 +120,15 @@ pub struct FundsCheckArgs {
 
 /// A positive amount with at most two decimals.
 pub fn parse_amount(s: &str) -> Result<Amount, String> {
+    // Digits and one decimal point only: the models' parser also reads exponents (`1e3`) for
+    // banks' data, but an amount to pay is typed by a person and must mean what it shows.
+    let unsigned = s.trim().trim_start_matches(['-', '+']);
+    let (units, cents) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if units.is_empty() || !(units.bytes().chain(cents.bytes())).all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "`{s}` is not an amount: write it in digits with a decimal point (e.g. 12.34)"
+        ));
+    }
     let amount =
         Amount::from_str(s.trim()).map_err(|_| format!("`{s}` is not an amount (e.g. 12.34)"))?;
     let text = amount.to_string();

@@ -770,7 +770,15 @@ impl StetClient {
 pub(crate) fn parse<T: Response>(what: &str, body: &[u8]) -> Result<T, ClientError> {
     stet_models::parse_response(body).map_err(|e| ClientError::UnreadableBankData {
         what: what.to_owned(),
-        message: e.to_string(),
+        // A page of markup where JSON was due is a web page put in front of the API (a
+        // gateway's maintenance or login page): say so rather than quote a JSON parser.
+        message: if body.trim_ascii_start().starts_with(b"<") {
+            "it is a web page (HTML or XML), not JSON: something in front of the bank's API \
+             answered instead of it, often for maintenance"
+                .to_owned()
+        } else {
+            e.to_string()
+        },
     })
 }
 

@@ -16,7 +16,10 @@ pub enum ClientError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// The bank answered something that cannot be read as the STET resource expected.
-    #[error("the bank's answer to {what} cannot be read: {message}")]
+    #[error(
+        "the bank's answer to {what} cannot be read: {message}. Try again later; if it lasts, \
+         run the command with -vv and show the exchange to the bank"
+    )]
     UnreadableBankData {
         /// What was asked (`GET accounts/A1/transactions`).
         what: String,

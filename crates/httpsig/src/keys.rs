@@ -30,7 +30,10 @@ pub enum KeyError {
         found: String,
     },
     /// The key is encrypted and no passphrase was given.
-    #[error("the key is encrypted: give its passphrase (for `stet`: --passphrase-env VAR)")]
+    #[error(
+        "the key is encrypted: give its passphrase in an environment variable, named with \
+         --passphrase-env VAR (`stet sig`) or qseal_key_passphrase_env = \"VAR\" (a profile)"
+    )]
     PassphraseRequired,
     /// Decryption failed.
     #[error("cannot decrypt the key: wrong passphrase, or the file is damaged")]
@@ -364,6 +367,29 @@ fn pem_block<'a>(pem: &'a [u8], label: &str) -> Option<&'a [u8]> {
     Some(&pem[start..start + rel + end.len()])
 }
 
+/// A PEM decoding error in words a person can act on: the decoder's own messages print the
+/// missing marker as a list of byte values.
+pub fn describe_pem_error(e: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { end_marker } => format!(
+            "no `-----END {}-----` line: the file is cut short or damaged",
+            String::from_utf8_lossy(end_marker)
+        ),
+        E::IllegalSectionStart { line } => format!(
+            "a malformed `-----BEGIN` line ({}): the file is damaged",
+            String::from_utf8_lossy(line)
+                .chars()
+                .take(64)
+                .collect::<String>()
+        ),
+        E::Base64Decode(detail) => {
+            format!("a section is not valid base64 ({detail}): the file is damaged")
+        }
+        other => other.to_string(),
+    }
+}
+
 fn pem_sections(pem: &[u8]) -> Result<Vec<(SectionKind, Vec<u8>)>, KeyError> {
     let mut reader = pem;
     let mut out = Vec::new();
@@ -371,7 +397,7 @@ fn pem_sections(pem: &[u8]) -> Result<Vec<(SectionKind, Vec<u8>)>, KeyError> {
         match rustls_pki_types::pem::from_buf(&mut reader) {
             Ok(Some(section)) => out.push(section),
             Ok(None) => return Ok(out),
-            Err(e) => return Err(KeyError::BadPem(e.to_string())),
+            Err(e) => return Err(KeyError::BadPem(describe_pem_error(&e))),
         }
     }
 }

@@ -80,7 +80,7 @@ mod signing_string;
 mod verify;
 
 pub use digest::{DigestError, check_digest, digest_header_value, sha256_entry};
-pub use keys::{KeyError, PrivateKey, PublicKey};
+pub use keys::{KeyError, PrivateKey, PublicKey, describe_pem_error};
 pub use message::Request;
 pub use params::{SignatureHeaderError, SignatureParams};
 pub use profile::{ProfileError, SigningProfile};

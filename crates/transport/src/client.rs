@@ -219,9 +219,9 @@ impl<'a> TransportBuilder<'a> {
             path: p.qseal_key.display().to_string(),
             source,
         };
-        let key_bytes = std::fs::read(&p.qseal_key).map_err(|e| TransportError::SigningKey {
+        let key_bytes = std::fs::read(&p.qseal_key).map_err(|source| TransportError::KeyFile {
             path: p.qseal_key.display().to_string(),
-            source: stet_httpsig::KeyError::NotAKey(format!("cannot read the file: {e}")),
+            source,
         })?;
         crate::token::warn_if_readable_by_others(&p.qseal_key);
         let key = PrivateKey::from_bytes(

@@ -23,6 +23,14 @@ pub enum TransportError {
         /// Why.
         source: stet_httpsig::KeyError,
     },
+    /// The QSealC key file cannot be read.
+    #[error("cannot read the QSealC key {path}: {source}: check `qseal_key` in the profile")]
+    KeyFile {
+        /// The key file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The request could not be signed.
     #[error("cannot sign the request: {0}")]
     Sign(#[from] stet_httpsig::SignError),
@@ -138,7 +146,12 @@ pub enum TransportError {
         retry_after: Option<Duration>,
     },
     /// The response body is larger than stet accepts.
-    #[error("the response from {url} is larger than {limit} bytes: refused")]
+    #[error(
+        "the response from {url} is larger than {}, stet's limit for one answer: refused \
+         without reading the rest. No STET answer is that large: the bank or a proxy in between \
+         is misbehaving; try again later, and tell the bank if it lasts",
+        size(*limit)
+    )]
     TooLarge {
         /// The URL.
         url: String,
@@ -146,7 +159,14 @@ pub enum TransportError {
         limit: usize,
     },
     /// An error status from the bank.
-    #[error("{method} {url}: HTTP {status}{}", bank_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    #[error(
+        "{method} {url}: HTTP {status}{}",
+        bank_message.as_deref().map(|m| format!(": {m}")).unwrap_or_else(|| {
+            " (the bank gave no reason: run the command again with -vv to see the exchange, \
+             and show it to the bank if it lasts)"
+                .to_owned()
+        })
+    )]
     Http {
         /// The method.
         method: String,
@@ -173,6 +193,16 @@ impl TransportError {
                 | TransportError::Timeout { .. }
                 | TransportError::Connect { .. }
         ) || matches!(self, TransportError::Http { status, .. } if matches!(status, 502..=504))
+    }
+}
+
+/// A byte count as people read it: whole MiB when it is, bytes otherwise.
+fn size(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 

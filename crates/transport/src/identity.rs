@@ -93,6 +93,22 @@ pub enum IdentityError {
         /// The subject of the certificate that follows it.
         next: String,
     },
+    /// The leaf certificate may not be used to authenticate a TLS client: its key usage or
+    /// extended key usage leaves that out (often a QSealC or a server certificate given as the
+    /// QWAC). Caught here, since the bank's TLS alert would not say why.
+    #[error(
+        "the certificate {subject} in {path} cannot be a QWAC: {detail}; give the QWAC (the \
+         certificate for TLS client authentication) as qwac_cert, not the QSealC or a server \
+         certificate"
+    )]
+    WrongUsage {
+        /// The path.
+        path: String,
+        /// The leaf's subject.
+        subject: String,
+        /// Which usage is missing.
+        detail: String,
+    },
     /// PKCS#12 that could not be opened.
     #[error("{path}: cannot open the PKCS#12 file: {detail} (wrong password?)")]
     Pkcs12 {
@@ -152,7 +168,7 @@ impl QwacIdentity {
             .map_err(|e| IdentityError::BadCertificate {
                 path: cert_name.clone(),
                 index: 1,
-                detail: e.to_string(),
+                detail: stet_httpsig::describe_pem_error(&e),
             })?;
         let key_der =
             PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| IdentityError::NoKey {
@@ -163,7 +179,7 @@ impl QwacIdentity {
                      encrypted key must be decrypted first"
                             .to_owned()
                     }
-                    other => other.to_string(),
+                    other => stet_httpsig::describe_pem_error(&other),
                 },
             })?;
         Self::from_parts(
@@ -223,6 +239,7 @@ impl QwacIdentity {
         let subject = parsed[0].tbs_certificate.subject.to_string();
         check_validity(&parsed, cert_name, options, SystemTime::now())?;
         check_order(&parsed, cert_name)?;
+        check_usage(&parsed[0], cert_name)?;
 
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         let certified =
@@ -372,6 +389,66 @@ fn check_order(chain: &[x509_cert::Certificate], path: &str) -> Result<(), Ident
         }
     }
     Ok(())
+}
+
+/// TLS client authentication (RFC 5280 §4.2.1.12).
+const ID_KP_CLIENT_AUTH: x509_cert::spki::ObjectIdentifier =
+    x509_cert::spki::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+/// Any extended key usage (RFC 5280 §4.2.1.12).
+const ANY_EXTENDED_KEY_USAGE: x509_cert::spki::ObjectIdentifier =
+    x509_cert::spki::ObjectIdentifier::new_unwrap("2.5.29.37.0");
+
+/// The leaf must allow TLS client authentication: `digitalSignature` when it has a key usage,
+/// `clientAuth` (or any) when it has an extended key usage. Absent extensions allow everything.
+fn check_usage(leaf: &x509_cert::Certificate, path: &str) -> Result<(), IdentityError> {
+    use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage};
+    let tbs = &leaf.tbs_certificate;
+    let wrong = |detail: String| IdentityError::WrongUsage {
+        path: path.to_owned(),
+        subject: tbs.subject.to_string(),
+        detail,
+    };
+    let unreadable = |what: &str, e: der::Error| IdentityError::BadCertificate {
+        path: path.to_owned(),
+        index: 1,
+        detail: format!("its {what} extension cannot be read: {e}"),
+    };
+    if let Some((_, usage)) = tbs
+        .get::<KeyUsage>()
+        .map_err(|e| unreadable("key usage", e))?
+        && !usage.digital_signature()
+    {
+        return Err(wrong(
+            "its key usage lacks digitalSignature, which TLS client authentication needs"
+                .to_owned(),
+        ));
+    }
+    if let Some((_, ExtendedKeyUsage(purposes))) = tbs
+        .get::<ExtendedKeyUsage>()
+        .map_err(|e| unreadable("extended key usage", e))?
+        && !purposes
+            .iter()
+            .any(|p| *p == ID_KP_CLIENT_AUTH || *p == ANY_EXTENDED_KEY_USAGE)
+    {
+        let listed: Vec<String> = purposes.iter().map(purpose_name).collect();
+        return Err(wrong(format!(
+            "its extended key usage ({}) lacks clientAuth",
+            listed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A key purpose by its usual name, or its OID.
+fn purpose_name(oid: &x509_cert::spki::ObjectIdentifier) -> String {
+    match oid.to_string().as_str() {
+        "1.3.6.1.5.5.7.3.1" => "serverAuth".to_owned(),
+        "1.3.6.1.5.5.7.3.2" => "clientAuth".to_owned(),
+        "1.3.6.1.5.5.7.3.3" => "codeSigning".to_owned(),
+        "1.3.6.1.5.5.7.3.4" => "emailProtection".to_owned(),
+        "1.3.6.1.5.5.7.3.8" => "timeStamping".to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 fn pem_block(label: &str, der: &[u8]) -> String {
