@@ -59,6 +59,13 @@ pub(crate) struct Tx {
     pub(crate) label: String,
     pub(crate) transaction_date: OffsetDateTime,
     pub(crate) booking_date: Date,
+    /// `transaction_date` and midnight (Paris) of `booking_date` as Unix nanoseconds: what
+    /// date-time bounds are compared with, on every request, for every transaction.
+    pub(crate) transaction_ns: i128,
+    pub(crate) booking_ns: i128,
+    /// The transaction as pages list it, in the bank's dialect: written once when the bank
+    /// starts (`api::cache_transactions`), copied into every page after.
+    pub(crate) json: Option<Box<str>>,
 }
 
 /// A trusted beneficiary.
@@ -181,14 +188,21 @@ impl BankData {
                 // Transactions of the last two days are still pending.
                 let booked = *days_ago >= 2;
                 let booking_date = day + Duration::days(1);
+                let transaction_date = at.assume_offset(paris);
                 txs.push(Tx {
                     entry_reference: format!("{id}-{:06}", transactions - n),
                     amount: Decimal::new(cents as i64, 2),
                     credit,
                     booked,
                     label: label.to_owned(),
-                    transaction_date: at.assume_offset(paris),
+                    transaction_date,
                     booking_date,
+                    transaction_ns: transaction_date.unix_timestamp_nanos(),
+                    booking_ns: booking_date
+                        .midnight()
+                        .assume_offset(paris)
+                        .unix_timestamp_nanos(),
+                    json: None,
                 });
             }
             let booked_sum: Decimal = txs

@@ -211,7 +211,8 @@ impl State {
         let today = config
             .today
             .unwrap_or_else(|| OffsetDateTime::now_utc().date());
-        let data = BankData::generate(config.seed, config.accounts, config.transactions, today);
+        let mut data = BankData::generate(config.seed, config.accounts, config.transactions, today);
+        crate::api::cache_transactions(&mut data, config.dialect);
         let info = SandboxInfo {
             api_base: format!("{origin}{prefix}"),
             authorize_url: format!("{origin}/authorize"),
