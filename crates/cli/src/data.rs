@@ -5,13 +5,14 @@ use std::io::IsTerminal as _;
 
 use clap::{Args, Subcommand, ValueEnum};
 use futures_util::StreamExt as _;
-use stet_client::models::{AccountResource, Transaction};
-use stet_client::{StetClient, TransactionQuery};
+use serde_json::value::RawValue;
+use stet_client::models::{AccountResource, Raw, Transaction};
+use stet_client::{ClientError, JsonPage, StetClient, TransactionQuery};
 
 use crate::Globals;
 use crate::exit::{self, Failure, OrExit as _};
 use crate::iban::{iban_shape, parse_iban};
-use crate::output::{Format, Printer};
+use crate::output::{Format, Printer, Rows};
 
 /// `--output`, shared by the data commands.
 #[derive(Debug, Clone, Args)]
@@ -68,7 +69,8 @@ pub struct TransactionsArgs {
     /// Which transactions to print
     #[arg(long, value_enum, default_value_t = StatusFilter::All)]
     status: StatusFilter,
-    /// How many accounts to fetch at once with --all
+    /// How many accounts to fetch at once with --all. Each account's transactions come in the
+    /// bank's order; the pages of accounts fetched at once interleave
     #[arg(long, value_name = "N", default_value_t = 4)]
     concurrency: usize,
     #[command(flatten)]
@@ -225,7 +227,14 @@ pub fn balances(args: BalancesArgs, globals: &Globals) -> Result<u8, Failure> {
         for account in accounts {
             let page = client.balances(&account).await?;
             for balance in &page.balances {
-                let json = serde_json::json!({"account": account, "balance": balance.json()});
+                // The balance as the bank sent it, beside the account it belongs to.
+                let account_json =
+                    serde_json::to_string(&account).or_exit(1, "cannot write JSON")?;
+                let json = RawValue::from_string(format!(
+                    r#"{{"account":{account_json},"balance":{}}}"#,
+                    balance.json().get()
+                ))
+                .or_exit(1, "cannot write JSON")?;
                 printer.row(
                     &json,
                     vec![
@@ -311,8 +320,9 @@ pub fn transactions(args: TransactionsArgs, globals: &Globals) -> Result<u8, Fai
             (Some(a), _) => vec![resolve_account(&client, a).await?],
             (None, _) => account_ids(&client).await?,
         };
+        let format = Format::resolve(args.out.output);
         let mut printer = Printer::new(
-            Format::resolve(args.out.output),
+            format,
             &[
                 "account",
                 "date",
@@ -325,32 +335,119 @@ pub fn transactions(args: TransactionsArgs, globals: &Globals) -> Result<u8, Fai
             ],
         )?;
         let progress = progress_bar(accounts.len(), globals.quiet);
-        // Each account's pages are walked one at a time; up to `concurrency` accounts at once.
-        // Memory holds at most one page per account in flight, whatever the history.
-        let concurrency = client.concurrency();
-        let mut pages = futures_util::stream::iter(accounts.into_iter().map(|account| {
-            let stream = client.transaction_pages(&account, &query);
-            stream.map(move |page| (account.clone(), page))
-        }))
-        .flatten_unordered(concurrency);
-        while let Some((account, page)) = pages.next().await {
-            let page = page?;
+        let mut pages = PageRows::spawn(&client, accounts, &query, format, args.status);
+        while let Some(rows) = pages.next().await {
+            printer.rows(rows?)?;
             progress.inc(1);
-            for item in &page.items {
-                let keep = match args.status {
-                    StatusFilter::All => true,
-                    StatusFilter::Booked => item.status.as_str() == "BOOK",
-                    StatusFilter::Pending => item.status.as_str() == "PDNG",
-                };
-                if keep {
-                    printer.row(item.json(), transaction_cells(&account, item))?;
-                }
-            }
         }
+        pages.check_complete().await?;
         progress.finish_and_clear();
         printer.finish()?;
         Ok(0)
     })
+}
+
+/// The rows of every account's transactions, page by page, fetched and formatted on the
+/// runtime's worker threads and handed to the one writer through a bounded channel.
+///
+/// One task per account walks its pages (signing each request, reading each page, making its
+/// rows), at most `concurrency` accounts at a time; the channel holds at most `concurrency`
+/// pages' rows. So memory is a few pages whatever the history, and the CPU work of a sync
+/// spreads over the cores. Each account's pages come in order; accounts interleave by page.
+struct PageRows {
+    rows: tokio::sync::mpsc::Receiver<Result<Rows, Failure>>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl PageRows {
+    fn spawn(
+        client: &StetClient,
+        accounts: Vec<String>,
+        query: &TransactionQuery,
+        format: Format,
+        status: StatusFilter,
+    ) -> PageRows {
+        let concurrency = client.concurrency();
+        let (sender, rows) = tokio::sync::mpsc::channel(concurrency);
+        // Permits are handed out in the order asked for: accounts start in the order given.
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        for account in accounts {
+            let (client, query) = (client.clone(), query.clone());
+            let (sender, permits) = (sender.clone(), permits.clone());
+            tasks.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return;
+                };
+                let mut pages = client.transaction_json_pages(&account, &query);
+                while let Some(page) = pages.next().await {
+                    let rows = page
+                        .map_err(Failure::from)
+                        .and_then(|page| page_rows(&account, page, format, status));
+                    let failed = rows.is_err();
+                    // A closed channel: the writer has stopped (on another account's error).
+                    if sender.send(rows).await.is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        }
+        PageRows { rows, tasks }
+    }
+
+    /// The next page's rows; `None` once every account's task has ended.
+    async fn next(&mut self) -> Option<Result<Rows, Failure>> {
+        self.rows.recv().await
+    }
+
+    /// After the last page: whether every task ran to its end. A task that panicked sent no
+    /// error, and its account would otherwise look complete.
+    async fn check_complete(&mut self) -> Result<(), Failure> {
+        while let Some(joined) = self.tasks.join_next().await {
+            joined.map_err(|e| {
+                Failure::new(
+                    1,
+                    format!(
+                        "internal error while fetching transactions ({e}); the output is incomplete"
+                    ),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// One page of transactions as rows: each transaction's JSON as the bank sent it, read as a
+/// model only when the status filter or the table and CSV columns need it.
+fn page_rows(
+    account: &str,
+    page: JsonPage,
+    format: Format,
+    status: StatusFilter,
+) -> Result<Rows, Failure> {
+    let mut rows = Rows::new(format);
+    if status == StatusFilter::All && !rows.wants_cells() {
+        for item in &page.items {
+            rows.push(item, Vec::new);
+        }
+        return Ok(rows);
+    }
+    for item in page.items {
+        let t =
+            Raw::<Transaction>::from_json(item).map_err(|e| ClientError::UnreadableBankData {
+                what: format!("GET {}", page.url),
+                message: format!("cannot read a transaction: {e}"),
+            })?;
+        let keep = match status {
+            StatusFilter::All => true,
+            StatusFilter::Booked => t.status.as_str() == "BOOK",
+            StatusFilter::Pending => t.status.as_str() == "PDNG",
+        };
+        if keep {
+            rows.push(t.json(), || transaction_cells(account, &t));
+        }
+    }
+    Ok(rows)
 }
 
 /// A page counter on stderr, only when stderr is a terminal.

@@ -2,12 +2,18 @@
 //!
 //! The default is a table when stdout is a terminal and NDJSON (one JSON object a line) when it
 //! is piped: NDJSON streams, so `stet transactions --all | …` holds one page in memory whatever
-//! the history. JSON and NDJSON print each resource exactly as the bank sent it (amounts keep
-//! their digits, unknown fields are kept); the table and CSV show chosen columns.
+//! the history. JSON and NDJSON print each resource exactly as the bank sent it (the text of
+//! its object: amounts keep their digits, unknown fields and the key order are kept; an
+//! object the bank spread over several lines is put on one); the table and CSV show chosen
+//! columns.
+//!
+//! Rows can be prepared away from the writer, on any thread ([`Rows`]), and written in one go
+//! ([`Printer::rows`]): a sync formats each page where it was fetched and read.
 
 use std::io::{IsTerminal as _, Write};
 
 use clap::ValueEnum;
+use serde_json::value::RawValue;
 
 use crate::exit::{self, Failure, OrExit as _};
 
@@ -35,14 +41,115 @@ impl Format {
     }
 }
 
-/// Writes rows as they come. Each row is the resource's JSON (for json/ndjson) and its column
-/// values (for table/csv).
+/// Rows ready to be written, prepared in a given [`Format`] wherever convenient (a sync builds
+/// one per page on the thread that read the page). Each row is the resource's JSON (for
+/// json/ndjson) or its column values (for table/csv).
+#[derive(Debug)]
+pub struct Rows {
+    format: Format,
+    /// json, ndjson, csv: the rows' text. For json the items are separated by `,\n  ` and the
+    /// printer adds what goes before the first one.
+    text: Vec<u8>,
+    /// table: the cells, laid out when the printer finishes.
+    cells: Vec<Vec<String>>,
+    count: usize,
+}
+
+impl Rows {
+    /// No rows yet, for `format`.
+    pub fn new(format: Format) -> Rows {
+        Rows {
+            format,
+            text: Vec::new(),
+            cells: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Whether rows show column values (table, CSV) rather than the resource's JSON: callers
+    /// read a resource as a model only then.
+    pub fn wants_cells(&self) -> bool {
+        matches!(self.format, Format::Table | Format::Csv)
+    }
+
+    /// Adds a row: `json` is written as is (put on one line if it spans several), `cells` are
+    /// computed only for the table and CSV.
+    pub fn push(&mut self, json: &RawValue, cells: impl FnOnce() -> Vec<String>) {
+        match self.format {
+            Format::Json => {
+                if self.count > 0 {
+                    self.text.extend_from_slice(b",\n  ");
+                }
+                one_line(json.get(), &mut self.text);
+            }
+            Format::Ndjson => {
+                one_line(json.get(), &mut self.text);
+                self.text.push(b'\n');
+            }
+            Format::Csv => {
+                for (i, cell) in cells().iter().enumerate() {
+                    if i > 0 {
+                        self.text.push(b',');
+                    }
+                    self.text.extend_from_slice(csv_field(cell).as_bytes());
+                }
+                self.text.extend_from_slice(b"\r\n");
+            }
+            Format::Table => self.cells.push(cells()),
+        }
+        self.count += 1;
+    }
+
+    /// Whether there is no row.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// Appends JSON text to `out` on one line. Text without a line break is copied as is (the
+/// common case); otherwise the whitespace between tokens is dropped.
+/// Whitespace inside strings is kept: a JSON string cannot hold a raw line break, so every
+/// line break is between tokens. `json` is valid JSON (it was read as such).
+fn one_line(json: &str, out: &mut Vec<u8>) {
+    let bytes = json.as_bytes();
+    // Every byte an export writes goes through this test: blocks of 64 bytes folded without
+    // an early exit let the compiler compare many bytes per instruction (`any` byte by byte
+    // took as long as parsing the page).
+    let breaks = bytes.chunks(64).any(|block| {
+        block.iter().fold(0u8, |seen, &b| {
+            seen | u8::from(b == b'\n') | u8::from(b == b'\r')
+        }) != 0
+    });
+    if !breaks {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.reserve(bytes.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+}
+
+/// Writes rows as they come, from one thread (it holds stdout's lock).
 pub struct Printer {
     format: Format,
     columns: Vec<&'static str>,
     out: std::io::BufWriter<std::io::StdoutLock<'static>>,
     table: Vec<Vec<String>>,
-    rows: usize,
+    written: usize,
     started: bool,
 }
 
@@ -56,7 +163,7 @@ impl Printer {
             columns: columns.to_vec(),
             out: std::io::BufWriter::new(std::io::stdout().lock()),
             table: Vec::new(),
-            rows: 0,
+            written: 0,
             started: false,
         })
     }
@@ -77,27 +184,37 @@ impl Printer {
     }
 
     /// Adds one row.
-    pub fn row(&mut self, json: &serde_json::Value, cells: Vec<String>) -> Result<(), Failure> {
+    pub fn row(&mut self, json: &RawValue, cells: Vec<String>) -> Result<(), Failure> {
+        let mut rows = Rows::new(self.format);
+        rows.push(json, || cells);
+        self.rows(rows)
+    }
+
+    /// Adds rows prepared with [`Rows`] in this printer's format.
+    pub fn rows(&mut self, rows: Rows) -> Result<(), Failure> {
+        if rows.format != self.format {
+            return Err(Failure::new(
+                1,
+                format!(
+                    "internal error: {:?} rows given to a {:?} printer",
+                    rows.format, self.format
+                ),
+            ));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
         self.start()?;
         match self.format {
             Format::Json => {
-                let sep: &[u8] = if self.rows == 0 { b"\n  " } else { b",\n  " };
+                let sep: &[u8] = if self.written == 0 { b"\n  " } else { b",\n  " };
                 self.write(sep)?;
-                let text = serde_json::to_string(json).or_exit(1, "cannot write JSON")?;
-                self.write(text.as_bytes())?;
+                self.write(&rows.text)?;
             }
-            Format::Ndjson => {
-                let mut text = serde_json::to_string(json).or_exit(1, "cannot write JSON")?;
-                text.push('\n');
-                self.write(text.as_bytes())?;
-            }
-            Format::Csv => {
-                let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
-                self.write(format!("{}\r\n", line.join(",")).as_bytes())?;
-            }
-            Format::Table => self.table.push(cells),
+            Format::Ndjson | Format::Csv => self.write(&rows.text)?,
+            Format::Table => self.table.extend(rows.cells),
         }
-        self.rows += 1;
+        self.written += rows.count;
         Ok(())
     }
 
@@ -106,7 +223,7 @@ impl Printer {
         self.start()?;
         match self.format {
             Format::Json => {
-                let end: &[u8] = if self.rows == 0 { b"]\n" } else { b"\n]\n" };
+                let end: &[u8] = if self.written == 0 { b"]\n" } else { b"\n]\n" };
                 self.write(end)?;
             }
             Format::Table => {
@@ -188,6 +305,56 @@ mod tests {
         assert_eq!(csv_field("-12.50"), "-12.50");
         assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(csv_field("-cmd"), "'-cmd");
+    }
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn json_is_written_as_received_on_one_line() {
+        let mut out = Vec::new();
+        one_line(r#"{"b":1,"a":{"amount":12.10}}"#, &mut out);
+        assert_eq!(out, br#"{"b":1,"a":{"amount":12.10}}"#);
+
+        // A pretty-printed object: whitespace between tokens goes, inside strings it stays,
+        // escaped quotes and backslashes do not end a string.
+        let pretty = "{\n  \"label\": \"CB  \\\"LE\\\\ BON\\\" 12/02\",\r\n  \"x\" : [ 1 , 2 ]\n}";
+        let mut out = Vec::new();
+        one_line(pretty, &mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert_eq!(line, r#"{"label":"CB  \"LE\\ BON\" 12/02","x":[1,2]}"#);
+        let a: serde_json::Value = serde_json::from_str(pretty).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn rows_in_each_format() {
+        let items = [raw("{\n\"n\": 1\n}"), raw(r#"{"n":2}"#)];
+        let cells = |n: &str| vec![n.to_owned(), "a,b".to_owned()];
+        let mut rows = Rows::new(Format::Ndjson);
+        assert!(!rows.wants_cells());
+        rows.push(&items[0], || panic!("no cells for NDJSON"));
+        rows.push(&items[1], || panic!("no cells for NDJSON"));
+        assert_eq!(rows.text, b"{\"n\":1}\n{\"n\":2}\n");
+        assert_eq!(rows.count, 2);
+
+        let mut rows = Rows::new(Format::Json);
+        rows.push(&items[0], Vec::new);
+        rows.push(&items[1], Vec::new);
+        assert_eq!(rows.text, b"{\"n\":1},\n  {\"n\":2}");
+
+        let mut rows = Rows::new(Format::Csv);
+        assert!(rows.wants_cells());
+        rows.push(&items[0], || cells("1"));
+        rows.push(&items[1], || cells("=2"));
+        assert_eq!(rows.text, b"1,\"a,b\"\r\n'=2,\"a,b\"\r\n");
+
+        let mut rows = Rows::new(Format::Table);
+        rows.push(&items[0], || cells("1"));
+        assert_eq!(rows.cells, [cells("1")]);
+        assert!(rows.text.is_empty());
     }
 
     #[test]

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use serde_json::value::RawValue;
 use stet_models::{
     Access, AccountResource, Beneficiary, CreditTransferTransactionResource, HalAccounts,
     HalBalances, HalBeneficiaries, HalCreditTransfertTransactions, HalEndUserIdentity,
-    HalOverdrafts, HalOwners, HalTransactions, Raw, Response, Transaction,
+    HalOverdrafts, HalOwners, HalTransactions, Raw, Response, Transaction, TransactionsLinks,
 };
 use stet_transport::{
     Auth, Method, Profile, PsuContext, StetRequest, StetResponse, Transport, TransportBuilder,
@@ -89,11 +90,12 @@ impl std::fmt::Debug for StetClient {
     }
 }
 
-/// One page of a list, as the bank sent it.
+/// One page of a list, as the bank sent it, with items of type `I`: see [`Page`] (items read
+/// as models) and [`JsonPage`] (items as JSON text only).
 #[derive(Debug, Clone)]
-pub struct Page<T> {
-    /// The items of the page, each with its JSON as received.
-    pub items: Vec<Raw<T>>,
+pub struct ListPage<I> {
+    /// The items of the page.
+    pub items: Vec<I>,
     /// The URL the page was read from.
     pub url: Url,
     /// The page's number in this walk, from 1.
@@ -101,6 +103,14 @@ pub struct Page<T> {
     /// The next page, when there is one.
     pub next: Option<Url>,
 }
+
+/// A page of items read as models, each with its JSON as received.
+pub type Page<T> = ListPage<Raw<T>>;
+
+/// A page of items kept as the JSON text the bank sent, not read as models: what an export
+/// that passes items through needs, without the cost of reading each one. Read an item as a
+/// model where needed with [`Raw::from_json`](stet_models::Raw::from_json).
+pub type JsonPage = ListPage<Box<RawValue>>;
 
 /// Which date `dateFrom` and `dateTo` apply to (`dateType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,11 +182,11 @@ impl Call {
 /// A list response: its items and its `next` href.
 pub(crate) trait Listing: Response + Send + 'static {
     type Item: Send + 'static;
-    fn into_page(self) -> (Vec<Raw<Self::Item>>, Option<String>);
+    fn into_page(self) -> (Vec<Self::Item>, Option<String>);
 }
 
 impl Listing for HalAccounts {
-    type Item = AccountResource;
+    type Item = Raw<AccountResource>;
     fn into_page(self) -> (Vec<Raw<AccountResource>>, Option<String>) {
         let next = self.links.and_then(|l| l.next).map(|l| l.href);
         (self.accounts, next)
@@ -184,15 +194,84 @@ impl Listing for HalAccounts {
 }
 
 impl Listing for HalTransactions {
-    type Item = Transaction;
+    type Item = Raw<Transaction>;
     fn into_page(self) -> (Vec<Raw<Transaction>>, Option<String>) {
         let next = self.links.and_then(|l| l.next).map(|l| l.href);
         (self.transactions, next)
     }
 }
 
+/// `HalTransactions` with its items kept as text: the page is checked as JSON, each item as an
+/// object, and its links read, but no transaction is read as a model.
+#[derive(Debug, serde::Deserialize)]
+struct HalTransactionsJson {
+    #[serde(default, deserialize_with = "json_objects")]
+    transactions: Vec<Box<RawValue>>,
+    #[serde(rename = "_links", default)]
+    links: Option<TransactionsLinks>,
+}
+
+/// A list of JSON values that must all be objects (as transactions are).
+fn json_objects<'de, D>(deserializer: D) -> Result<Vec<Box<RawValue>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize as _;
+    let items = Vec::<Box<RawValue>>::deserialize(deserializer)?;
+    // The text of a value starts at its first character (whitespace before it is not kept).
+    match items.iter().position(|i| !i.get().starts_with('{')) {
+        Some(n) => Err(serde::de::Error::custom(format!(
+            "transaction {} is `{}`, not an object",
+            n + 1,
+            items[n].get().chars().take(40).collect::<String>()
+        ))),
+        None => Ok(items),
+    }
+}
+
+impl Response for HalTransactionsJson {
+    const SCHEMA: &'static str = "HalTransactions";
+}
+
+impl Listing for HalTransactionsJson {
+    type Item = Box<RawValue>;
+    fn into_page(self) -> (Vec<Box<RawValue>>, Option<String>) {
+        let next = self.links.and_then(|l| l.next).map(|l| l.href);
+        (self.transactions, next)
+    }
+}
+
+/// A transaction of a page, as the windowed merge of [`StetClient::transaction_pages`] sees
+/// it: read as a model, or as text to be read where the merge needs it.
+pub(crate) trait WindowItem: Send + Sized + 'static {
+    /// `f` applied to the item read as a transaction, or why it cannot be read.
+    fn with_transaction<R>(&self, f: impl FnOnce(&Transaction) -> R) -> Result<R, String>;
+    /// The item's JSON text.
+    fn text(&self) -> &str;
+}
+
+impl WindowItem for Raw<Transaction> {
+    fn with_transaction<R>(&self, f: impl FnOnce(&Transaction) -> R) -> Result<R, String> {
+        Ok(f(self))
+    }
+    fn text(&self) -> &str {
+        self.json().get()
+    }
+}
+
+impl WindowItem for Box<RawValue> {
+    fn with_transaction<R>(&self, f: impl FnOnce(&Transaction) -> R) -> Result<R, String> {
+        let t: Transaction = serde_json::from_str(self.get())
+            .map_err(|e| format!("cannot read a transaction: {e}"))?;
+        Ok(f(&t))
+    }
+    fn text(&self) -> &str {
+        self.get()
+    }
+}
+
 impl Listing for HalBeneficiaries {
-    type Item = Beneficiary;
+    type Item = Raw<Beneficiary>;
     fn into_page(self) -> (Vec<Raw<Beneficiary>>, Option<String>) {
         let next = self.links.and_then(|l| l.next).map(|l| l.href);
         (self.beneficiaries, next)
@@ -200,7 +279,7 @@ impl Listing for HalBeneficiaries {
 }
 
 impl Listing for HalCreditTransfertTransactions {
-    type Item = CreditTransferTransactionResource;
+    type Item = Raw<CreditTransferTransactionResource>;
     fn into_page(self) -> (Vec<Raw<CreditTransferTransactionResource>>, Option<String>) {
         let next = self.links.and_then(|l| l.next).map(|l| l.href);
         (self.credit_transfer_transaction, next)
@@ -421,7 +500,7 @@ impl StetClient {
     pub(crate) fn pages<L: Listing>(
         &self,
         call: Call,
-    ) -> BoxStream<'static, Result<Page<L::Item>, ClientError>> {
+    ) -> BoxStream<'static, Result<ListPage<L::Item>, ClientError>> {
         struct Walk {
             client: StetClient,
             call: Call,
@@ -464,7 +543,7 @@ impl StetClient {
                 None => None,
             };
             w.next = next.as_ref().map(Url::to_string);
-            let page = Page {
+            let page = ListPage {
                 items,
                 url: response.url,
                 number: w.pages,
@@ -566,13 +645,40 @@ impl StetClient {
         account: &str,
         query: &TransactionQuery,
     ) -> BoxStream<'static, Result<Page<Transaction>, ClientError>> {
-        struct Merge {
+        self.transaction_walk::<HalTransactions>(account, query)
+    }
+
+    /// An account's transactions, page by page, each kept as the JSON text the bank sent and
+    /// not read as a model: the same walk as [`transaction_pages`] (windows included), at a
+    /// fraction of the cost, for exports that pass transactions through. The page itself is
+    /// read (it must be JSON, its `_links` are followed); an item is read as a transaction
+    /// only where the windowed merge needs its date or reference.
+    ///
+    /// [`transaction_pages`]: StetClient::transaction_pages
+    pub fn transaction_json_pages(
+        &self,
+        account: &str,
+        query: &TransactionQuery,
+    ) -> BoxStream<'static, Result<JsonPage, ClientError>> {
+        self.transaction_walk::<HalTransactionsJson>(account, query)
+    }
+
+    fn transaction_walk<L>(
+        &self,
+        account: &str,
+        query: &TransactionQuery,
+    ) -> BoxStream<'static, Result<ListPage<L::Item>, ClientError>>
+    where
+        L: Listing,
+        L::Item: WindowItem,
+    {
+        struct Merge<I> {
             client: StetClient,
             account: String,
             query: TransactionQuery,
             windows: VecDeque<(Option<time::Date>, Option<time::Date>)>,
             split: bool,
-            current: Option<BoxStream<'static, Result<Page<Transaction>, ClientError>>>,
+            current: Option<BoxStream<'static, Result<ListPage<I>, ClientError>>>,
             lower: Option<time::Date>,
             previous_keys: HashSet<String>,
             boundary_keys: HashSet<String>,
@@ -600,7 +706,7 @@ impl StetClient {
                         m.previous_keys = std::mem::take(&mut m.boundary_keys);
                         m.lower = from;
                         let call = m.client.transactions_call(&m.account, &m.query, from, to);
-                        m.current.insert(m.client.pages::<HalTransactions>(call))
+                        m.current.insert(m.client.pages::<L>(call))
                     }
                 };
                 match current.next().await {
@@ -611,13 +717,27 @@ impl StetClient {
                             // Windows do not overlap when the bank reads dateTo as exclusive;
                             // one that reads it as inclusive repeats the boundary day, which
                             // is all that is remembered (not the whole window).
-                            page.items.retain(|t| !m.previous_keys.contains(&tx_key(t)));
-                            let date_type = m.query.date_type;
-                            for t in &page.items {
-                                if near_boundary(t, date_type, m.lower) {
-                                    m.boundary_keys.insert(tx_key(t));
+                            let (date_type, lower) = (m.query.date_type, m.lower);
+                            let mut kept = Vec::with_capacity(page.items.len());
+                            for t in std::mem::take(&mut page.items) {
+                                let (key, near) = t
+                                    .with_transaction(|tx| {
+                                        (tx_key(tx), near_boundary(tx, date_type, lower))
+                                    })
+                                    .map_err(|message| ClientError::UnreadableBankData {
+                                        what: format!("GET {}", page.url),
+                                        message,
+                                    })?;
+                                let key = key.unwrap_or_else(|| t.text().to_owned());
+                                if m.previous_keys.contains(&key) {
+                                    continue;
                                 }
+                                if near {
+                                    m.boundary_keys.insert(key);
+                                }
+                                kept.push(t);
                             }
+                            page.items = kept;
                         }
                         return Ok(Some((page, m)));
                     }
@@ -804,12 +924,9 @@ pub(crate) fn items<T: Send + 'static>(
 }
 
 /// What identifies a transaction across windows: its entry reference, its resource id, or
-/// failing both its whole JSON.
-fn tx_key(t: &Raw<Transaction>) -> String {
-    t.entry_reference
-        .clone()
-        .or_else(|| t.resource_id.clone())
-        .unwrap_or_else(|| t.json().to_string())
+/// failing both (`None`) its whole JSON text.
+fn tx_key(t: &Transaction) -> Option<String> {
+    t.entry_reference.clone().or_else(|| t.resource_id.clone())
 }
 
 /// Whether `t` falls on the day before or the day of a window's lower boundary (the only days
@@ -832,6 +949,26 @@ fn near_boundary(t: &Transaction, date_type: Option<DateType>, lower: Option<tim
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_pages_keep_each_transaction_as_sent_and_only_objects() {
+        let body = br#"{"transactions": [ {"status": "BOOK", "x": 1.10},
+            {"status":"PDNG"} ], "_links": {"next": {"href": "?page=2"}}}"#;
+        let page: HalTransactionsJson = parse("GET t", body).unwrap();
+        let (items, next) = page.into_page();
+        let texts: Vec<&str> = items.iter().map(|i| i.get()).collect();
+        assert_eq!(
+            texts,
+            [r#"{"status": "BOOK", "x": 1.10}"#, r#"{"status":"PDNG"}"#]
+        );
+        assert_eq!(next.as_deref(), Some("?page=2"));
+
+        let err = parse::<HalTransactionsJson>("GET t", br#"{"transactions": [{}, 2]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("transaction 2 is `2`, not an object"), "{err}");
+        assert!(err.contains("GET t"), "{err}");
+    }
 
     #[test]
     fn segments_and_queries_are_encoded() {

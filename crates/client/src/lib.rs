@@ -78,6 +78,11 @@
 //! already read with [`ClientError::PaginationLoop`]. `204 No Content` is an empty list. A
 //! stream ends at its first error; the items before it have been yielded.
 //!
+//! Reading items as models costs more than fetching and signing them. An export that passes
+//! transactions through uses [`StetClient::transaction_json_pages`]: [`JsonPage`]s whose items
+//! are the JSON text the bank sent, read as models only where needed
+//! (`stet_models::Raw::from_json`).
+//!
 //! ## Transactions: dates, windows, extended history
 //!
 //! [`TransactionQuery`] carries `dateFrom` (inclusive), `dateTo` (exclusive), `dateType` and
@@ -159,7 +164,10 @@ mod payment;
 pub use budget::{
     BudgetEntry, BudgetLedger, BudgetStore, FileBudgetStore, MemoryBudgetStore, UnattendedBudget,
 };
-pub use client::{ClientOptions, DateType, Page, StetClient, TransactionQuery, transport_builder};
+pub use client::{
+    ClientOptions, DateType, JsonPage, ListPage, Page, StetClient, TransactionQuery,
+    transport_builder,
+};
 pub use error::ClientError;
 pub use link::{LinkError, resolve_next_link};
 pub use payment::{

@@ -487,7 +487,7 @@ impl StetClient {
         reason: StatusReasonInformation,
     ) -> Result<(), ClientError> {
         let current = self.payment_request(id).await?;
-        let mut json = current.payment_request.json().clone();
+        let mut json = current.payment_request.to_value();
         let Some(object) = json.as_object_mut() else {
             return Err(ClientError::UnreadableBankData {
                 what: format!("GET payment-requests/{id}"),

@@ -36,14 +36,30 @@ fn tx(n: u64) -> serde_json::Value {
            "transactionAmount": {"amount": "1.00", "currency": "EUR"}, "bookingDate": "2025-01-02"})
 }
 
+/// A transaction booked on `day` (YYYY-MM-DD), named after it.
+fn booked_on(day: &str) -> serde_json::Value {
+    json!({"entryReference": format!("D{day}"), "status": "BOOK", "creditDebitIndicator": "CRDT",
+           "transactionAmount": {"amount": "2.00", "currency": "EUR"}, "bookingDate": day})
+}
+
 fn answer(target: &str) -> (u16, String) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let page_no: u64 = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("page="))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    };
+    let page_no: u64 = param("page").and_then(|v| v.parse().ok()).unwrap_or(1);
     match path {
+        // A bank that reads dateTo as inclusive: each window lists a transaction of its
+        // first day and one of its last, which is the next (newer) window's first day.
+        "/v1/accounts/INCLUSIVE/transactions" => {
+            let day = |name: &str| param(name).and_then(|v| v.get(..10)).unwrap_or("?");
+            page(
+                json!([booked_on(day("dateTo")), booked_on(day("dateFrom"))]),
+                None,
+            )
+        }
         // page 1 -> page 2 -> page 1 again (written another way).
         "/v1/accounts/LOOP/transactions" => match page_no {
             1 => page(
@@ -213,4 +229,62 @@ async fn loops_foreign_links_garbage_and_laziness() {
         .await
         .unwrap();
     assert_eq!(many, 600);
+}
+
+#[tokio::test]
+async fn windows_that_a_bank_reads_as_inclusive_meet_without_repeats() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let bank = FakeBank::start().await;
+    let mut client = client(&bank, sandbox.info()).await;
+    let mut capped = client.bank().clone();
+    capped.max_history_days_per_request = Some(30);
+    client = StetClient::with_options(client.transport().clone(), capped, support::present());
+    let today = time::OffsetDateTime::now_utc().date();
+    let query = TransactionQuery {
+        date_from: Some(today - time::Duration::days(100)),
+        date_to: Some(today),
+        ..TransactionQuery::default()
+    };
+
+    // Four windows, newest first; each boundary day is listed by both windows that meet
+    // there, and comes out once.
+    let typed: Vec<String> = client
+        .transactions("INCLUSIVE", &query)
+        .map_ok(|t| t.entry_reference.clone().unwrap())
+        .try_collect()
+        .await
+        .unwrap();
+    let mut unique = typed.clone();
+    unique.dedup();
+    assert_eq!(unique, typed, "no repeats");
+    assert_eq!(typed.len(), 5, "{typed:?}");
+    assert_eq!(typed[0], format!("D{today}"));
+    assert_eq!(typed[4], format!("D{}", today - time::Duration::days(100)));
+
+    // Items kept as text go through the same merge and give the same list, as sent.
+    let pages: Vec<_> = client
+        .transaction_json_pages("INCLUSIVE", &query)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(pages.len(), 4);
+    let texts: Vec<&str> = pages
+        .iter()
+        .flat_map(|p| p.items.iter().map(|t| t.get()))
+        .collect();
+    let refs: Vec<String> = texts
+        .iter()
+        .map(|t| {
+            serde_json::from_str::<serde_json::Value>(t).unwrap()["entryReference"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(refs, typed);
+    assert!(
+        texts[0].starts_with(r#"{"bookingDate":"#),
+        "as sent: {}",
+        texts[0]
+    );
 }

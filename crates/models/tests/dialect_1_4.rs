@@ -45,7 +45,7 @@ fn transactions_1_4() {
         ["CB CARREFOUR 12/02"]
     );
     // Bank fields the models do not know stay in the raw JSON.
-    assert_eq!(b.json()["cardNumber"], "4970XXXXXXXX1234");
+    assert_eq!(b.to_value()["cardNumber"], "4970XXXXXXXX1234");
     assert_eq!(
         c.transaction_amount.amount.to_string(),
         "1234567890123.12345"
@@ -82,7 +82,7 @@ fn accounts_1_4() {
     );
     assert_eq!(balances[1].balance_type, BalanceStatus::Itav);
     assert_eq!(balances[1].balance_amount.amount.to_string(), "1249.90");
-    assert_eq!(current.json()["accountId"]["area"]["areaId"], "81");
+    assert_eq!(current.to_value()["accountId"]["area"]["areaId"], "81");
     let card = &accounts.accounts[1];
     assert_eq!(card.cash_account_type, CashAccountType::Card);
     assert_eq!(

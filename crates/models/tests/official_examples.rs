@@ -116,7 +116,7 @@ fn official_examples_keep_their_values() {
     assert!(tx.links.as_ref().and_then(|l| l.next.as_ref()).is_some());
     // Each item keeps its JSON, with the amount written as the bank wrote it.
     assert_eq!(
-        first.json()["transactionAmount"]["amount"].to_string(),
+        first.to_value()["transactionAmount"]["amount"].to_string(),
         first.transaction_amount.amount.to_string()
     );
 
