@@ -4,8 +4,9 @@
 //!   (the Digest of a 1 KiB body, six signed headers), beside the bare RSA rate.
 //! - `sync`: a sandbox bank in a separate process, and `stet transactions --all --output
 //!   ndjson` pulling everything from it, as a user would run it: wall time, transactions and
-//!   pages per second, the command's peak resident memory, and the signing-bound floor (pages
-//!   × measured signing time ÷ cores the client used).
+//!   pages per second, the command's peak resident memory and CPU time, and the signing-bound
+//!   floor (pages × measured signing time ÷ cores the client used, measured: its CPU time over
+//!   the wall time).
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::process::{Command, Stdio};
@@ -252,6 +253,7 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
         .spawn()
         .or_exit(1, "cannot start `stet transactions`")?;
     let pid = child.id();
+    let bank_cpu_before = proc_stat(_guard.0.id()).map(|s| s.cpu_seconds);
     let mut out = child
         .stdout
         .take()
@@ -268,19 +270,37 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
         lines
     });
     let mut peak_kib = 0u64;
+    let mut client_cpu = None;
     let status = loop {
         if let Some(kib) = vm_hwm_kib(pid) {
             peak_kib = peak_kib.max(kib);
         }
-        match child
-            .try_wait()
-            .or_exit(1, "cannot wait for `stet transactions`")?
-        {
-            Some(status) => break status,
-            None => std::thread::sleep(Duration::from_millis(10)),
+        // On Linux the child is reaped only once /proc shows it a zombie: its CPU time is
+        // then final (every thread's, as the kernel sums them for the process).
+        match proc_stat(pid) {
+            Some(stat) => {
+                client_cpu = Some(stat.cpu_seconds);
+                if stat.zombie {
+                    break child
+                        .wait()
+                        .or_exit(1, "cannot wait for `stet transactions`")?;
+                }
+            }
+            None => {
+                if let Some(status) = child
+                    .try_wait()
+                    .or_exit(1, "cannot wait for `stet transactions`")?
+                {
+                    break status;
+                }
+            }
         }
+        std::thread::sleep(Duration::from_millis(5));
     };
     let wall = started.elapsed().as_secs_f64();
+    let bank_cpu = bank_cpu_before
+        .zip(proc_stat(_guard.0.id()))
+        .map(|(before, after)| after.cpu_seconds - before);
     let transactions = counter.join().unwrap_or(0);
     if !status.success() {
         let mut err = String::new();
@@ -294,10 +314,17 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
     }
     let pages_per_account = args.transactions.div_ceil(args.page_size.max(1)).max(1);
     let pages = (args.accounts * pages_per_account) as f64 + 1.0; // + the accounts list
-    let cores = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(args.concurrency.max(1)) as f64;
+    let machine_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    // The cores the client used: its CPU time over the wall time, at most the machine's.
+    // Where /proc is missing, the most it could have used.
+    let cores = match client_cpu {
+        Some(cpu) => (cpu / wall).clamp(0.01, machine_cores),
+        None => machine_cores.min(args.concurrency.max(1) as f64),
+    };
     let floor = pages * sign_seconds / cores;
+    // The same floor had the client kept every core busy: how far the wall time is from it.
+    let all_cores_floor = pages * sign_seconds / machine_cores;
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
     let figures = serde_json::json!({
         "accounts": args.accounts,
         "transactions_per_account": args.transactions,
@@ -310,22 +337,37 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
         "pages_per_s": (pages / wall).round(),
         "peak_rss_mib": (peak_kib as f64 / 1024.0 * 10.0).round() / 10.0,
         "signing_ms": (sign_seconds * 1e5).round() / 100.0,
-        "client_cores": cores,
-        "signing_floor_s": (floor * 1000.0).round() / 1000.0,
+        "client_cpu_s": client_cpu.map(round3),
+        "client_cores": (cores * 100.0).round() / 100.0,
+        "client_cores_measured": client_cpu.is_some(),
+        "sandbox_cpu_s": bank_cpu.map(round3),
+        "machine_cores": machine_cores,
+        "signing_floor_s": round3(floor),
         "wall_over_floor": (wall / floor * 100.0).round() / 100.0,
+        "all_cores_floor_s": round3(all_cores_floor),
+        "wall_over_all_cores_floor": (wall / all_cores_floor * 100.0).round() / 100.0,
     });
     if args.json {
         println!("{figures}");
     } else {
+        let used = match client_cpu {
+            Some(cpu) => format!("{cpu:.2} s of CPU over {wall:.2} s: {cores:.2} core(s) used"),
+            None => format!("{cores} core(s) at most (CPU time not measured here)"),
+        };
+        let bank = bank_cpu.map_or(String::new(), |cpu| {
+            format!("; the sandbox bank used {cpu:.2} s of CPU on the same machine")
+        });
         println!(
             "{transactions} transactions in {pages} pages: {wall:.2} s ({:.0} transactions/s, {:.0} pages/s)\n\
-             peak resident memory of `stet transactions --all --output ndjson`: {:.1} MiB\n\
-             signing-bound floor: {pages} pages × {:.3} ms ÷ {cores} core(s) = {floor:.2} s; wall time is {:.2}× the floor",
+             `stet transactions --all --output ndjson`: peak resident memory {:.1} MiB; {used}{bank}\n\
+             signing-bound floor: {pages} pages × {:.3} ms ÷ {cores:.2} core(s) = {floor:.2} s; wall time is {:.2}× the floor\n\
+             (with all {machine_cores} cores busy the floor would be {all_cores_floor:.2} s: {:.2}×)",
             transactions as f64 / wall,
             pages / wall,
             peak_kib as f64 / 1024.0,
             sign_seconds * 1000.0,
-            wall / floor
+            wall / floor,
+            wall / all_cores_floor,
         );
     }
     if !globals.quiet && transactions != (args.accounts * args.transactions) as u64 {
@@ -335,6 +377,33 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
         );
     }
     Ok(0)
+}
+
+/// What /proc says of a process: its CPU time so far and whether it has exited.
+struct ProcStat {
+    /// User plus system time of all its threads, in seconds.
+    cpu_seconds: f64,
+    /// Exited, not yet reaped.
+    zombie: bool,
+}
+
+/// `/proc/PID/stat` of process `pid` (None elsewhere than Linux, or once it has been reaped).
+fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so fields are counted
+    // from the last ')'. utime and stime are fields 14 and 15, in clock ticks.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // USER_HZ: the kernel reports these fields in 1/100 s on every Linux architecture stet
+    // builds for (the ABI fixes it, whatever the kernel's own tick rate).
+    let cpu_seconds = (ticks(11)? + ticks(12)?) as f64 / 100.0;
+    Some(ProcStat {
+        cpu_seconds,
+        zombie: fields.first() == Some(&"Z"),
+    })
 }
 
 /// The peak resident set size of process `pid`, from Linux's /proc (None elsewhere, or once
