@@ -226,7 +226,16 @@ fn a_consent_revoked_mid_sync_exits_77_and_logging_in_again_resumes() {
     env.login(EXTENDED);
     env.present(&["balances", "--output", "json"]).ok();
 
-    let out = sync(&env);
+    // One account at a time: the 18 calls left are the account list and 17 pages, so three
+    // accounts are fetched whole and the fourth is cut after two of its five pages.
+    let out = env.present(&[
+        "transactions",
+        "--all",
+        "--output",
+        "ndjson",
+        "--concurrency",
+        "1",
+    ]);
     assert_eq!(out.code, 77, "{out}");
     out.no_panic();
     let line = out.error_line("revoked");
@@ -234,10 +243,14 @@ fn a_consent_revoked_mid_sync_exits_77_and_logging_in_again_resumes() {
         line.contains("stet auth login --profile sandbox"),
         "says how to consent again: {out}"
     );
-    // What was written before the bank refused is whole lines, fewer than the whole set, and
-    // the exit code says it is not complete.
+    // What was written before the bank refused is whole lines, fewer than the whole set; the
+    // error says so, which accounts are whole, and how to fetch the others.
     let partial = line_counts(&out);
     assert!(partial.len() < 2000, "{} lines", partial.len());
+    assert!(
+        line.contains("the output is incomplete: 3 of 4 account(s) were written whole"),
+        "{out}"
+    );
 
     // Doing what it says works: a new consent, and the same sync lists everything.
     env.login(EXTENDED);
@@ -246,6 +259,31 @@ fn a_consent_revoked_mid_sync_exits_77_and_logging_in_again_resumes() {
     assert_eq!(all.len(), 2000, "{again}");
     assert!(all.values().all(|n| *n == 1));
     assert!(partial.keys().all(|l| all.contains_key(l)));
+
+    // The accounts the error did not name were written whole; the one it named was cut.
+    let accounts: Vec<String> = env
+        .accounts()
+        .iter()
+        .map(|a| a["resourceId"].as_str().expect("resourceId").to_owned())
+        .collect();
+    let of = |account: &str| {
+        partial
+            .keys()
+            .filter(|l| l.contains(&format!("\"entryReference\":\"{account}-")))
+            .count()
+    };
+    let named: Vec<&String> = accounts
+        .iter()
+        .filter(|a| {
+            line.contains(&format!("`stet transactions {a}`"))
+                || line.contains(&format!("{a} may be"))
+        })
+        .collect();
+    assert_eq!(named.len(), 1, "one account is named as partial: {out}");
+    for account in &accounts {
+        let expected = if named.contains(&account) { 200 } else { 500 };
+        assert_eq!(of(account), expected, "{account}: {out}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -335,16 +335,75 @@ pub fn transactions(args: TransactionsArgs, globals: &Globals) -> Result<u8, Fai
             ],
         )?;
         let progress = progress_bar(accounts.len(), globals.quiet);
-        let mut pages = PageRows::spawn(&client, accounts, &query, format, args.status);
-        while let Some(rows) = pages.next().await {
-            printer.rows(rows?)?;
-            progress.inc(1);
+        let mut pages = PageRows::spawn(&client, accounts.clone(), &query, format, args.status);
+        let mut done = vec![false; accounts.len()];
+        // A failed fetch says what was written and how to get the rest; a failed write
+        // (stdout closed, disk full) is reported as it is.
+        let incomplete = |failure: Failure, done: &[bool]| {
+            progress.finish_and_clear();
+            failure.and(resume_hint(&accounts, done, &args))
+        };
+        while let Some(message) = pages.next().await {
+            match message {
+                Page::Rows(Ok(rows)) => {
+                    printer.rows(rows)?;
+                    progress.inc(1);
+                }
+                Page::Rows(Err(failure)) => return Err(incomplete(failure, &done)),
+                Page::Done(index) => done[index] = true,
+            }
         }
-        pages.check_complete().await?;
+        if let Err(failure) = pages.check_complete().await {
+            return Err(incomplete(failure, &done));
+        }
         progress.finish_and_clear();
         printer.finish()?;
         Ok(0)
     })
+}
+
+/// What a sync that stopped half-way wrote, and how to fetch the rest: the accounts whose
+/// every page was written are whole; the others may be partial or missing.
+fn resume_hint(accounts: &[String], done: &[bool], args: &TransactionsArgs) -> String {
+    let missing: Vec<&str> = accounts
+        .iter()
+        .zip(done)
+        .filter(|(_, done)| !**done)
+        .map(|(account, _)| account.as_str())
+        .collect();
+    let whole = accounts.len() - missing.len();
+    let mut range = String::new();
+    if let Some(from) = args.from {
+        range.push_str(&format!(" --from {from}"));
+    }
+    if let Some(to) = args.to {
+        range.push_str(&format!(" --to {to}"));
+    }
+    const SHOWN: usize = 5;
+    let mut names = missing
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if missing.len() > SHOWN {
+        names.push_str(&format!(" and {} more", missing.len() - SHOWN));
+    }
+    let example = missing.first().copied().unwrap_or("ACCOUNT");
+    format!(
+        "the output is incomplete: {whole} of {} account(s) were written whole; {names} may be \
+         partial or missing: once the cause is fixed, run `stet transactions ACCOUNT{range}` for \
+         each (e.g. `stet transactions {example}{range}`)",
+        accounts.len()
+    )
+}
+
+/// What an account's task hands the writer.
+enum Page {
+    /// One page's rows, or why the account's walk stopped.
+    Rows(Result<Rows, Failure>),
+    /// Every page of the account at this index was sent.
+    Done(usize),
 }
 
 /// The rows of every account's transactions, page by page, fetched and formatted on the
@@ -355,7 +414,7 @@ pub fn transactions(args: TransactionsArgs, globals: &Globals) -> Result<u8, Fai
 /// pages' rows. So memory is a few pages whatever the history, and the CPU work of a sync
 /// spreads over the cores. Each account's pages come in order; accounts interleave by page.
 struct PageRows {
-    rows: tokio::sync::mpsc::Receiver<Result<Rows, Failure>>,
+    rows: tokio::sync::mpsc::Receiver<Page>,
     tasks: tokio::task::JoinSet<()>,
 }
 
@@ -372,7 +431,7 @@ impl PageRows {
         // Permits are handed out in the order asked for: accounts start in the order given.
         let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
         let mut tasks = tokio::task::JoinSet::new();
-        for account in accounts {
+        for (index, account) in accounts.into_iter().enumerate() {
             let (client, query) = (client.clone(), query.clone());
             let (sender, permits) = (sender.clone(), permits.clone());
             tasks.spawn(async move {
@@ -386,17 +445,20 @@ impl PageRows {
                         .and_then(|page| page_rows(&account, page, format, status));
                     let failed = rows.is_err();
                     // A closed channel: the writer has stopped (on another account's error).
-                    if sender.send(rows).await.is_err() || failed {
+                    if sender.send(Page::Rows(rows)).await.is_err() || failed {
                         return;
                     }
                 }
+                // Sent after the account's last page, so the writer sees it once that page is
+                // written.
+                let _ = sender.send(Page::Done(index)).await;
             });
         }
         PageRows { rows, tasks }
     }
 
     /// The next page's rows; `None` once every account's task has ended.
-    async fn next(&mut self) -> Option<Result<Rows, Failure>> {
+    async fn next(&mut self) -> Option<Page> {
         self.rows.recv().await
     }
 

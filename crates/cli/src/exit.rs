@@ -85,6 +85,12 @@ impl Failure {
         }
     }
 
+    /// The same failure with `more` said after its message (on the same line).
+    pub fn and(mut self, more: impl Display) -> Self {
+        self.message = format!("{}; {more}", self.message);
+        self
+    }
+
     /// Prints `error: …` on stderr and gives the exit code.
     pub fn report(self) -> ExitCode {
         eprintln!("error: {}", self.message);
