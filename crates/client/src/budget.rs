@@ -5,8 +5,9 @@
 //! stet counts those calls itself, per consent, account and endpoint, over a rolling 24 hours,
 //! and refuses the fifth before it reaches the bank, saying when the oldest of the four leaves
 //! the window. The count lives in a [`BudgetStore`]; [`FileBudgetStore`] keeps it in a small
-//! JSON file (0600, replaced atomically) so that it holds across runs of a command-line tool
-//! that is one process per command. A rolling window is stricter than a bank's calendar day:
+//! JSON file (0600, replaced atomically, its updates locked against other processes) so that
+//! it holds across runs of a command-line tool that is one process per command, including
+//! runs at the same time. A rolling window is stricter than a bank's calendar day:
 //! stet may refuse a call a bank would allow, never the other way round.
 //!
 //! A *consent* is the PSU's authorization: the token key (`aisp`) and the time the PSU
@@ -48,6 +49,30 @@ pub trait BudgetStore: Send + Sync + std::fmt::Debug {
     fn load(&self) -> Result<BudgetLedger, ClientError>;
     /// Replaces the ledger.
     fn save(&self, ledger: &BudgetLedger) -> Result<(), ClientError>;
+    /// Keeps every other process off the ledger until the lock is dropped, so that a load and
+    /// the save that follows count as one step. A store that only one process sees needs none.
+    fn lock(&self) -> Result<LedgerLock, ClientError> {
+        Ok(LedgerLock::none())
+    }
+}
+
+/// What [`BudgetStore::lock`] holds: released when dropped.
+#[derive(Debug)]
+pub struct LedgerLock {
+    // Closing the file releases the lock (flock on Unix, LockFileEx on Windows).
+    _held: Option<std::fs::File>,
+}
+
+impl LedgerLock {
+    /// No lock: for a store that only one process sees.
+    pub fn none() -> Self {
+        LedgerLock { _held: None }
+    }
+
+    /// The lock `file` holds (taken with [`std::fs::File::lock`]), kept until dropped.
+    pub fn holding(file: std::fs::File) -> Self {
+        LedgerLock { _held: Some(file) }
+    }
 }
 
 /// A budget kept in memory, for one process.
@@ -113,15 +138,7 @@ impl BudgetStore for FileBudgetStore {
     }
 
     fn save(&self, ledger: &BudgetLedger) -> Result<(), ClientError> {
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&dir).map_err(|e| self.error(e))?;
+        let dir = self.dir()?;
         let json = serde_json::to_vec_pretty(ledger).map_err(|e| self.error(e))?;
         // tempfile creates the file 0600 on Unix; it replaces the old one only once written.
         let mut tmp = tempfile::Builder::new()
@@ -133,10 +150,44 @@ impl BudgetStore for FileBudgetStore {
         tmp.persist(&self.path).map_err(|e| self.error(e.error))?;
         Ok(())
     }
+
+    /// An exclusive lock on `<file>.lock`. Two `stet` runs at once (a cron job and a person)
+    /// would otherwise both read three calls and both make a fourth: five unattended calls in
+    /// a day, which the bank may hold against the TPP. The ledger itself cannot be locked: it
+    /// is replaced, not rewritten, on every save.
+    fn lock(&self) -> Result<LedgerLock, ClientError> {
+        self.dir()?;
+        let mut name = self.path.clone().into_os_string();
+        name.push(".lock");
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&name).map_err(|e| self.error(e))?;
+        file.lock()
+            .map_err(|e| self.error(format!("cannot lock it: {e}")))?;
+        Ok(LedgerLock::holding(file))
+    }
 }
 
-/// The counter: a [`BudgetStore`] with the rule (`limit` calls per `window`) and a lock so
-/// that concurrent calls of one process count one by one.
+impl FileBudgetStore {
+    /// The ledger's folder, created 0700 if missing.
+    fn dir(&self) -> Result<PathBuf, ClientError> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).map_err(|e| self.error(e))?;
+        Ok(dir)
+    }
+}
+
+/// The counter: a [`BudgetStore`] with the rule (`limit` calls per `window`), and locks so
+/// that concurrent calls, of one process or of several, count one by one.
 #[derive(Debug, Clone)]
 pub struct UnattendedBudget {
     store: Arc<dyn BudgetStore>,
@@ -171,6 +222,7 @@ impl UnattendedBudget {
         now: SystemTime,
     ) -> Result<(), ClientError> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _other_processes = self.store.lock()?;
         let mut ledger = self.store.load()?;
         let now_s = unix(now);
         let horizon = now_s.saturating_sub(self.window.as_secs());
@@ -303,6 +355,42 @@ mod tests {
     }
 
     #[test]
+    fn counters_over_one_file_never_allow_a_fifth_call() {
+        // Each thread has its own counter over the same file, as separate `stet` runs would:
+        // only the file lock keeps them from reading the same count.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens").join("bank.budget.json");
+        let now = SystemTime::now();
+        let start = Arc::new(std::sync::Barrier::new(16));
+        let runs: Vec<_> = (0..16)
+            .map(|_| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let budget = UnattendedBudget::new(Arc::new(FileBudgetStore::new(path)));
+                    start.wait();
+                    budget.spend("aisp@1", "A1", "transactions", now).is_ok()
+                })
+            })
+            .collect();
+        let allowed = runs
+            .into_iter()
+            .map(|r| r.join().unwrap())
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(
+            allowed, 4,
+            "exactly four unattended calls, whatever the interleaving"
+        );
+        let ledger = FileBudgetStore::new(&path).load().unwrap();
+        assert_eq!(ledger.entries.len(), 1);
+        assert_eq!(
+            ledger.entries[0].calls.len(),
+            4,
+            "every allowed call is recorded"
+        );
+    }
+
+    #[test]
     fn the_file_store_persists_privately() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileBudgetStore::for_profile(&dir.path().join("tokens"), "bank");
@@ -323,6 +411,14 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(store.path(), b"{not json").unwrap();
+        // The lock file beside the ledger is private too.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let lock = dir.path().join("tokens").join("bank.budget.json.lock");
+            let mode = std::fs::metadata(lock).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         let err = again.spend("aisp@1", "A1", "balances", now).unwrap_err();
         assert!(matches!(err, ClientError::BudgetStore { .. }), "{err}");
     }

@@ -111,8 +111,9 @@
 //! present is counted per consent, account and endpoint over a rolling 24 hours; the fifth is
 //! refused before it is sent, with [`ClientError::BudgetSpent`] saying when the oldest call
 //! leaves the window. The count is kept in a [`BudgetStore`]: [`MemoryBudgetStore`] by
-//! default, [`FileBudgetStore`] next to the token store to count across runs. A call is
-//! counted when it is sent, failed or not, since the bank may have counted it. If the bank
+//! default, [`FileBudgetStore`] next to the token store to count across runs, runs at the
+//! same time included (it locks the ledger for each count). A call is counted when it is
+//! sent, failed or not, since the bank may have counted it. If the bank
 //! refuses anyway (a 429 with a `Retry-After` of an hour or more on an unattended call), the
 //! same error comes back with `by_bank`. With the PSU present nothing is counted.
 //!
@@ -162,7 +163,8 @@ mod link;
 mod payment;
 
 pub use budget::{
-    BudgetEntry, BudgetLedger, BudgetStore, FileBudgetStore, MemoryBudgetStore, UnattendedBudget,
+    BudgetEntry, BudgetLedger, BudgetStore, FileBudgetStore, LedgerLock, MemoryBudgetStore,
+    UnattendedBudget,
 };
 pub use client::{
     ClientOptions, DateType, JsonPage, ListPage, Page, StetClient, TransactionQuery,
