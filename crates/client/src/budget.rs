@@ -20,6 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use stet_transport::FileLock;
+
 use crate::ClientError;
 
 /// The calls recorded, per consent, account and endpoint.
@@ -51,27 +53,8 @@ pub trait BudgetStore: Send + Sync + std::fmt::Debug {
     fn save(&self, ledger: &BudgetLedger) -> Result<(), ClientError>;
     /// Keeps every other process off the ledger until the lock is dropped, so that a load and
     /// the save that follows count as one step. A store that only one process sees needs none.
-    fn lock(&self) -> Result<LedgerLock, ClientError> {
-        Ok(LedgerLock::none())
-    }
-}
-
-/// What [`BudgetStore::lock`] holds: released when dropped.
-#[derive(Debug)]
-pub struct LedgerLock {
-    // Closing the file releases the lock (flock on Unix, LockFileEx on Windows).
-    _held: Option<std::fs::File>,
-}
-
-impl LedgerLock {
-    /// No lock: for a store that only one process sees.
-    pub fn none() -> Self {
-        LedgerLock { _held: None }
-    }
-
-    /// The lock `file` holds (taken with [`std::fs::File::lock`]), kept until dropped.
-    pub fn holding(file: std::fs::File) -> Self {
-        LedgerLock { _held: Some(file) }
+    fn lock(&self) -> Result<FileLock, ClientError> {
+        Ok(FileLock::none())
     }
 }
 
@@ -155,18 +138,11 @@ impl BudgetStore for FileBudgetStore {
     /// would otherwise both read three calls and both make a fourth: five unattended calls in
     /// a day, which the bank may hold against the TPP. The ledger itself cannot be locked: it
     /// is replaced, not rewritten, on every save.
-    fn lock(&self) -> Result<LedgerLock, ClientError> {
+    fn lock(&self) -> Result<FileLock, ClientError> {
         self.dir()?;
         let mut name = self.path.clone().into_os_string();
         name.push(".lock");
-        let mut options = std::fs::OpenOptions::new();
-        options.create(true).truncate(false).write(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&name).map_err(|e| self.error(e))?;
-        file.lock()
-            .map_err(|e| self.error(format!("cannot lock it: {e}")))?;
-        Ok(LedgerLock::holding(file))
+        FileLock::acquire(Path::new(&name)).map_err(|e| self.error(format!("cannot lock it: {e}")))
     }
 }
 

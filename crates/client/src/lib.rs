@@ -163,8 +163,7 @@ mod link;
 mod payment;
 
 pub use budget::{
-    BudgetEntry, BudgetLedger, BudgetStore, FileBudgetStore, LedgerLock, MemoryBudgetStore,
-    UnattendedBudget,
+    BudgetEntry, BudgetLedger, BudgetStore, FileBudgetStore, MemoryBudgetStore, UnattendedBudget,
 };
 pub use client::{
     ClientOptions, DateType, JsonPage, ListPage, Page, StetClient, TransactionQuery,

@@ -396,7 +396,7 @@ impl Transport {
     pub async fn store_token(&self, key: &str, token: Token) -> Result<(), TransportError> {
         let t = &self.inner.tokens;
         let mut cache = t.cache.lock().await;
-        let set = t.loaded(&mut cache)?;
+        let (_lock, set) = t.reload_locked(&mut cache).await?;
         set.tokens.insert(key.to_owned(), token);
         t.store
             .save(&t.profile, set)
@@ -407,6 +407,7 @@ impl Transport {
     pub async fn forget_tokens(&self) -> Result<bool, TransportError> {
         let t = &self.inner.tokens;
         let mut cache = t.cache.lock().await;
+        let _lock = t.lock_store().await?;
         *cache = Some(TokenSet::default());
         t.store
             .delete(&t.profile)
@@ -852,6 +853,29 @@ impl Tokens {
         Ok(cache.get_or_insert_with(TokenSet::default))
     }
 
+    /// Waits, off the runtime's threads, for the store's lock against other processes.
+    async fn lock_store(&self) -> Result<crate::FileLock, TransportError> {
+        let (store, profile) = (self.store.clone(), self.profile.clone());
+        tokio::task::spawn_blocking(move || store.lock(&profile))
+            .await
+            .map_err(|e| TransportError::Store(format!("waiting for the token store: {e}")))?
+            .map_err(|e| TransportError::Store(e.to_string()))
+    }
+
+    /// Takes the store's lock and reads the tokens afresh into the cache: another run may
+    /// have saved since this one read them. Changes saved while the lock is held lose nothing.
+    async fn reload_locked<'c>(
+        &self,
+        cache: &'c mut Option<TokenSet>,
+    ) -> Result<(crate::FileLock, &'c mut TokenSet), TransportError> {
+        let lock = self.lock_store().await?;
+        let set = self
+            .store
+            .load(&self.profile)
+            .map_err(|e| TransportError::Store(e.to_string()))?;
+        Ok((lock, cache.insert(set)))
+    }
+
     /// The token for `auth`: cached and fresh, refreshed, or newly obtained. With `force`,
     /// the cached one is not trusted (the bank refused it).
     async fn token(
@@ -877,65 +901,78 @@ impl Tokens {
         // Held across the fetch, so concurrent requests wait for one token instead of each
         // asking for their own.
         let mut cache = self.cache.lock().await;
-        let set = self.loaded(&mut cache)?;
+        let key = match auth {
+            Auth::None => return Ok(None),
+            Auth::ClientCredentials(scopes) => format!("client_credentials {}", scopes.join(" ")),
+            Auth::Consent(key) => key.clone(),
+        };
         let now = SystemTime::now();
+        let used = self.loaded(&mut cache)?.tokens.get(&key).cloned();
+        if let Some(t) = &used
+            && !force
+            && t.is_fresh(now, self.margin)
+        {
+            return Ok(Some(t.clone()));
+        }
+        // About to ask the bank: hold other runs of stet off, and see whether one of them has
+        // already renewed the token (with a refresh token that this run's copy still names,
+        // and that the bank may have retired).
+        let (_lock, set) = self.reload_locked(&mut cache).await?;
+        let latest = set.tokens.get(&key).cloned();
+        if let Some(t) = &latest {
+            let renewed_elsewhere = used
+                .as_ref()
+                .is_none_or(|u| u.access_token != t.access_token);
+            if t.is_fresh(now, self.margin) && (!force || renewed_elsewhere) {
+                return Ok(Some(t.clone()));
+            }
+        }
         let missing_oauth = || {
             TransportError::Config(crate::config::ConfigError::Missing {
                 key: "token_url",
                 profile: self.profile.clone(),
             })
         };
-        let (key, fresh) = match auth {
+        let fresh = match auth {
             Auth::None => return Ok(None),
             Auth::ClientCredentials(scopes) => {
-                let key = format!("client_credentials {}", scopes.join(" "));
-                match set.tokens.get(&key) {
-                    Some(t) if !force && t.is_fresh(now, self.margin) => {
-                        return Ok(Some(t.clone()));
-                    }
-                    _ => {}
-                }
                 let oauth = oauth.ok_or_else(missing_oauth)?;
-                (key, oauth.client_credentials(scopes).await?)
+                oauth.client_credentials(scopes).await?
             }
-            Auth::Consent(key) => {
-                let current = set.tokens.get(key).cloned();
-                match current {
-                    Some(t) if !force && t.is_fresh(now, self.margin) => return Ok(Some(t)),
-                    Some(t) if t.refresh_token.is_some() => {
-                        let oauth = oauth.ok_or_else(missing_oauth)?;
-                        match oauth.refresh(&t).await {
-                            Ok(fresh) => (key.clone(), fresh),
-                            Err(TransportError::OAuth { error, description }) => {
-                                return Err(TransportError::ConsentRequired {
-                                    profile: self.profile.clone(),
-                                    what: key.clone(),
-                                    detail: format!(
-                                        " (the bank refused to refresh it: {error}{})",
-                                        description.map(|d| format!(", {d}")).unwrap_or_default()
-                                    ),
-                                });
-                            }
-                            Err(other) => return Err(other),
+            Auth::Consent(_) => match latest {
+                Some(t) if t.refresh_token.is_some() => {
+                    let oauth = oauth.ok_or_else(missing_oauth)?;
+                    match oauth.refresh(&t).await {
+                        Ok(fresh) => fresh,
+                        Err(TransportError::OAuth { error, description }) => {
+                            return Err(TransportError::ConsentRequired {
+                                profile: self.profile.clone(),
+                                what: key.clone(),
+                                detail: format!(
+                                    " (the bank refused to refresh it: {error}{})",
+                                    description.map(|d| format!(", {d}")).unwrap_or_default()
+                                ),
+                            });
                         }
-                    }
-                    Some(_) => {
-                        return Err(TransportError::ConsentRequired {
-                            profile: self.profile.clone(),
-                            what: key.clone(),
-                            detail: " (the token expired and the bank issued no refresh token)"
-                                .to_owned(),
-                        });
-                    }
-                    None => {
-                        return Err(TransportError::ConsentRequired {
-                            profile: self.profile.clone(),
-                            what: key.clone(),
-                            detail: String::new(),
-                        });
+                        Err(other) => return Err(other),
                     }
                 }
-            }
+                Some(_) => {
+                    return Err(TransportError::ConsentRequired {
+                        profile: self.profile.clone(),
+                        what: key.clone(),
+                        detail: " (the token expired and the bank issued no refresh token)"
+                            .to_owned(),
+                    });
+                }
+                None => {
+                    return Err(TransportError::ConsentRequired {
+                        profile: self.profile.clone(),
+                        what: key.clone(),
+                        detail: String::new(),
+                    });
+                }
+            },
         };
         set.tokens.insert(key, fresh.clone());
         self.store

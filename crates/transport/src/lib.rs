@@ -67,4 +67,6 @@ pub use reqwest::Method;
 pub use retry::{RetryPolicy, is_idempotent, parse_retry_after};
 pub use secret::Secret;
 pub use stet_httpsig as httpsig;
-pub use token::{FileTokenStore, MemoryTokenStore, StoreError, Token, TokenSet, TokenStore, unix};
+pub use token::{
+    FileLock, FileTokenStore, MemoryTokenStore, StoreError, Token, TokenSet, TokenStore, unix,
+};

@@ -5,7 +5,10 @@
 //! `client_credentials pisp` for a client-credentials token, …). [`FileTokenStore`], the
 //! default, writes one JSON file per profile, created 0600 and replaced atomically (a temporary
 //! file in the same folder, synced, then renamed over the old one), so a crash mid-write never
-//! loses a refresh token.
+//! loses a refresh token. Runs at the same time (a cron job and a person) take turns through
+//! [`TokenStore::lock`]: a refresh, a login or a logout holds the lock, reads the file afresh
+//! and writes it back, so no run overwrites what another saved or spends a refresh token that
+//! another has already exchanged.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -97,6 +100,40 @@ pub trait TokenStore: Send + Sync {
     fn save(&self, profile: &str, tokens: &TokenSet) -> Result<(), StoreError>;
     /// Forgets the tokens of `profile`; whether there were any.
     fn delete(&self, profile: &str) -> Result<bool, StoreError>;
+    /// Keeps other processes from changing `profile`'s tokens until the lock is dropped; it
+    /// may wait for them. A store that only one process sees needs none.
+    fn lock(&self, profile: &str) -> Result<FileLock, StoreError> {
+        let _ = profile;
+        Ok(FileLock::none())
+    }
+}
+
+/// An exclusive advisory lock on a file (`flock` on Unix, `LockFileEx` on Windows), held
+/// until dropped: closing the file releases it, also when the process dies.
+#[derive(Debug)]
+pub struct FileLock {
+    _held: Option<std::fs::File>,
+}
+
+impl FileLock {
+    /// No lock, for stores that only one process sees.
+    pub fn none() -> Self {
+        FileLock { _held: None }
+    }
+
+    /// Opens `path` (created 0600 if missing; its folder must exist) and waits until no other
+    /// handle holds a lock on it. The lock file only ever stays empty: the data it guards
+    /// lives beside it, replaced by renames that a lock on the data file itself would not
+    /// survive.
+    pub fn acquire(path: &Path) -> std::io::Result<FileLock> {
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path)?;
+        file.lock()?;
+        Ok(FileLock { _held: Some(file) })
+    }
 }
 
 /// Tokens in memory only, for tests and one-shot runs.
@@ -194,6 +231,15 @@ impl TokenStore for FileTokenStore {
         tmp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
         sync_dir(&self.dir);
         Ok(())
+    }
+
+    /// `<dir>/<profile>.json.lock`, beside the tokens.
+    fn lock(&self, profile: &str) -> Result<FileLock, StoreError> {
+        let mut path = self.path(profile)?.into_os_string();
+        path.push(".lock");
+        let path = PathBuf::from(path);
+        create_private_dir(&self.dir).map_err(io_err(&self.dir))?;
+        FileLock::acquire(&path).map_err(io_err(&path))
     }
 
     fn delete(&self, profile: &str) -> Result<bool, StoreError> {

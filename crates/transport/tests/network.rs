@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use stet_httpsig::{PublicKey, VerifyPolicy, verify_request};
 use stet_transport::{
-    Auth, ClientAuth, MemoryTokenStore, Method, RedirectError, RetryPolicy, Secret, StetRequest,
-    Token, TokenStore as _, Transport, TransportError, unix,
+    Auth, ClientAuth, FileTokenStore, MemoryTokenStore, Method, RedirectError, RetryPolicy, Secret,
+    StetRequest, Token, TokenStore as _, Transport, TransportError, unix,
 };
 use support::{Pki, Received, Reply, Server, json, pkce_challenge, token_json};
 
@@ -428,6 +428,80 @@ async fn refresh_before_expiry_and_once_after_invalid_token() {
         before + 1,
         "a fixed token is never refreshed"
     );
+}
+
+/// Two runs of stet at once (a cron job and a person) over one token file, against a bank
+/// that rotates refresh tokens and refuses a retired one: one refresh, both runs served, and
+/// neither run's save undoes the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_at_the_same_time_refresh_once_and_lose_no_token() {
+    let pki = Pki::new();
+    let valid = Arc::new(std::sync::Mutex::new(1u32));
+    let v = valid.clone();
+    let server = Server::start(&pki, true, move |req: &Received| {
+        if req.target.starts_with("/oauth/token") {
+            let mut current = v.lock().unwrap();
+            let offered = req.form_value("refresh_token").unwrap_or_default();
+            if offered != format!("refresh-{current}") {
+                return json(400, serde_json::json!({"error": "invalid_grant"}));
+            }
+            *current += 1;
+            let access = format!("access-{current}");
+            let refresh = format!("refresh-{current}");
+            // Slow enough that the other run asks while this one waits for its answer.
+            return Reply::Delay(
+                Duration::from_millis(300),
+                Box::new(token_json(&access, 3600, Some(&refresh))),
+            );
+        }
+        accounts_ok()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file_store = || Arc::new(FileTokenStore::new(dir.path().join("tokens")));
+    let mut set = stet_transport::TokenSet::default();
+    set.tokens.insert(
+        "aisp".into(),
+        consent_token("expired", -10, Some("refresh-1")),
+    );
+    file_store().save("test", &set).unwrap();
+    let run = || {
+        Transport::builder(&pki.profile(server.port, ""))
+            .token_store(file_store())
+            .build()
+            .unwrap()
+    };
+    let (cron, person) = (run(), run());
+    // Both runs have read the file (the expired token) before either refreshes.
+    assert!(cron.tokens().await.unwrap().tokens.contains_key("aisp"));
+    assert!(person.tokens().await.unwrap().tokens.contains_key("aisp"));
+
+    let get = StetRequest::get("accounts", Auth::Consent("aisp".into()));
+    let (a, b) = tokio::join!(cron.send(&get), person.send(&get));
+    assert_eq!(a.unwrap().status, 200);
+    assert_eq!(b.unwrap().status, 200);
+    let refreshes = server.count("/oauth/token");
+    assert_eq!(refreshes, 1, "the second run used the first one's refresh");
+    let saved = file_store().load("test").unwrap().tokens["aisp"].clone();
+    assert_eq!(saved.access_token.expose(), "access-2");
+
+    // A run whose copy predates the refresh stores a payment approval: the refreshed consent
+    // stays as the other run saved it.
+    let stale = run();
+    stale.tokens().await.unwrap();
+    let mut renewed = file_store().load("test").unwrap();
+    renewed.tokens.insert(
+        "aisp".into(),
+        consent_token("access-3", 3600, Some("refresh-3")),
+    );
+    file_store().save("test", &renewed).unwrap();
+    stale
+        .store_token("pisp p1", consent_token("approval", 600, None))
+        .await
+        .unwrap();
+    let kept = file_store().load("test").unwrap();
+    assert_eq!(kept.tokens["aisp"].access_token.expose(), "access-3");
+    assert!(kept.tokens.contains_key("pisp p1"));
 }
 
 #[tokio::test]
