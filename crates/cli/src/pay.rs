@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use stet_client::models::{Amount, PaymentInformationStatusCode, StatusReasonInformation};
 use stet_client::{CreditTransfer, PaymentRequestBuilder, StetClient, payment_status};
-use stet_transport::Auth;
+use stet_transport::{Auth, Profile};
 use url::Url;
 
 use crate::Globals;
@@ -209,7 +209,8 @@ fn full_journey(
     approval: ApprovalArgs,
     globals: &Globals,
 ) -> Result<u8, Failure> {
-    let client = crate::profile::client(globals, None)?;
+    let profile = crate::profile::load(globals)?;
+    let client = crate::profile::client_for(&profile, globals, None)?;
     let request = build_request(&client, payment)?;
     runtime()?.block_on(async {
         let created = client
@@ -218,6 +219,7 @@ fn full_journey(
             .map_err(|e| creation_failed(e, &request, payment))?;
         say(globals, &format!("Created payment request {}.", created.id));
         approve_and_confirm(
+            &profile,
             &client,
             &created.id,
             created.consent_approval.as_ref(),
@@ -292,29 +294,38 @@ fn confirm(
     approval: ApprovalArgs,
     globals: &Globals,
 ) -> Result<u8, Failure> {
-    let client = crate::profile::client(globals, None)?;
+    let profile = crate::profile::load(globals)?;
+    let client = crate::profile::client_for(&profile, globals, None)?;
     runtime()?.block_on(async {
         // STET gives the approval link only in the creation answer: `stet pay create` prints it.
-        approve_and_confirm(&client, id, approval_url.as_ref(), approval, globals).await?;
+        approve_and_confirm(
+            &profile,
+            &client,
+            id,
+            approval_url.as_ref(),
+            approval,
+            globals,
+        )
+        .await?;
         wait(&client, id, approval, globals).await
     })
 }
 
 /// The PSU approves at the bank (authorization code for the payment), then stet confirms.
 async fn approve_and_confirm(
+    profile: &Profile,
     client: &StetClient,
     id: &str,
     link: Option<&Url>,
     approval: ApprovalArgs,
     globals: &Globals,
 ) -> Result<(), Failure> {
-    let profile = crate::profile::load(globals)?;
     let link = link.ok_or_else(|| {
         Failure::new(2, format!("no approval link for {id}: pass the one `stet pay create` printed, with --approval-url"))
     })?;
     let scopes = vec![client.bank().scopes.pisp.clone()];
     let token = obtain_consent(
-        &profile,
+        profile,
         client.transport(),
         &scopes,
         Some(link),

@@ -36,14 +36,11 @@ pub fn load(globals: &Globals) -> Result<Profile, Failure> {
         &env,
     )
     .map_err(config_failure)?;
-    // Said on every run, even with -q: a weakened setting must never be forgotten. Once per
-    // run: a command may load its profile twice (`stet pay` confirming a payment).
-    static SAID: std::sync::Once = std::sync::Once::new();
-    SAID.call_once(|| {
-        for warning in profile.security_warnings() {
-            eprintln!("warning: {warning}");
-        }
-    });
+    // Said on every run, even with -q: a weakened setting must never be forgotten. Each
+    // command loads its profile once, so it is said once.
+    for warning in profile.security_warnings() {
+        eprintln!("warning: {warning}");
+    }
     Ok(profile)
 }
 
@@ -95,9 +92,17 @@ pub fn transport(profile: &Profile, bank: &BankProfile) -> Result<Transport, Fai
 /// The typed client for the chosen profile. `--psu-ip` (or the profile's `psu_ip`) marks the
 /// PSU as present; without it, calls count against the unattended budget, kept across runs.
 pub fn client(globals: &Globals, concurrency: Option<usize>) -> Result<StetClient, Failure> {
-    let profile = load(globals)?;
-    let bank = bank(&profile)?;
-    let transport = transport(&profile, &bank)?;
+    client_for(&load(globals)?, globals, concurrency)
+}
+
+/// [`client`] for a profile the command has already loaded (and needs itself too).
+pub fn client_for(
+    profile: &Profile,
+    globals: &Globals,
+    concurrency: Option<usize>,
+) -> Result<StetClient, Failure> {
+    let bank = bank(profile)?;
+    let transport = transport(profile, &bank)?;
     let psu = globals
         .psu_ip
         .clone()
