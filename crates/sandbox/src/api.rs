@@ -141,16 +141,24 @@ impl State {
     }
 
     fn body<T: Serialize>(&self, req: &Req, status: u16, value: &T) -> Answer {
-        stet_models::to_json_vec(value, self.dialect())
-            .map(|bytes| Reply::json(status, bytes))
-            .map_err(|e| {
-                self.error(
-                    500,
-                    &req.path,
-                    &format!("cannot write the response: {e}"),
-                    None,
-                )
-            })
+        self.written(req, status, stet_models::to_json_vec(value, self.dialect()))
+    }
+
+    /// A JSON answer from its serialized body, or a 500 that says why it could not be written.
+    fn written(
+        &self,
+        req: &Req,
+        status: u16,
+        body: Result<Vec<u8>, impl std::fmt::Display>,
+    ) -> Answer {
+        body.map(|bytes| Reply::json(status, bytes)).map_err(|e| {
+            self.error(
+                500,
+                &req.path,
+                &format!("cannot write the response: {e}"),
+                None,
+            )
+        })
     }
 
     fn read_body<T: DeserializeOwned>(&self, req: &Req, schema: &str) -> Result<T, Reply> {
@@ -490,16 +498,8 @@ impl State {
                     None,
                 )
             })?;
-        transactions_body(items.iter().map(|t| &**t), &links, self.dialect())
-            .map(|bytes| Reply::json(200, bytes))
-            .map_err(|e| {
-                self.error(
-                    500,
-                    &req.path,
-                    &format!("cannot write the response: {e}"),
-                    None,
-                )
-            })
+        let body = transactions_body(items.iter().map(|t| &**t), &links, self.dialect());
+        self.written(req, 200, body)
     }
 
     fn overdrafts(&self, req: &Req, id: &str) -> Answer {
