@@ -391,16 +391,10 @@ fn check_order(chain: &[x509_cert::Certificate], path: &str) -> Result<(), Ident
     Ok(())
 }
 
-/// TLS client authentication (RFC 5280 §4.2.1.12).
-const ID_KP_CLIENT_AUTH: x509_cert::spki::ObjectIdentifier =
-    x509_cert::spki::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
-/// Any extended key usage (RFC 5280 §4.2.1.12).
-const ANY_EXTENDED_KEY_USAGE: x509_cert::spki::ObjectIdentifier =
-    x509_cert::spki::ObjectIdentifier::new_unwrap("2.5.29.37.0");
-
 /// The leaf must allow TLS client authentication: `digitalSignature` when it has a key usage,
 /// `clientAuth` (or any) when it has an extended key usage. Absent extensions allow everything.
 fn check_usage(leaf: &x509_cert::Certificate, path: &str) -> Result<(), IdentityError> {
+    use der::oid::db::rfc5280::{ANY_EXTENDED_KEY_USAGE, ID_KP_CLIENT_AUTH};
     use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage};
     let tbs = &leaf.tbs_certificate;
     let wrong = |detail: String| IdentityError::WrongUsage {
@@ -439,15 +433,12 @@ fn check_usage(leaf: &x509_cert::Certificate, path: &str) -> Result<(), Identity
     Ok(())
 }
 
-/// A key purpose by its usual name, or its OID.
-fn purpose_name(oid: &x509_cert::spki::ObjectIdentifier) -> String {
-    match oid.to_string().as_str() {
-        "1.3.6.1.5.5.7.3.1" => "serverAuth".to_owned(),
-        "1.3.6.1.5.5.7.3.2" => "clientAuth".to_owned(),
-        "1.3.6.1.5.5.7.3.3" => "codeSigning".to_owned(),
-        "1.3.6.1.5.5.7.3.4" => "emailProtection".to_owned(),
-        "1.3.6.1.5.5.7.3.8" => "timeStamping".to_owned(),
-        other => other.to_owned(),
+/// A key purpose by its usual name (`serverAuth`, from const-oid's database of RFC names), or
+/// its OID.
+fn purpose_name(oid: &der::oid::ObjectIdentifier) -> String {
+    match der::oid::db::DB.by_oid(oid) {
+        Some(name) => name.strip_prefix("id-kp-").unwrap_or(name).to_owned(),
+        None => oid.to_string(),
     }
 }
 
