@@ -177,9 +177,11 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
         .stderr(Stdio::null())
         .spawn()
         .or_exit(1, "cannot start the sandbox")?;
-    let _guard = KillOnDrop(&mut bank);
+    // Killed when this function returns, however it returns.
+    let sandbox = KillOnDrop(&mut bank);
+    let sandbox_pid = sandbox.0.id();
     let mut line = String::new();
-    let stdout = _guard
+    let stdout = sandbox
         .0
         .stdout
         .take()
@@ -253,7 +255,7 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
         .spawn()
         .or_exit(1, "cannot start `stet transactions`")?;
     let pid = child.id();
-    let bank_cpu_before = proc_stat(_guard.0.id()).map(|s| s.cpu_seconds);
+    let bank_cpu_before = proc_stat(sandbox_pid).map(|s| s.cpu_seconds);
     let mut out = child
         .stdout
         .take()
@@ -299,7 +301,7 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
     };
     let wall = started.elapsed().as_secs_f64();
     let bank_cpu = bank_cpu_before
-        .zip(proc_stat(_guard.0.id()))
+        .zip(proc_stat(sandbox_pid))
         .map(|(before, after)| after.cpu_seconds - before);
     let transactions = counter.join().unwrap_or(0);
     if !status.success() {
