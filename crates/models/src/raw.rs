@@ -102,9 +102,7 @@ impl<'de, T: for<'a> Deserialize<'a>> Deserialize<'de> for Raw<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // The object's text is sliced out once (no tree is built), then `T` is read from it.
         let json = Box::<RawValue>::deserialize(deserializer)?;
-        let value =
-            serde_json::from_str(json.get()).map_err(|e| D::Error::custom(without_position(&e)))?;
-        Ok(Raw { value, json })
+        Raw::from_json(json).map_err(|e| D::Error::custom(without_position(&e)))
     }
 }
 
