@@ -396,15 +396,15 @@ fn clean_stale_runs(work: &Path) {
             continue; // another `cargo xtask test` is running
         }
         let data = entry.path().join("data");
-        if data.join("postmaster.pid").exists() {
-            if let Some(bin) = postgres_bindir() {
-                let _ = as_postgres(&bin.join("pg_ctl"))
-                    .args(["stop", "-m", "immediate", "-D"])
-                    .arg(&data)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
+        if data.join("postmaster.pid").exists()
+            && let Some(bin) = postgres_bindir()
+        {
+            let _ = as_postgres(&bin.join("pg_ctl"))
+                .args(["stop", "-m", "immediate", "-D"])
+                .arg(&data)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
         let _ = fs::remove_dir_all(entry.path());
     }
