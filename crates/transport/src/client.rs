@@ -114,7 +114,7 @@ impl StetResponse {
     }
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -456,25 +456,7 @@ impl Transport {
 
     /// Resolves a request target against the API base, refusing other hosts.
     pub fn resolve(&self, target: &str) -> Result<Url, TransportError> {
-        let base = &self.inner.api_base;
-        let url = if target.starts_with("https://") || target.starts_with("http://") {
-            Url::parse(target).map_err(|_| TransportError::ForeignHost {
-                url: target.to_owned(),
-                expected: origin(base),
-            })?
-        } else {
-            base.join(target).map_err(|_| TransportError::ForeignHost {
-                url: target.to_owned(),
-                expected: origin(base),
-            })?
-        };
-        if origin(&url) != origin(base) {
-            return Err(TransportError::ForeignHost {
-                url: url.to_string(),
-                expected: origin(base),
-            });
-        }
-        Ok(url)
+        resolve_on(&self.inner.api_base, target)
     }
 
     /// Sends `request`: resolves the target, attaches the token, signs, sends, and retries
@@ -594,18 +576,7 @@ impl Transport {
 
     /// Waits before the next attempt when the policy allows one.
     async fn may_retry(&self, attempt: u32, waited: &mut Duration, hint: Option<Duration>) -> bool {
-        let policy = &self.inner.retry;
-        if attempt >= policy.max_attempts {
-            return false;
-        }
-        let wait = hint.unwrap_or_else(|| policy.backoff(attempt));
-        if *waited + wait > policy.max_total_wait {
-            return false;
-        }
-        *waited += wait;
-        tracing::debug!(wait_ms = wait.as_millis() as u64, attempt, "retrying");
-        tokio::time::sleep(wait).await;
-        true
+        wait_before_retry(&self.inner.retry, attempt, waited, hint).await
     }
 
     /// Builds the wire request: every header in place, then signed.
@@ -661,29 +632,81 @@ impl Transport {
 
     async fn read_body(
         &self,
-        mut response: reqwest::Response,
+        response: reqwest::Response,
         url: &Url,
     ) -> Result<Vec<u8>, TransportError> {
-        let limit = self.inner.max_body;
-        let too_large = || TransportError::TooLarge {
+        read_capped(response, url, self.inner.max_body).await
+    }
+}
+
+/// Resolves a request target against `base`, refusing any other origin: credentials go to the
+/// configured host only.
+pub(crate) fn resolve_on(base: &Url, target: &str) -> Result<Url, TransportError> {
+    let url = if target.starts_with("https://") || target.starts_with("http://") {
+        Url::parse(target).map_err(|_| TransportError::ForeignHost {
+            url: target.to_owned(),
+            expected: origin(base),
+        })?
+    } else {
+        base.join(target).map_err(|_| TransportError::ForeignHost {
+            url: target.to_owned(),
+            expected: origin(base),
+        })?
+    };
+    if origin(&url) != origin(base) {
+        return Err(TransportError::ForeignHost {
             url: url.to_string(),
-            limit,
-        };
-        if response.content_length().is_some_and(|n| n > limit as u64) {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > limit {
-                        return Err(too_large());
-                    }
-                    body.extend_from_slice(&chunk);
+            expected: origin(base),
+        });
+    }
+    Ok(url)
+}
+
+/// Waits before the next attempt when `policy` allows one (`attempt` just failed; `hint` is
+/// the server's `Retry-After`).
+pub(crate) async fn wait_before_retry(
+    policy: &RetryPolicy,
+    attempt: u32,
+    waited: &mut Duration,
+    hint: Option<Duration>,
+) -> bool {
+    if attempt >= policy.max_attempts {
+        return false;
+    }
+    let wait = hint.unwrap_or_else(|| policy.backoff(attempt));
+    if *waited + wait > policy.max_total_wait {
+        return false;
+    }
+    *waited += wait;
+    tracing::debug!(wait_ms = wait.as_millis() as u64, attempt, "retrying");
+    tokio::time::sleep(wait).await;
+    true
+}
+
+/// Reads a response body, refusing one larger than `limit` bytes without reading the rest.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    url: &Url,
+    limit: usize,
+) -> Result<Vec<u8>, TransportError> {
+    let too_large = || TransportError::TooLarge {
+        url: url.to_string(),
+        limit,
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large());
                 }
-                Ok(None) => return Ok(body),
-                Err(e) => return Err(classify(&e, "GET", url.as_str(), true)),
+                body.extend_from_slice(&chunk);
             }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(classify(&e, "GET", url.as_str(), true)),
         }
     }
 }
@@ -696,7 +719,7 @@ fn bad_header(name: &str) -> TransportError {
 
 /// What broke when a sent request's answer was lost. The request was sent: "cannot reach"
 /// would be wrong.
-fn lost(err: &TransportError) -> String {
+pub(crate) fn lost(err: &TransportError) -> String {
     match err {
         TransportError::Connect { detail, .. } => detail.clone(),
         other => other.to_string(),

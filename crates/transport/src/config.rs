@@ -141,6 +141,8 @@ pub struct ProfileFile {
     pub timeout_secs: Option<u64>,
     pub allow_expired_certificate: Option<bool>,
     pub allow_insecure_http: Option<bool>,
+    pub provider: Option<String>,
+    pub domain: Option<String>,
 }
 
 /// A profile with everything resolved: environment applied, paths absolute, URLs parsed.
@@ -274,56 +276,106 @@ pub fn resolve(
     path: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Profile, ConfigError> {
-    let shown = path
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "the environment".into());
-    let known = || {
-        if file.profiles.is_empty() {
-            "none".to_owned()
-        } else {
-            file.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
-        }
-    };
-    let name = match name.or(file.default_profile.as_deref()) {
-        Some(n) => n.to_owned(),
-        None if file.profiles.len() == 1 => {
-            file.profiles.keys().next().cloned().unwrap_or_default()
-        }
-        None if file.profiles.is_empty() => "default".to_owned(),
-        None => {
-            return Err(ConfigError::NoProfileChosen {
-                path: shown,
-                known: known(),
-            });
-        }
-    };
-    let raw = match file.profiles.get(&name) {
-        Some(p) => p.clone(),
-        // A profile entirely from the environment is allowed when the file has none.
-        None if file.profiles.is_empty() => ProfileFile::default(),
-        None => {
-            return Err(ConfigError::UnknownProfile {
-                name,
-                path: shown,
-                known: known(),
-            });
-        }
-    };
-    let base_dir = path
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    Resolver {
-        name: &name,
-        raw,
-        env,
-        base_dir,
+    let resolver = Resolver::select(file, name, path, env)?;
+    if resolver.provider()? == Provider::Powens {
+        return Err(resolver.invalid(
+            "provider",
+            "this is a Powens profile, and this command talks to a STET bank: with Powens, use \
+             `stet connectors`, `stet connect`, `stet connections`, `stet accounts`, \
+             `stet balances` and `stet transactions`"
+                .to_owned(),
+        ));
     }
-    .resolve(path)
+    resolver.resolve(path)
+}
+
+/// Which API a profile's `provider` names (`STET_PROVIDER` over the file).
+pub fn provider(
+    file: &ConfigFile,
+    name: Option<&str>,
+    path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Provider, ConfigError> {
+    Resolver::select(file, name, path, env)?.provider()
+}
+
+/// Picks and resolves a profile whose `provider` is an aggregator (`powens`). The keys of a
+/// STET bank (certificates, keys, OAuth endpoints) are refused: they would be ignored.
+pub fn resolve_aggregator(
+    file: &ConfigFile,
+    name: Option<&str>,
+    path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AggregatorProfile, ConfigError> {
+    let resolver = Resolver::select(file, name, path, env)?;
+    let provider = resolver.provider()?;
+    if provider == Provider::Stet {
+        return Err(resolver.invalid(
+            "provider",
+            "this command needs an aggregator profile: set `provider = \"powens\"`".to_owned(),
+        ));
+    }
+    resolver.resolve_aggregator(provider, path)
+}
+
+impl<'a> Resolver<'a> {
+    /// The profile `name` (else the default one) of `file`.
+    fn select(
+        file: &ConfigFile,
+        name: Option<&str>,
+        path: Option<&Path>,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Result<Resolver<'a>, ConfigError> {
+        let shown = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the environment".into());
+        let known = || {
+            if file.profiles.is_empty() {
+                "none".to_owned()
+            } else {
+                file.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        };
+        let name = match name.or(file.default_profile.as_deref()) {
+            Some(n) => n.to_owned(),
+            None if file.profiles.len() == 1 => {
+                file.profiles.keys().next().cloned().unwrap_or_default()
+            }
+            None if file.profiles.is_empty() => "default".to_owned(),
+            None => {
+                return Err(ConfigError::NoProfileChosen {
+                    path: shown,
+                    known: known(),
+                });
+            }
+        };
+        let raw = match file.profiles.get(&name) {
+            Some(p) => p.clone(),
+            // A profile entirely from the environment is allowed when the file has none.
+            None if file.profiles.is_empty() => ProfileFile::default(),
+            None => {
+                return Err(ConfigError::UnknownProfile {
+                    name,
+                    path: shown,
+                    known: known(),
+                });
+            }
+        };
+        let base_dir = path
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        Ok(Resolver {
+            name,
+            raw,
+            env,
+            base_dir,
+        })
+    }
 }
 
 struct Resolver<'a> {
-    name: &'a str,
+    name: String,
     raw: ProfileFile,
     env: &'a dyn Fn(&str) -> Option<String>,
     base_dir: PathBuf,
@@ -375,7 +427,7 @@ impl Resolver<'_> {
 
     fn invalid(&self, key: &'static str, detail: String) -> ConfigError {
         ConfigError::Invalid {
-            profile: self.name.to_owned(),
+            profile: self.name.clone(),
             key,
             detail,
         }
@@ -384,7 +436,7 @@ impl Resolver<'_> {
     fn missing(&self, key: &'static str) -> ConfigError {
         ConfigError::Missing {
             key,
-            profile: self.name.to_owned(),
+            profile: self.name.clone(),
         }
     }
 
@@ -479,7 +531,7 @@ impl Resolver<'_> {
             None => r.signed_headers.clone(),
         };
         Ok(Profile {
-            name: self.name.to_owned(),
+            name: self.name.clone(),
             bank: self.text("bank", &r.bank),
             token_url: self.url(
                 "token_url",
@@ -527,6 +579,175 @@ impl Resolver<'_> {
                 .flag("allow_expired_certificate", r.allow_expired_certificate)?,
             allow_insecure_http,
             api_base,
+            source: source.map(Path::to_path_buf),
+        })
+    }
+}
+
+/// The API a profile talks to: its `provider` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// A STET bank, directly, with the TPP's eIDAS certificates (the default).
+    Stet,
+    /// The Powens aggregator API, with a client id and secret (no certificates).
+    Powens,
+}
+
+impl Provider {
+    /// The value written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Stet => "stet",
+            Provider::Powens => "powens",
+        }
+    }
+}
+
+/// A profile for an aggregator (`provider = "powens"`), resolved like a STET one: environment
+/// applied (`STET_CLIENT_SECRET`, `STET_DOMAIN`, …), paths absolute, URLs parsed.
+///
+/// ```toml
+/// [profiles.powens]
+/// provider = "powens"
+/// domain = "acme-sandbox"                 # makes https://acme-sandbox.biapi.pro/2.0
+/// client_id = "12345678"
+/// # client_secret: better in STET_CLIENT_SECRET
+/// redirect_uri = "http://127.0.0.1:8765/callback"   # for connectors that need a browser
+/// ```
+///
+/// Checking `domain` and building the URL from it is the aggregator crate's job: this type
+/// only carries what the file says.
+#[derive(Debug, Clone)]
+pub struct AggregatorProfile {
+    /// The profile's name (its tokens are kept under it).
+    pub name: String,
+    /// Which aggregator.
+    pub provider: Provider,
+    /// The name the aggregator gave the client, e.g. `acme-sandbox`.
+    pub domain: Option<String>,
+    /// The API base URL, replacing the one made from `domain` (tests, a proxy).
+    pub api_base: Option<Url>,
+    /// The client id.
+    pub client_id: Option<String>,
+    /// The client secret.
+    pub client_secret: Option<Secret>,
+    /// Where the browser comes back after a redirect-based connection.
+    pub redirect_uri: Option<Url>,
+    /// Extra CA roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// TCP+TLS connect timeout.
+    pub connect_timeout: std::time::Duration,
+    /// Timeout of one attempt, headers and body.
+    pub timeout: std::time::Duration,
+    /// Accept `http://` URLs (local development only).
+    pub allow_insecure_http: bool,
+    /// The configuration file it came from, when any.
+    pub source: Option<PathBuf>,
+}
+
+impl AggregatorProfile {
+    /// The weakened-security settings in force, to be said on every run.
+    pub fn security_warnings(&self) -> Vec<String> {
+        if self.allow_insecure_http {
+            vec![format!(
+                "profile `{}` allows plain HTTP (allow_insecure_http): for local development only",
+                self.name
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl Resolver<'_> {
+    fn provider(&self) -> Result<Provider, ConfigError> {
+        match self.text("provider", &self.raw.provider).as_deref() {
+            None | Some("stet") => Ok(Provider::Stet),
+            Some("powens") => Ok(Provider::Powens),
+            Some(other) => Err(self.invalid(
+                "provider",
+                format!("`{other}` is not a provider stet knows: use \"stet\" (a STET bank, the default) or \"powens\""),
+            )),
+        }
+    }
+
+    fn resolve_aggregator(
+        self,
+        provider: Provider,
+        source: Option<&Path>,
+    ) -> Result<AggregatorProfile, ConfigError> {
+        let r = &self.raw;
+        // Keys of a STET bank mean nothing here: said rather than silently ignored, since a
+        // profile that has them was probably meant for a bank.
+        let stet_only: [(&'static str, bool); 16] = [
+            ("bank", r.bank.is_some()),
+            ("token_url", r.token_url.is_some()),
+            ("authorize_url", r.authorize_url.is_some()),
+            ("client_auth", r.client_auth.is_some()),
+            ("qwac_cert", r.qwac_cert.is_some()),
+            ("qwac_key", r.qwac_key.is_some()),
+            ("qwac_p12", r.qwac_p12.is_some()),
+            ("qwac_p12_password_env", r.qwac_p12_password_env.is_some()),
+            ("qseal_key", r.qseal_key.is_some()),
+            ("qseal_cert", r.qseal_cert.is_some()),
+            (
+                "qseal_key_passphrase_env",
+                r.qseal_key_passphrase_env.is_some(),
+            ),
+            ("key_id", r.key_id.is_some()),
+            ("signed_headers", r.signed_headers.is_some()),
+            ("scopes", r.scopes.is_some()),
+            ("psu_ip", r.psu_ip.is_some()),
+            (
+                "allow_expired_certificate",
+                r.allow_expired_certificate.is_some(),
+            ),
+        ];
+        if let Some((key, _)) = stet_only.iter().find(|(_, set)| *set) {
+            return Err(self.invalid(
+                key,
+                format!(
+                    "a {} profile has no use for it (it is for STET banks): remove it",
+                    provider.as_str()
+                ),
+            ));
+        }
+        let allow_insecure_http = self.flag("allow_insecure_http", r.allow_insecure_http)?;
+        let api_base = self.url(
+            "api_base",
+            self.text("api_base", &r.api_base),
+            allow_insecure_http,
+        )?;
+        let domain = self.text("domain", &r.domain);
+        if domain.is_none() && api_base.is_none() {
+            return Err(self.missing("domain"));
+        }
+        Ok(AggregatorProfile {
+            name: self.name.clone(),
+            provider,
+            domain,
+            api_base,
+            client_id: self.text("client_id", &r.client_id),
+            client_secret: self
+                .text("client_secret", &r.client_secret)
+                .map(Secret::new),
+            redirect_uri: self.url(
+                "redirect_uri",
+                self.text("redirect_uri", &r.redirect_uri),
+                allow_insecure_http,
+            )?,
+            ca_bundle: self.path("ca_bundle", &r.ca_bundle),
+            connect_timeout: std::time::Duration::from_secs(self.number(
+                "connect_timeout_secs",
+                r.connect_timeout_secs,
+                10,
+            )?),
+            timeout: std::time::Duration::from_secs(self.number(
+                "timeout_secs",
+                r.timeout_secs,
+                60,
+            )?),
+            allow_insecure_http,
             source: source.map(Path::to_path_buf),
         })
     }
@@ -664,6 +885,93 @@ client_secret = "file-secret"
             .unwrap_err()
             .to_string();
         assert!(err.contains("no `client_secret`"), "{err}");
+    }
+
+    const POWENS: &str = r#"
+[profiles.powens]
+provider = "powens"
+domain = "acme-sandbox"
+client_id = "1234"
+client_secret = "file-secret"
+ca_bundle = "ca.pem"
+
+[profiles.bank]
+api_base = "https://bank.example/v1"
+qwac_cert = "q.pem"
+qseal_key = "k.pem"
+key_id = "k"
+"#;
+
+    #[test]
+    fn aggregator_profiles_resolve_apart_from_stet_ones() {
+        let path = Path::new("/etc/stet/config.toml");
+        let file = parse(POWENS, path).unwrap();
+        assert_eq!(
+            provider(&file, Some("powens"), Some(path), &no_env).unwrap(),
+            Provider::Powens
+        );
+        assert_eq!(
+            provider(&file, Some("bank"), Some(path), &no_env).unwrap(),
+            Provider::Stet
+        );
+        let p = resolve_aggregator(&file, Some("powens"), Some(path), &no_env).unwrap();
+        assert_eq!(p.domain.as_deref(), Some("acme-sandbox"));
+        assert_eq!(p.client_secret.as_ref().unwrap().expose(), "file-secret");
+        assert_eq!(p.ca_bundle.as_deref(), Some(Path::new("/etc/stet/ca.pem")));
+        assert!(p.api_base.is_none());
+
+        // The environment overrides, as for a STET profile.
+        let env = |k: &str| (k == "STET_CLIENT_SECRET").then(|| "env-secret".to_owned());
+        let p = resolve_aggregator(&file, Some("powens"), Some(path), &env).unwrap();
+        assert_eq!(p.client_secret.as_ref().unwrap().expose(), "env-secret");
+
+        // A STET command on a Powens profile, and the other way round, say what to use.
+        let err = resolve(&file, Some("powens"), Some(path), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Powens profile") && err.contains("stet connect"),
+            "{err}"
+        );
+        let err = resolve_aggregator(&file, Some("bank"), Some(path), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("provider = \"powens\""), "{err}");
+    }
+
+    #[test]
+    fn aggregator_profiles_refuse_bank_keys_and_unknown_providers() {
+        let path = Path::new("/c.toml");
+        let file = parse(
+            "[profiles.p]\nprovider = \"powens\"\ndomain = \"x\"\nqwac_cert = \"q.pem\"\n",
+            path,
+        )
+        .unwrap();
+        let err = resolve_aggregator(&file, None, Some(path), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`qwac_cert`") && err.contains("remove it"),
+            "{err}"
+        );
+
+        let file = parse("[profiles.p]\nprovider = \"plaid\"\n", path).unwrap();
+        let err = provider(&file, None, Some(path), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`plaid`") && err.contains("\"powens\""),
+            "{err}"
+        );
+
+        let file = parse("[profiles.p]\nprovider = \"powens\"\n", path).unwrap();
+        let err = resolve_aggregator(&file, None, Some(path), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no `domain`") && err.contains("STET_DOMAIN"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,7 +17,10 @@
 //!   becomes [`TransportError::OutcomeUnknown`], which says how to check;
 //! - the **configuration** file with named profiles ([`config`]);
 //! - **certificate inspection** ([`inspect`]): validity, `organizationIdentifier`, QcType and
-//!   the PSD2 roles and NCA of the eIDAS QCStatements, for `stet doctor`.
+//!   the PSD2 roles and NCA of the eIDAS QCStatements, for `stet doctor`;
+//! - a **plain HTTPS client** ([`HttpsClient`]) for APIs reached with a bearer token alone (the
+//!   Powens aggregator): the same TLS, timeouts, size cap, origin rule and retries, without
+//!   the QWAC or signatures.
 //!
 //! Credentials go only to the configured bank: a URL on another host (say, a `_links` href) is
 //! refused before anything is sent. Logs (`tracing`, at debug) give method, path, status,
@@ -49,6 +52,7 @@
 mod client;
 pub mod config;
 mod error;
+mod https;
 mod identity;
 pub mod inspect;
 mod oauth;
@@ -58,8 +62,9 @@ mod secret;
 mod token;
 
 pub use client::{Auth, Probe, StetRequest, StetResponse, Transport, TransportBuilder, origin};
-pub use config::{ConfigError, Profile, QwacSource};
+pub use config::{AggregatorProfile, ConfigError, Profile, Provider, QwacSource};
 pub use error::{TransportError, bank_message};
+pub use https::{HttpsClient, HttpsOptions, HttpsRequest};
 pub use identity::{IdentityError, LoadOptions, QwacIdentity, load_ca_bundle};
 pub use oauth::{Authorization, ClientAuth, OAuthClient, OAuthSettings, Redirect, RedirectError};
 pub use psu::PsuContext;

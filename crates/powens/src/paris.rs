@@ -1,0 +1,193 @@
+//! Powens' naive date-times, read as Europe/Paris.
+//!
+//! Powens writes date-times as `YYYY-MM-DD HH:MM:SS` without an offset: the local time of
+//! Paris, where its servers and most of its banks are. [`ParisDateTime`] reads them into an
+//! instant with the offset that was in force: UTC+1 in winter (CET), UTC+2 in summer (CEST).
+//!
+//! France follows the EU summer-time rule (Directive 2000/84/EC, the same dates since 1996):
+//! summer time from the last Sunday of March, 01:00 UTC, to the last Sunday of October,
+//! 01:00 UTC. Earlier dates are read with the same rule, which differs from history only in
+//! the autumn changes of 1981–1995; Powens data does not go back that far.
+//!
+//! Two local times need a choice, made as Python's `zoneinfo` does with `fold=0` (the test
+//! compares the two): in the autumn hour that happens twice (02:00–02:59), the first one,
+//! summer time; in the spring hour that never happens (02:00–02:59), the offset in force just
+//! before, winter time (so 02:30 is 01:30 UTC, shown as 03:30 after the change).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset, Weekday};
+
+const CET: UtcOffset = match UtcOffset::from_hms(1, 0, 0) {
+    Ok(o) => o,
+    Err(_) => UtcOffset::UTC,
+};
+const CEST: UtcOffset = match UtcOffset::from_hms(2, 0, 0) {
+    Ok(o) => o,
+    Err(_) => UtcOffset::UTC,
+};
+
+/// The last Sunday of `month` in `year`, at 01:00 UTC: when EU summer time starts (March) or
+/// ends (October).
+fn change_at(year: i32, month: Month) -> OffsetDateTime {
+    let last_day = time::util::days_in_month(month, year);
+    let last = Date::from_calendar_date(year, month, last_day).unwrap_or(Date::MIN);
+    let back = last.weekday().number_days_from_sunday();
+    let sunday = last - Duration::days(i64::from(back));
+    debug_assert_eq!(sunday.weekday(), Weekday::Sunday);
+    PrimitiveDateTime::new(sunday, Time::from_hms(1, 0, 0).unwrap_or(Time::MIDNIGHT)).assume_utc()
+}
+
+/// The offset of Paris at an instant.
+pub fn offset_at(instant: OffsetDateTime) -> UtcOffset {
+    let utc = instant.to_offset(UtcOffset::UTC);
+    let year = utc.year();
+    if utc >= change_at(year, Month::March) && utc < change_at(year, Month::October) {
+        CEST
+    } else {
+        CET
+    }
+}
+
+/// The instant a Paris wall-clock time stands for (see the module for the two edge cases).
+pub fn from_local(local: PrimitiveDateTime) -> OffsetDateTime {
+    let summer = local.assume_offset(CEST);
+    if offset_at(summer) == CEST {
+        // In force, or the first of the autumn's doubled hour.
+        return summer;
+    }
+    // Winter time, or the spring gap (read with the offset in force before it).
+    local.assume_offset(CET)
+}
+
+/// A Powens date-time: an instant, read from Paris local time (or from an explicit offset,
+/// should Powens ever send one). Writes back in RFC 3339 with Paris' offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParisDateTime(pub OffsetDateTime);
+
+impl ParisDateTime {
+    /// The instant, with the offset Paris had then.
+    pub fn instant(&self) -> OffsetDateTime {
+        self.0
+    }
+
+    /// The calendar date in Paris.
+    pub fn date(&self) -> Date {
+        self.0.to_offset(offset_at(self.0)).date()
+    }
+}
+
+/// Why a text is not a Powens date-time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a date-time (expected YYYY-MM-DD HH:MM:SS): {0:?}")]
+pub struct ParseError(String);
+
+impl std::str::FromStr for ParisDateTime {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseError(s.chars().take(64).collect());
+        let text = s.trim();
+        // An explicit offset wins: RFC 3339, or the same with a space.
+        let rfc = text.replacen(' ', "T", 1);
+        if let Ok(t) = OffsetDateTime::parse(&rfc, &time::format_description::well_known::Rfc3339) {
+            return Ok(ParisDateTime(t.to_offset(offset_at(t))));
+        }
+        let (date, clock) = match text.split_once([' ', 'T']) {
+            Some((d, c)) => (d, Some(c)),
+            None => (text, None),
+        };
+        let date = Date::parse(
+            date,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(|_| err())?;
+        let clock = match clock {
+            None => Time::MIDNIGHT,
+            Some(c) => {
+                let (hms, fraction) = c.split_once('.').unwrap_or((c, ""));
+                let mut t = Time::parse(
+                    hms,
+                    time::macros::format_description!("[hour]:[minute]:[second]"),
+                )
+                .or_else(|_| Time::parse(hms, time::macros::format_description!("[hour]:[minute]")))
+                .map_err(|_| err())?;
+                if !fraction.is_empty() {
+                    if !fraction.bytes().all(|b| b.is_ascii_digit()) || fraction.len() > 9 {
+                        return Err(err());
+                    }
+                    let nanos: u32 = format!("{fraction:0<9}").parse().map_err(|_| err())?;
+                    t = t.replace_nanosecond(nanos).map_err(|_| err())?;
+                }
+                t
+            }
+        };
+        let instant = from_local(PrimitiveDateTime::new(date, clock));
+        Ok(ParisDateTime(instant.to_offset(offset_at(instant))))
+    }
+}
+
+impl fmt::Display for ParisDateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self
+            .0
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|_| fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+impl Serialize for ParisDateTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ParisDateTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> String {
+        s.parse::<ParisDateTime>().unwrap().to_string()
+    }
+
+    #[test]
+    fn winter_summer_and_the_two_changes() {
+        assert_eq!(at("2026-01-15 09:30:00"), "2026-01-15T09:30:00+01:00");
+        assert_eq!(at("2026-07-14 22:00:00"), "2026-07-14T22:00:00+02:00");
+        // 29 March 2026: 02:00 CET becomes 03:00 CEST; 02:30 does not exist.
+        assert_eq!(at("2026-03-29 01:59:59"), "2026-03-29T01:59:59+01:00");
+        assert_eq!(at("2026-03-29 02:30:00"), "2026-03-29T03:30:00+02:00");
+        assert_eq!(at("2026-03-29 03:00:00"), "2026-03-29T03:00:00+02:00");
+        // 25 October 2026: 03:00 CEST becomes 02:00 CET; 02:30 happens twice, the first kept.
+        assert_eq!(at("2026-10-25 02:30:00"), "2026-10-25T02:30:00+02:00");
+        assert_eq!(at("2026-10-25 03:00:00"), "2026-10-25T03:00:00+01:00");
+        // Other forms: T, fraction, a bare date, an explicit offset.
+        assert_eq!(at("2026-01-15T09:30:00.5"), "2026-01-15T09:30:00.5+01:00");
+        assert_eq!(at("2026-06-01"), "2026-06-01T00:00:00+02:00");
+        assert_eq!(at("2026-06-01T10:00:00Z"), "2026-06-01T12:00:00+02:00");
+        for bad in [
+            "",
+            "yesterday",
+            "2026-02-30 10:00:00",
+            "2026-01-01 25:00:00",
+            "2026-01-01 10:00:00.x",
+        ] {
+            assert!(bad.parse::<ParisDateTime>().is_err(), "{bad}");
+        }
+        let t: ParisDateTime = serde_json::from_str("\"2026-12-24 18:00:00\"").unwrap();
+        assert_eq!(t.date().to_string(), "2026-12-24");
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2026-12-24T18:00:00+01:00\""
+        );
+    }
+}
