@@ -146,6 +146,16 @@
 //!
 //! Example: `429:every=7:retry-after=1,503:every=50:burst=3,drop:every=40,slow:every=30:ms=2500`.
 //!
+//! ## The Powens mock
+//!
+//! With [`SandboxConfig::powens`] (`stet sandbox serve --powens`), the same server also speaks
+//! the Powens aggregator API at `/powens/2.0`, without client certificates, and
+//! [`SandboxInfo::powens`] gives its base URL, client id and secret. It clones Powens' test
+//! connector and its scenarios, keeps connections in their state machine, lists accounts
+//! disabled until enabled, pages transactions, answers unknown ids with HTML pages, writes
+//! naive Paris times, and refuses any credential that is not a JWE it can decrypt. Its
+//! manual (calls, scenarios, data) is the module documentation of `src/powens/mod.rs`.
+//!
 //! ## Dialects
 //!
 //! 1.5 by default; with [`stet_models::Dialect::V1_4`] amounts are strings, booking and value
@@ -157,6 +167,7 @@ mod data;
 pub mod faults;
 mod oauth;
 pub mod pki;
+mod powens;
 mod server;
 mod state;
 
@@ -171,6 +182,7 @@ use tokio::sync::watch;
 
 pub use faults::{Fault, Faults, FaultsError};
 pub use pki::{PkiError, TPP_ORGANIZATION_ID};
+pub use powens::{PowensInfo, PowensOptions};
 pub use stet_httpsig as httpsig;
 pub use stet_models as models;
 pub use stet_models::Dialect;
@@ -235,6 +247,8 @@ pub struct SandboxConfig {
     pub token_lifetime: Duration,
     /// A keyId accepted for the QSealC besides the URL in [`SandboxInfo::key_id`].
     pub key_id: Option<String>,
+    /// Serve the Powens mock too, at `/powens/2.0` (see "The Powens mock" above).
+    pub powens: Option<PowensOptions>,
 }
 
 impl Default for SandboxConfig {
@@ -254,6 +268,7 @@ impl Default for SandboxConfig {
             interactive: false,
             token_lifetime: Duration::from_secs(3600),
             key_id: None,
+            powens: None,
         }
     }
 }
@@ -289,6 +304,9 @@ pub struct SandboxInfo {
     pub qseal_key: PathBuf,
     /// `1.4` or `1.5`.
     pub dialect: String,
+    /// The Powens mock, when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub powens: Option<PowensInfo>,
 }
 
 /// Why a sandbox could not start.

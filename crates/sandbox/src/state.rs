@@ -111,6 +111,8 @@ pub(crate) struct State {
     pub(crate) inner: Mutex<Inner>,
     pub(crate) api_requests: AtomicU64,
     pub(crate) payments_created: Arc<AtomicU64>,
+    /// The Powens mock, when configured.
+    pub(crate) powens: Option<crate::powens::Mock>,
 }
 
 /// The organizationIdentifier (2.5.4.97) in a certificate's subject.
@@ -213,6 +215,13 @@ impl State {
             .unwrap_or_else(|| OffsetDateTime::now_utc().date());
         let mut data = BankData::generate(config.seed, config.accounts, config.transactions, today);
         crate::api::cache_transactions(&mut data, config.dialect);
+        let powens = match &config.powens {
+            Some(options) => Some(
+                crate::powens::Mock::new(options.clone(), &origin, today)
+                    .map_err(|e| SandboxError::Config(format!("the Powens mock: {e}")))?,
+            ),
+            None => None,
+        };
         let info = SandboxInfo {
             api_base: format!("{origin}{prefix}"),
             authorize_url: format!("{origin}/authorize"),
@@ -232,6 +241,7 @@ impl State {
                 Dialect::V1_5 => "1.5",
             }
             .to_owned(),
+            powens: powens.as_ref().map(|m| m.info.clone()),
         };
         Ok(State {
             config,
@@ -245,6 +255,7 @@ impl State {
             inner: Mutex::new(Inner::default()),
             api_requests: AtomicU64::new(0),
             payments_created,
+            powens,
         })
     }
 
@@ -309,6 +320,13 @@ impl State {
                 return Reply::plain_json(200, &stats);
             }
             _ => {}
+        }
+        // The Powens mock has no client certificates: it is reached before that check.
+        if let Some(mock) = &self.powens
+            && (path == crate::powens::PREFIX
+                || path.starts_with(&format!("{}/", crate::powens::PREFIX)))
+        {
+            return mock.handle(&req).await;
         }
         let Some(peer) = req.peer.clone() else {
             return self.error(
