@@ -64,7 +64,17 @@ pub struct StatusArgs {
     output: String,
 }
 
+impl StatusArgs {
+    /// Whether JSON was asked for.
+    pub(crate) fn is_json(&self) -> bool {
+        self.output == "json"
+    }
+}
+
 pub fn run(command: AuthCommand, globals: &Globals) -> Result<u8, Failure> {
+    if let Some(profile) = crate::powens::profile(globals)? {
+        return crate::powens::auth(command, &profile, globals);
+    }
     match command {
         AuthCommand::Login(args) => login(args, globals),
         AuthCommand::Status(args) => status(args, globals),
@@ -155,21 +165,41 @@ async fn by_loopback(
     at: Option<&Url>,
     timeout: Duration,
 ) -> Result<(OAuthClient, Secret, Secret), Failure> {
-    let host = redirect
-        .host_str()
-        .unwrap_or("127.0.0.1")
-        .trim_matches(['[', ']'])
-        .to_owned();
-    let host = if host.eq_ignore_ascii_case("localhost") {
-        "127.0.0.1".to_owned()
-    } else {
-        host
-    };
+    let (listener, actual) = loopback_listener(redirect).await?;
+    let oauth = oauth.with_redirect_uri(actual.clone());
+    let auth = oauth.authorize(scopes, at, &[])?;
+    eprintln!(
+        "Open this URL to consent (stet waits for the bank's redirect on {actual}):\n\n  {}\n",
+        auth.url
+    );
+    open_browser(&auth.url);
+    let redirect = await_redirect(
+        &listener,
+        &actual,
+        timeout,
+        "consent",
+        "run `stet auth login` again",
+        |full| {
+            oauth
+                .read_redirect(full, &auth.state)
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await?;
+    Ok((oauth, redirect.code, auth.pkce_verifier))
+}
+
+/// Listens where the loopback redirect URI `redirect` points (its port, or a free one when it
+/// has none; `localhost` as 127.0.0.1), and gives the URI with the port actually used.
+pub(crate) async fn loopback_listener(
+    redirect: &Url,
+) -> Result<(tokio::net::TcpListener, Url), Failure> {
+    let host = loopback_host(redirect);
     let listener = tokio::net::TcpListener::bind((host.as_str(), redirect.port().unwrap_or(0)))
         .await
         .or_exit(
             exit::CONFIG,
-            format!("cannot listen on {redirect} for the bank's redirect"),
+            format!("cannot listen on {redirect} for the browser's redirect"),
         )?;
     let port = listener
         .local_addr()
@@ -177,16 +207,44 @@ async fn by_loopback(
         .port();
     let mut actual = redirect.clone();
     let _ = actual.set_port(Some(port));
-    let oauth = oauth.with_redirect_uri(actual.clone());
-    let auth = oauth.authorize(scopes, at, &[])?;
-    eprintln!(
-        "Open this URL to consent (stet waits for the bank's redirect on {actual}):\n\n  {}\n",
-        auth.url
-    );
-    if std::env::var_os("STET_NO_BROWSER").is_none() && webbrowser::open(auth.url.as_str()).is_err()
-    {
+    Ok((listener, actual))
+}
+
+fn loopback_host(redirect: &Url) -> String {
+    let host = redirect
+        .host_str()
+        .unwrap_or("127.0.0.1")
+        .trim_matches(['[', ']'])
+        .to_owned();
+    if host.eq_ignore_ascii_case("localhost") {
+        "127.0.0.1".to_owned()
+    } else {
+        host
+    }
+}
+
+/// Opens the PSU's browser on `url`, unless `STET_NO_BROWSER` is set (the URL is printed
+/// anyway).
+pub(crate) fn open_browser(url: &Url) {
+    if std::env::var_os("STET_NO_BROWSER").is_none() && webbrowser::open(url.as_str()).is_err() {
         tracing::info!("no browser could be opened: open the URL above yourself");
     }
+}
+
+/// Waits on `listener` for the browser's request to `redirect`'s path (other paths get a
+/// 404), shows the browser a page saying whether `read` accepted the URL, and gives what
+/// `read` made of it. `what` names the step on that page (`consent`); `again` says how to
+/// start over when nothing comes within `timeout`.
+pub(crate) async fn await_redirect<T>(
+    listener: &tokio::net::TcpListener,
+    redirect: &Url,
+    timeout: Duration,
+    what: &str,
+    again: &str,
+    read: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, Failure> {
+    let host = loopback_host(redirect);
+    let port = redirect.port().unwrap_or(0);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let accepted = tokio::time::timeout_at(deadline, listener.accept())
@@ -195,7 +253,7 @@ async fn by_loopback(
                 Failure::new(
                     exit::AUTH,
                     format!(
-                        "no redirect from the bank within {} s: run `stet auth login` again",
+                        "no redirect from the browser within {} s: {again}",
                         timeout.as_secs()
                     ),
                 )
@@ -206,7 +264,7 @@ async fn by_loopback(
         let Some(target) = read_request_target(&mut stream).await else {
             continue;
         };
-        if !target.starts_with(actual.path()) {
+        if !target.starts_with(redirect.path()) {
             let _ = stream
                 .write_all(
                     b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -214,11 +272,13 @@ async fn by_loopback(
                 .await;
             continue;
         }
-        let full = format!("{}://{}:{}{}", actual.scheme(), host, port, target);
-        let outcome = oauth.read_redirect(&full, &auth.state);
+        let full = format!("{}://{}:{}{}", redirect.scheme(), host, port, target);
+        let outcome = read(&full);
         let page = match &outcome {
-            Ok(_) => "<h1>stet: consent received</h1><p>You can close this window and go back to the terminal.</p>".to_owned(),
-            Err(e) => format!("<h1>stet: consent failed</h1><p>{}</p>", html_escape(&e.to_string())),
+            Ok(_) => format!(
+                "<h1>stet: {what} received</h1><p>You can close this window and go back to the terminal.</p>"
+            ),
+            Err(e) => format!("<h1>stet: {what} failed</h1><p>{}</p>", html_escape(e)),
         };
         let response = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
@@ -226,8 +286,7 @@ async fn by_loopback(
         );
         let _ = stream.write_all(response.as_bytes()).await;
         let _ = stream.shutdown().await;
-        let redirect = outcome.map_err(|e| Failure::new(exit::AUTH, e))?;
-        return Ok((oauth, redirect.code, auth.pkce_verifier));
+        return outcome.map_err(|e| Failure::new(exit::AUTH, e));
     }
 }
 
@@ -248,6 +307,16 @@ fn by_paste(
             .map(Url::as_str)
             .unwrap_or("the redirect URI")
     );
+    let line = read_pasted_url("run `stet auth login` again")?;
+    let redirect = oauth
+        .read_redirect(&line, &auth.state)
+        .map_err(|e| Failure::new(exit::AUTH, e))?;
+    Ok((oauth.clone(), redirect.code, auth.pkce_verifier))
+}
+
+/// Reads the URL the PSU pastes (one line on stdin); `again` says how to start over when
+/// nothing was pasted.
+pub(crate) fn read_pasted_url(again: &str) -> Result<String, Failure> {
     let mut line = String::new();
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
@@ -260,13 +329,10 @@ fn by_paste(
     if line.trim().is_empty() {
         return Err(Failure::new(
             exit::AUTH,
-            "no URL was pasted: run `stet auth login` again",
+            format!("no URL was pasted: {again}"),
         ));
     }
-    let redirect = oauth
-        .read_redirect(line.trim(), &auth.state)
-        .map_err(|e| Failure::new(exit::AUTH, e))?;
-    Ok((oauth.clone(), redirect.code, auth.pkce_verifier))
+    Ok(line.trim().to_owned())
 }
 
 /// The request target of the first request on `stream` (`/callback?code=…`), at most 16 KiB.

@@ -19,14 +19,19 @@ use crate::output::{Format, Printer, Rows};
 pub struct OutputArgs {
     /// table (default on a terminal), json, ndjson (default when piped) or csv
     #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
-    output: Option<Format>,
+    pub(crate) output: Option<Format>,
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  stet accounts\n  stet accounts --output json")]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  stet accounts\n  stet accounts --output json\n  stet accounts enable 1001      # Powens: the PSU enables an account"
+)]
 pub struct AccountsArgs {
+    #[command(subcommand)]
+    pub(crate) action: Option<crate::powens::AccountsAction>,
     #[command(flatten)]
-    out: OutputArgs,
+    pub(crate) out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -36,9 +41,9 @@ pub struct AccountsArgs {
 pub struct BalancesArgs {
     /// The account: its resource id or IBAN [default: every account]
     #[arg(value_name = "ACCOUNT")]
-    account: Option<String>,
+    pub(crate) account: Option<String>,
     #[command(flatten)]
-    out: OutputArgs,
+    pub(crate) out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -56,25 +61,28 @@ pub struct TransactionsArgs {
         required_unless_present = "all",
         conflicts_with = "all"
     )]
-    account: Option<String>,
+    pub(crate) account: Option<String>,
     /// Every account of the PSU
     #[arg(long)]
     all: bool,
     /// From this date, inclusive (YYYY-MM-DD)
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
-    from: Option<time::Date>,
+    pub(crate) from: Option<time::Date>,
     /// Until this date, exclusive (YYYY-MM-DD)
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
-    to: Option<time::Date>,
+    pub(crate) to: Option<time::Date>,
     /// Which transactions to print
     #[arg(long, value_enum, default_value_t = StatusFilter::All)]
-    status: StatusFilter,
+    pub(crate) status: StatusFilter,
+    /// Powens: transactions per page asked (1 to 1000) [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u32>,
     /// How many accounts to fetch at once with --all. Each account's transactions come in the
     /// bank's order; the pages of accounts fetched at once interleave
     #[arg(long, value_name = "N", default_value_t = 4)]
     concurrency: usize,
     #[command(flatten)]
-    out: OutputArgs,
+    pub(crate) out: OutputArgs,
 }
 
 /// `--status`.
@@ -190,6 +198,16 @@ fn account_cells(a: &AccountResource) -> Vec<String> {
 }
 
 pub fn accounts(args: AccountsArgs, globals: &Globals) -> Result<u8, Failure> {
+    if let Some(profile) = crate::powens::profile(globals)? {
+        return crate::powens::accounts(args, &profile, globals);
+    }
+    if args.action.is_some() {
+        return Err(Failure::new(
+            2,
+            "`stet accounts enable` is for Powens profiles: with a STET bank, the PSU's consent \
+             names the accounts (`stet auth login`, `stet consent put`)",
+        ));
+    }
     let client = crate::profile::client(globals, None)?;
     runtime()?.block_on(async {
         let mut printer = Printer::new(
@@ -207,6 +225,9 @@ pub fn accounts(args: AccountsArgs, globals: &Globals) -> Result<u8, Failure> {
 }
 
 pub fn balances(args: BalancesArgs, globals: &Globals) -> Result<u8, Failure> {
+    if let Some(profile) = crate::powens::profile(globals)? {
+        return crate::powens::balances(args, &profile);
+    }
     let client = crate::profile::client(globals, None)?;
     runtime()?.block_on(async {
         let accounts = match &args.account {
@@ -268,7 +289,7 @@ async fn account_ids(client: &StetClient) -> Result<Vec<String>, Failure> {
     Ok(ids)
 }
 
-fn transaction_cells(account: &str, t: &Transaction) -> Vec<String> {
+pub(crate) fn transaction_cells(account: &str, t: &Transaction) -> Vec<String> {
     let sign = if t.credit_debit_indicator.as_str() == "DBIT" {
         "-"
     } else {
@@ -307,6 +328,15 @@ pub fn transactions(args: TransactionsArgs, globals: &Globals) -> Result<u8, Fai
         return Err(Failure::new(
             2,
             format!("--from {from} is not before --to {to}: --to is exclusive"),
+        ));
+    }
+    if let Some(profile) = crate::powens::profile(globals)? {
+        return crate::powens::transactions(args, &profile);
+    }
+    if args.limit.is_some() {
+        return Err(Failure::new(
+            2,
+            "--limit is for Powens profiles: a STET bank chooses its own page size",
         ));
     }
     let query = TransactionQuery {

@@ -33,9 +33,24 @@ pub struct DemoArgs {
     /// Transactions per page
     #[arg(long, default_value_t = 20)]
     page_size: usize,
+    /// Which API: a STET bank, or the Powens aggregator (its mock)
+    #[arg(long, value_enum, default_value = "stet")]
+    provider: DemoProvider,
+}
+
+/// `stet demo --provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoProvider {
+    /// A STET bank, with the TPP's certificates
+    Stet,
+    /// The Powens aggregator API
+    Powens,
 }
 
 pub fn run(args: DemoArgs, globals: &Globals) -> Result<u8, Failure> {
+    if args.provider == DemoProvider::Powens {
+        return crate::powens::demo(globals);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -98,6 +98,21 @@ impl Failure {
     }
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl Failure {
+    /// The exit code.
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+}
+
 /// Attaches an exit code and context to an error.
 pub trait OrExit<T> {
     /// On error, a [`Failure`] with `code` and the message `context: error`.

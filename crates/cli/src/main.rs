@@ -15,6 +15,7 @@ mod iban;
 mod init;
 mod output;
 mod pay;
+mod powens;
 mod profile;
 mod request;
 mod sandbox;
@@ -120,6 +121,15 @@ enum Command {
     /// Measure signing speed and a full sync against a sandbox bank (figures for BENCHMARKS.md)
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Powens: list the connectors (banks) of the domain, with their fields
+    Connectors(powens::ConnectorsArgs),
+    /// Powens: connect the PSU's bank (credentials encrypted end to end), or act on a connection
+    Connect(powens::ConnectArgs),
+    /// Powens: list the connections, their state and what to do; delete one
+    Connections(powens::ConnectionsArgs),
+    /// Powens: webhooks
+    #[command(subcommand)]
+    Powens(powens::PowensCommand),
 }
 
 fn main() -> ExitCode {
@@ -144,6 +154,10 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args, &cli.globals),
         Command::Completions(args) => completions::run(args),
         Command::Bench(command) => bench::run(command, &cli.globals),
+        Command::Connectors(args) => powens::connectors(args, &cli.globals),
+        Command::Connect(args) => powens::connect_command(args, &cli.globals),
+        Command::Connections(args) => powens::connections(args, &cli.globals),
+        Command::Powens(command) => powens::run(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -66,6 +66,13 @@ pub struct ServeArgs {
     /// A keyId accepted for the TPP's QSealC besides the key_id URL printed
     #[arg(long, value_name = "ID")]
     key_id: Option<String>,
+    /// Serve the Powens mock too, at /powens/2.0 (its URL, client id and secret are in the
+    /// JSON line, under "powens")
+    #[arg(long)]
+    powens: bool,
+    /// Powens mock: a new domain key after every N accepted credential posts (0: never)
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "powens")]
+    powens_rotate_key_every: u32,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +127,9 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         interactive: args.interactive,
         token_lifetime: Duration::from_secs(args.token_lifetime.max(1)),
         key_id: args.key_id,
+        powens: args.powens.then_some(stet_sandbox::PowensOptions {
+            rotate_key_every: args.powens_rotate_key_every,
+        }),
         ..SandboxConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
