@@ -73,6 +73,9 @@ pub struct ServeArgs {
     /// Powens mock: a new domain key after every N accepted credential posts (0: never)
     #[arg(long, value_name = "N", default_value_t = 0, requires = "powens")]
     powens_rotate_key_every: u32,
+    /// Powens mock: serve a key clients must refuse at /publickey: ec (not RSA) or small (1024 bits)
+    #[arg(long, value_name = "FAULT", requires = "powens", value_parser = ["ec", "small"])]
+    powens_key_fault: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -127,9 +130,16 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         interactive: args.interactive,
         token_lifetime: Duration::from_secs(args.token_lifetime.max(1)),
         key_id: args.key_id,
-        powens: args.powens.then_some(stet_sandbox::PowensOptions {
-            rotate_key_every: args.powens_rotate_key_every,
-        }),
+        powens: match args.powens {
+            false => None,
+            true => Some(stet_sandbox::PowensOptions {
+                rotate_key_every: args.powens_rotate_key_every,
+                key_fault: match &args.powens_key_fault {
+                    Some(f) => Some(f.parse().or_exit(2, "--powens-key-fault")?),
+                    None => None,
+                },
+            }),
+        },
         ..SandboxConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -132,6 +132,7 @@ async fn a_rotated_key_is_fetched_again_and_pages_map_to_stet() {
     // is first encrypted for a key the mock no longer has.
     let bank = sandbox(PowensOptions {
         rotate_key_every: 1,
+        ..PowensOptions::default()
     })
     .await;
     let client = client(

@@ -182,7 +182,7 @@ use tokio::sync::watch;
 
 pub use faults::{Fault, Faults, FaultsError};
 pub use pki::{PkiError, TPP_ORGANIZATION_ID};
-pub use powens::{PowensInfo, PowensOptions};
+pub use powens::{KeyFault, PowensInfo, PowensOptions};
 pub use stet_httpsig as httpsig;
 pub use stet_models as models;
 pub use stet_models::Dialect;

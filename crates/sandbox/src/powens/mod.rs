@@ -8,7 +8,7 @@
 //! | `POST /auth/init` | with the client's `client_id` and `client_secret`: a permanent user and its token; without: a temporary one; a wrong secret: 401 `unauthorized` |
 //! | `POST /auth/renew` | a new token for `id_user` (`revoke_previous` revokes the others) |
 //! | `DELETE /auth/token` | revokes the token it is called with |
-//! | `GET /publickey` | the domain's RSA-2048 key as a JWK with its `kid`; rotated after every N accepted credential posts with [`PowensOptions::rotate_key_every`] |
+//! | `GET /publickey` | the domain's RSA-2048 key as a JWK with its `kid`; rotated after every N accepted credential posts with [`PowensOptions::rotate_key_every`]; an EC or 1024-bit key with [`PowensOptions::key_fault`] |
 //! | `GET /connectors[/UUID]` | the test connector's clone (same uuid, fields `login`, `password` "Code (1234)", `openapiwebsite`, `directaccesswebsite`; sources `openapi` then `directaccess`) and a webauth-only connector |
 //! | `POST /users/me/connections` | a connection, driven by the scenario chosen in the source's list field (below) |
 //! | `POST /users/me/connections/ID` | a one-time code, `{"resume": true}`, `{}` (starts the SCA), or `source` (adds a source) |
@@ -62,6 +62,28 @@ pub struct PowensOptions {
     /// Make a new domain key after every this many accepted requests carrying credentials
     /// (0: never). Clients must then fetch `GET /publickey` again.
     pub rotate_key_every: u32,
+    /// Serve a key clients must refuse at `GET /publickey`.
+    pub key_fault: Option<KeyFault>,
+}
+
+/// A `GET /publickey` answer clients must refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFault {
+    /// An elliptic-curve JWK: not RSA.
+    Ec,
+    /// An RSA JWK of 1024 bits: too small.
+    Small,
+}
+
+impl std::str::FromStr for KeyFault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ec" => Ok(KeyFault::Ec),
+            "small" => Ok(KeyFault::Small),
+            other => Err(format!("unknown key fault `{other}`: expected ec or small")),
+        }
+    }
 }
 
 /// What a client needs to talk to the Powens mock (in [`crate::SandboxInfo::powens`]).
@@ -242,7 +264,7 @@ impl Mock {
                 inner.tokens.remove(token);
                 Reply::new(204)
             }),
-            ("GET", ["publickey"]) => ok(self.lock().key.public_jwk().clone()),
+            ("GET", ["publickey"]) => self.publickey(),
             ("GET", ["connectors"]) => self.connectors(req, None),
             ("GET", ["connectors", uuid]) => self.connectors(req, Some(uuid)),
             ("GET", ["users", "me"]) => self.with_user(req, |_, user| {
@@ -347,6 +369,18 @@ impl Mock {
                 "unauthorized",
                 "a valid user token is required (Authorization: Bearer)",
             ),
+        }
+    }
+
+    fn publickey(&self) -> Reply {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        match self.options.key_fault {
+            None => ok(self.lock().key.public_jwk().clone()),
+            Some(KeyFault::Ec) => ok(json!({"kty": "EC", "kid": "ec-1", "crv": "P-256",
+                "x": b64(&[7u8; 32]), "y": b64(&[9u8; 32])})),
+            Some(KeyFault::Small) => ok(json!({"kty": "RSA", "kid": "rsa-1024",
+                "n": b64(&[0xC5u8; 128]), "e": "AQAB"})),
         }
     }
 
