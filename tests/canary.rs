@@ -909,3 +909,136 @@ fn weakened_settings_are_said_on_every_run_even_with_quiet() {
     let out = env.run(&["-q", "auth", "status"]);
     assert!(!out.stderr.contains("warning: profile"), "{out}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The Powens backend
+// ---------------------------------------------------------------------------------------------
+
+/// Every Powens command at trace, succeeding and failing: the client secret, the user tokens
+/// (each one stored), a credential, a one-time code, a wrong secret and the webhook secret
+/// never show, nor any JWE (a 342-character base64 run at least: `assert_no_signature` finds
+/// it). The mock's own log is in the transcript too.
+#[test]
+fn powens_commands_keep_secrets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = std::fs::File::create(dir.path().join("sandbox.log")).expect("the sandbox log");
+    let mut env = Env::with_sandbox_stderr(&["-vvv", "--powens"], "sandbox", Stdio::from(log));
+    let mock = env.sandbox.info["powens"].clone();
+    let q = |v: &Value| format!("{:?}", v.as_str().expect("a string"));
+    let config = env.home.path().join("powens.toml");
+    write_private(
+        &config,
+        &format!(
+            "[profiles.powens]\nprovider = \"powens\"\napi_base = {}\nclient_id = {}\nca_bundle = {}\n\
+             allow_insecure_http = true\n",
+            q(&mock["api_base"]),
+            q(&mock["client_id"]),
+            q(&env.sandbox.info["ca"]),
+        ),
+    );
+    let client_secret = mock["client_secret"].as_str().expect("secret").to_owned();
+    env.vars
+        .push(("STET_CONFIG".into(), config.display().to_string()));
+    env.vars
+        .push(("STET_CLIENT_SECRET".into(), client_secret.clone()));
+    let login = "CANARY-powens-login-7Rz2Qk9Vw";
+    let code = "abcd";
+    let hook_secret = "CANARY-webhook-secret-3Ld8Pq";
+    env.vars.push(("HOOK_SECRET".into(), hook_secret.into()));
+    let mut t = Transcript::default();
+    let mut secrets = vec![
+        secret("the Powens client secret", client_secret),
+        secret("a Powens credential", login),
+        secret("the webhook secret", hook_secret),
+    ];
+
+    // A weakened setting is said on every run, -q included.
+    let out = env.run(&["-q", "connectors"]);
+    assert!(out.stderr.contains(HTTP), "{out}");
+    t.add(&out);
+    trace(&env, &mut t, &["connectors", "--output", "json"]).ok();
+    let out = trace(
+        &env,
+        &mut t,
+        &[
+            "connect",
+            "--connector",
+            "Connecteur de test",
+            "--source",
+            "openapi",
+            "--field",
+            &format!("login={login}"),
+            "--field",
+            "password=1234",
+            "--field",
+            "openapiwebsite=additionalInformationNeeded",
+            "--field",
+            &format!("openapisms={code}"),
+        ],
+    );
+    out.ok();
+    secrets.extend(tokens(&env, "powens"));
+    for args in [
+        &["connections"][..],
+        &["accounts"],
+        &["accounts", "enable", "1001"],
+        &["balances"],
+        &["transactions", "--all", "--limit", "10"],
+        &["auth", "status"],
+        &["auth", "login"],
+    ] {
+        trace(&env, &mut t, args).ok();
+    }
+    secrets.extend(tokens(&env, "powens"));
+    // Failing: a wrong scenario value, a wrong password, a wrong client secret.
+    let out = trace(
+        &env,
+        &mut t,
+        &[
+            "connect",
+            "--connector",
+            "Connecteur de test",
+            "--source",
+            "openapi",
+            "--field",
+            &format!("login={login}"),
+            "--field",
+            "password=4321",
+            "--field",
+            "openapiwebsite=par",
+        ],
+    );
+    out.fails(77, "wrongpass");
+    let wrong = "CANARY-client-secret-wrong-6Yt3Bn";
+    env.vars.push(("STET_CLIENT_SECRET".into(), wrong.into()));
+    trace(&env, &mut t, &["auth", "login"]).fails(78, "refused the client credentials");
+    env.vars.pop();
+    secrets.push(secret("a wrong client secret", wrong));
+    // A webhook checked, then one that does not match.
+    let out = trace(
+        &env,
+        &mut t,
+        &[
+            "powens",
+            "webhook",
+            "verify",
+            "--secret-env",
+            "HOOK_SECRET",
+            "--signature",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "--date",
+            "2020-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(out.code, 1, "{out}");
+    trace(&env, &mut t, &["auth", "logout"]).ok();
+
+    let log = sandbox_log(dir.path());
+    t.add_text("stet sandbox serve -vvv --powens (its log)", log);
+    assert!(
+        t.find("stet_powens").is_some() || t.find("https request").is_some(),
+        "-vvv traces the client"
+    );
+    t.assert_keeps(&secrets);
+    t.assert_no_signature();
+}
