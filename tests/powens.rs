@@ -562,7 +562,9 @@ fn bad_input_says_what_and_exits_as_documented() {
     env.vars.pop();
 
     // Profiles that cannot be used.
-    let cases: [(&str, &[(&str, &str)], i32, &str); 4] = [
+    /// A profile name, its keys overridden, the exit code and what the error says.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], i32, &'a str);
+    let cases: [Case<'_>; 4] = [
         (
             "domain",
             &[("domain", "\"Acme Sandbox\"")],

@@ -388,12 +388,6 @@ open_list! {
     }
 }
 
-impl Default for ConnectionState {
-    fn default() -> Self {
-        ConnectionState::Valid
-    }
-}
-
 /// What the PSU or the TPP must do about a connection's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Remedy {

@@ -395,7 +395,7 @@ impl Mock {
             None => ok(json!({"connectors": list, "total": list.len()})),
             Some(uuid) => match list
                 .into_iter()
-                .find(|c| c["uuid"] == uuid || c["id"].to_string() == uuid)
+                .find(|c| c["uuid"] == uuid || uuid.parse::<i64>().is_ok_and(|n| c["id"] == n))
             {
                 Some(c) => ok(c),
                 None => html_404(),
@@ -406,7 +406,7 @@ impl Mock {
     fn connector(uuid: &str) -> Option<Value> {
         data::connectors(true, true)
             .into_iter()
-            .find(|c| c["uuid"] == uuid || c["id"].to_string() == uuid)
+            .find(|c| c["uuid"] == uuid || uuid.parse::<i64>().is_ok_and(|n| c["id"] == n))
     }
 
     // ---------------------------------------------------------------------------------------
