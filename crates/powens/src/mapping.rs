@@ -185,7 +185,8 @@ pub fn balances(a: &BankAccount) -> Vec<BalanceResource> {
         });
         let expected = a.coming_balance.or_else(|| {
             a.coming
-                .map(|c| stet_models::Amount::new(balance.decimal() + c.decimal()))
+                .and_then(|c| balance.decimal().checked_add(c.decimal()))
+                .map(stet_models::Amount::new)
         });
         if let Some(expected) = expected {
             out.push(BalanceResource {

@@ -41,7 +41,10 @@ fn change_at(year: i32, month: Month) -> OffsetDateTime {
 
 /// The offset of Paris at an instant.
 pub fn offset_at(instant: OffsetDateTime) -> UtcOffset {
-    let utc = instant.to_offset(UtcOffset::UTC);
+    // Out of time's range in UTC (year 10000 and beyond): no summer time to speak of.
+    let Some(utc) = instant.checked_to_offset(UtcOffset::UTC) else {
+        return CET;
+    };
     let year = utc.year();
     if utc >= change_at(year, Month::March) && utc < change_at(year, Month::October) {
         CEST
@@ -74,7 +77,9 @@ impl ParisDateTime {
 
     /// The calendar date in Paris.
     pub fn date(&self) -> Date {
-        self.0.to_offset(offset_at(self.0)).date()
+        self.0
+            .checked_to_offset(offset_at(self.0))
+            .map_or(self.0.date(), |t| t.date())
     }
 }
 
@@ -92,7 +97,7 @@ impl std::str::FromStr for ParisDateTime {
         // An explicit offset wins: RFC 3339, or the same with a space.
         let rfc = text.replacen(' ', "T", 1);
         if let Ok(t) = OffsetDateTime::parse(&rfc, &time::format_description::well_known::Rfc3339) {
-            return Ok(ParisDateTime(t.to_offset(offset_at(t))));
+            return Ok(ParisDateTime(t.checked_to_offset(offset_at(t)).unwrap_or(t)));
         }
         let (date, clock) = match text.split_once([' ', 'T']) {
             Some((d, c)) => (d, Some(c)),
@@ -124,7 +129,11 @@ impl std::str::FromStr for ParisDateTime {
             }
         };
         let instant = from_local(PrimitiveDateTime::new(date, clock));
-        Ok(ParisDateTime(instant.to_offset(offset_at(instant))))
+        Ok(ParisDateTime(
+            instant
+                .checked_to_offset(offset_at(instant))
+                .unwrap_or(instant),
+        ))
     }
 }
 
