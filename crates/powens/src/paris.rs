@@ -97,7 +97,9 @@ impl std::str::FromStr for ParisDateTime {
         // An explicit offset wins: RFC 3339, or the same with a space.
         let rfc = text.replacen(' ', "T", 1);
         if let Ok(t) = OffsetDateTime::parse(&rfc, &time::format_description::well_known::Rfc3339) {
-            return Ok(ParisDateTime(t.checked_to_offset(offset_at(t)).unwrap_or(t)));
+            return Ok(ParisDateTime(
+                t.checked_to_offset(offset_at(t)).unwrap_or(t),
+            ));
         }
         let (date, clock) = match text.split_once([' ', 'T']) {
             Some((d, c)) => (d, Some(c)),
