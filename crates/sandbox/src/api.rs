@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use stet_models::{Dialect, StetDateTime};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
+use crate::check_faults::CheckFault;
 use crate::data::{Account, BankData, Tx};
 use crate::server::{Reply, Req};
 use crate::state::{Grant, Payment, State};
@@ -354,10 +355,12 @@ impl State {
         let mut links = self.page_links(req, "/accounts", page, pages);
         links["endUserIdentity"] = json!({"href": self.link("/end-user-identity")});
         links["beneficiaries"] = json!({"href": self.link("/trusted-beneficiaries")});
-        let hal: stet_models::HalAccounts = self.model(
-            req,
-            json!({"accounts": items, "_links": links, "connectedPsu": self.info.psu}),
-        )?;
+        let mut hal = json!({"accounts": items, "_links": links});
+        // `connectedPsu` is a 1.4.x field (and 1.6's); 1.5.0.43 has no such property.
+        if self.is_v14() {
+            hal["connectedPsu"] = json!(self.info.psu);
+        }
+        let hal: stet_models::HalAccounts = self.model(req, hal)?;
         self.body(req, 200, &hal)
     }
 
@@ -404,7 +407,7 @@ impl State {
             }
         };
         let from = parse("dateFrom")?;
-        let to = parse("dateTo")?;
+        let to = parse("dateTo")?.filter(|_| !self.config.faults.breaks(CheckFault::IgnoreDateTo));
         let by_booking = match req.query_param("dateType").as_deref() {
             None | Some("bookingDate") => true,
             Some("transactionDate") => false,
@@ -422,6 +425,7 @@ impl State {
         if let Some(f) = from
             && f.date() < limit
             && !extended
+            && !self.config.faults.breaks(CheckFault::HistoryUnlimited)
         {
             return Err(self.error(
                 403,
@@ -562,19 +566,20 @@ impl State {
 
     fn identity(&self, req: &Req) -> Answer {
         self.aisp(req, "-", "end-user-identity")?;
-        let hal: stet_models::HalEndUserIdentity = self.model(
-            req,
-            json!({
-                "identity": {"fullName": "Camille Durand", "namePrefix": "MADM",
-                             "firstName": "Camille", "lastName": "Durand"},
-                "connectedPsu": self.info.psu,
-                "_links": {
-                    "self": {"href": self.link("/end-user-identity")},
-                    "accounts": {"href": self.link("/accounts")},
-                    "trustedBeneficiaries": {"href": self.link("/trusted-beneficiaries")},
-                },
-            }),
-        )?;
+        let mut hal = json!({
+            "identity": {"fullName": "Camille Durand", "namePrefix": "MADM",
+                         "firstName": "Camille", "lastName": "Durand"},
+            "_links": {
+                "self": {"href": self.link("/end-user-identity")},
+                "accounts": {"href": self.link("/accounts")},
+                "trustedBeneficiaries": {"href": self.link("/trusted-beneficiaries")},
+            },
+        });
+        // As for the accounts: `connectedPsu` is not in 1.5.0.43.
+        if self.is_v14() {
+            hal["connectedPsu"] = json!(self.info.psu);
+        }
+        let hal: stet_models::HalEndUserIdentity = self.model(req, hal)?;
         self.body(req, 200, &hal)
     }
 
@@ -646,7 +651,9 @@ impl State {
 
     fn create_payment(&self, req: &Req) -> Answer {
         let token = self.bearer(req, "pisp")?;
-        if token.grant != Grant::ClientCredentials {
+        if token.grant != Grant::ClientCredentials
+            && !self.config.faults.breaks(CheckFault::IgnoreScopes)
+        {
             return Err(self.error(
                 403,
                 &req.path,
@@ -694,9 +701,10 @@ impl State {
                 None,
             ));
         }
-        let id = {
+        let (id, first) = {
             let mut inner = self.lock();
             inner.next_payment += 1;
+            let first = inner.next_payment == 1;
             let id = format!("PR{:06}", inner.next_payment);
             resource.resource_id = Some(id.clone());
             resource.payment_information_status = Some("RCVD".into());
@@ -712,19 +720,21 @@ impl State {
                     created: OffsetDateTime::now_utc(),
                 },
             );
-            id
+            (id, first)
         };
         self.payments_created.fetch_add(1, Ordering::SeqCst);
         let approval = format!("{}?paymentRequestResourceId={id}", self.info.authorize_url);
         let hal = stet_models::HalAuthenticationRequest {
             applied_authentication_approach: Some("REDIRECT".into()),
             nonce: None,
-            links: Some(stet_models::PaymentRequestResourceCreationLinks {
-                consent_approval: Some(stet_models::GenericLink {
-                    href: approval,
-                    templated: None,
-                }),
-            }),
+            links: (!(first && self.config.faults.breaks(CheckFault::NoConsentApproval))).then(
+                || stet_models::PaymentRequestResourceCreationLinks {
+                    consent_approval: Some(stet_models::GenericLink {
+                        href: approval,
+                        templated: None,
+                    }),
+                },
+            ),
         };
         Ok(self.body(req, 201, &hal)?.with_header(
             "Location",
@@ -776,7 +786,17 @@ impl State {
                     None,
                 ));
             };
-            let hal = self.payment_json(req, p)?;
+            let hal = if matches!(p.status, "ACTC" | "ACSC")
+                && self.config.faults.breaks(CheckFault::StatusRegress)
+            {
+                let shown = Payment {
+                    status: "RCVD",
+                    ..p.clone()
+                };
+                self.payment_json(req, &shown)?
+            } else {
+                self.payment_json(req, p)?
+            };
             // ACTC is seen once, then the payment settles.
             if p.status == "ACTC" {
                 p.reads_since_confirmation += 1;
@@ -814,7 +834,10 @@ impl State {
             };
             let bound = token.grant == Grant::Code && token.payment.as_deref() == Some(id);
             let cc_after_approval = token.grant == Grant::ClientCredentials && p.approved;
-            if !bound && !cc_after_approval {
+            if !bound
+                && !cc_after_approval
+                && !self.config.faults.breaks(CheckFault::ConfirmWithoutApproval)
+            {
                 let why = if token.grant == Grant::Code {
                     format!(
                         "this token was not issued for the PSU's approval of payment request `{id}`"
@@ -909,8 +932,10 @@ impl State {
                 None,
             ));
         }
-        p.status = "CANC";
-        p.reason = Some(reason);
+        if !self.config.faults.breaks(CheckFault::CancelIgnored) {
+            p.status = "CANC";
+            p.reason = Some(reason);
+        }
         drop(inner);
         let hal = stet_models::HalAuthenticationRequest {
             applied_authentication_approach: Some("NONE".into()),

@@ -82,6 +82,9 @@ pub enum Fault {
     },
     /// The token endpoint answers every request with `302 Found` to another host.
     TokenRedirect,
+    /// One rule of the standard broken, for a conformance check to catch
+    /// ([`crate::check_faults`]).
+    Check(crate::check_faults::CheckFault),
 }
 
 /// A whole faults spec: the faults in the order given. Empty means no faults.
@@ -108,6 +111,10 @@ impl FromStr for Faults {
                 part: part.to_owned(),
                 reason,
             };
+            if let Some(fault) = crate::check_faults::CheckFault::parse(part).map_err(err)? {
+                faults.push(Fault::Check(fault));
+                continue;
+            }
             let mut pieces = part.split(':');
             let kind = pieces.next().unwrap_or_default();
             let mut params: Vec<(&str, u64)> = Vec::new();
@@ -136,7 +143,8 @@ impl FromStr for Faults {
                     return Err(err(format!(
                         "unknown fault `{other}`: expected 429, 503, drop, slow, expire-token, \
                          revoke, truncate, content-type, huge-body, foreign-next, \
-                         error-model-empty or token-redirect"
+                         error-model-empty, token-redirect, or a conformance check's fault \
+                         (see the sandbox manual)"
                     )));
                 }
             };
@@ -218,6 +226,7 @@ impl fmt::Display for Fault {
             Fault::ForeignNext { every } => write!(f, "foreign-next:every={every}"),
             Fault::ErrorModelEmpty { every } => write!(f, "error-model-empty:every={every}"),
             Fault::TokenRedirect => f.write_str("token-redirect"),
+            Fault::Check(fault) => write!(f, "{fault}"),
         }
     }
 }

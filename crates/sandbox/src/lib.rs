@@ -163,6 +163,7 @@
 //! operations (`owners`, `overdrafts`, payment transactions) answer 404.
 
 mod api;
+pub mod check_faults;
 mod data;
 pub mod faults;
 mod oauth;
@@ -366,7 +367,7 @@ impl Sandbox {
                 (pki::generate(temp.path())?, Some(temp))
             }
         };
-        let tls = server::tls_config(&pki)?;
+        let tls = server::tls_config(&pki, &config.faults)?;
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -6,6 +6,7 @@ use base64::Engine;
 use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
+use crate::check_faults::CheckFault;
 use crate::server::{Reply, Req};
 use crate::state::{
     Code, Consent, Grant, Refresh, State, Token, organization_identifier, random_hex,
@@ -111,7 +112,7 @@ impl State {
                 "redirect_uri `{redirect_uri}` is not a loopback URI (http://127.0.0.1:PORT/…, http://localhost:PORT/… or http://[::1]:PORT/…)"
             ));
         }
-        let state = get("state");
+        let state = get("state").filter(|_| !self.config.faults.breaks(CheckFault::DropState));
         let fail = |error: &str, description: &str| {
             let mut pairs = vec![("error", error), ("error_description", description)];
             if let Some(s) = state {
@@ -122,10 +123,13 @@ impl State {
         if get("response_type") != Some("code") {
             return fail("unsupported_response_type", "response_type must be `code`");
         }
-        let Some(challenge) = get("code_challenge") else {
+        let pkce_optional = self.config.faults.breaks(CheckFault::PkceOptional);
+        let Some(challenge) = get("code_challenge").or(pkce_optional.then_some("")) else {
             return fail("invalid_request", "PKCE is required: send code_challenge");
         };
-        if get("code_challenge_method") != Some("S256") {
+        if pkce_optional && challenge.is_empty() {
+            // Nothing to check: the code is given without PKCE.
+        } else if get("code_challenge_method") != Some("S256") {
             return fail(
                 "invalid_request",
                 "code_challenge_method must be S256 (plain is refused)",
@@ -327,7 +331,16 @@ impl State {
                     return oauth_error(400, "invalid_request", "code_verifier is missing (PKCE)");
                 };
                 // Single use: removed whatever happens next.
-                let Some(grant) = self.lock().codes.remove(code) else {
+                let reusable = self.config.faults.breaks(CheckFault::ReusableCode);
+                let grant = {
+                    let mut inner = self.lock();
+                    if reusable {
+                        inner.codes.get(code).cloned()
+                    } else {
+                        inner.codes.remove(code)
+                    }
+                };
+                let Some(grant) = grant else {
                     return oauth_error(400, "invalid_grant", "unknown or already used code");
                 };
                 if Instant::now() >= grant.expires {
@@ -352,7 +365,9 @@ impl State {
                 }
                 let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .encode(Sha256::digest(verifier.as_bytes()));
-                if computed != grant.challenge {
+                if computed != grant.challenge
+                    && !self.config.faults.breaks(CheckFault::PkceUnchecked)
+                {
                     return oauth_error(
                         400,
                         "invalid_grant",

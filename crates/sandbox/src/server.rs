@@ -225,7 +225,10 @@ fn into_hyper(reply: Reply) -> hyper::Response<ReplyBody> {
 /// The rustls server configuration: the bank's certificate, and client certificates checked
 /// against the CA. A client without a certificate may connect (a browser reaching
 /// `/authorize`), but every other endpoint refuses it.
-pub(crate) fn tls_config(pki: &Pki) -> Result<rustls::ServerConfig, SandboxError> {
+pub(crate) fn tls_config(
+    pki: &Pki,
+    faults: &crate::Faults,
+) -> Result<rustls::ServerConfig, SandboxError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = |e: String| SandboxError::Tls(e);
     let ca = pki.read("ca.pem")?;
@@ -238,6 +241,7 @@ pub(crate) fn tls_config(pki: &Pki) -> Result<rustls::ServerConfig, SandboxError
         .allow_unauthenticated()
         .build()
         .map_err(|e| tls(format!("client verifier: {e}")))?;
+    let verifier = crate::check_faults::client_verifier(verifier, faults);
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(&pki.read("bank.pem")?)
             .collect::<Result<_, _>>()

@@ -11,6 +11,7 @@ use stet_httpsig::{PublicKey, VerifyError, VerifyPolicy};
 use stet_models::Dialect;
 use time::OffsetDateTime;
 
+use crate::check_faults::CheckFault;
 use crate::data::BankData;
 use crate::pki::Pki;
 use crate::server::{Reply, Req};
@@ -291,7 +292,11 @@ impl State {
 
     /// Every request: the route, the checks, the answer.
     pub(crate) async fn handle(self: &Arc<Self>, req: Req) -> Reply {
-        let request_id = req.header("x-request-id").map(str::to_owned);
+        let request_id = req
+            .header("x-request-id")
+            .filter(|_| !self.config.faults.breaks(CheckFault::NoRequestId))
+            .map(str::to_owned);
+        let req = crate::check_faults::substitute_peer(self, req);
         let mut reply = self.route(req).await;
         if let Some(id) = request_id {
             reply.headers.push(("X-Request-ID".to_owned(), id));
@@ -385,6 +390,7 @@ impl State {
             Ok(()) => self.api(&req, &rest).await,
         };
         decision.apply(&mut reply);
+        crate::check_faults::shape(self, &req, &rest, &mut reply);
         reply
     }
 
@@ -394,13 +400,10 @@ impl State {
             request.append_header(name.clone(), value.clone());
         }
         request.set_body(req.body.to_vec());
-        match stet_httpsig::verify_request(
-            &request,
-            &VerifyPolicy::stet(),
-            &self.keys,
-            SystemTime::now(),
-        ) {
+        let now = SystemTime::now();
+        match stet_httpsig::verify_request(&request, &VerifyPolicy::stet(), &self.keys, now) {
             Ok(_) => Ok(()),
+            Err(e) if crate::check_faults::signature_let_through(self, &request, &e, now) => Ok(()),
             Err(e) => {
                 let full = e.to_string();
                 let status = verify_status(&e);
@@ -422,7 +425,11 @@ impl State {
                 format!("Bearer error=\"invalid_token\", error_description=\"{msg}\""),
             )
         };
+        let faults = &self.config.faults;
         let Some(auth) = req.header("authorization") else {
+            if faults.breaks(CheckFault::AcceptNoToken) {
+                return Ok(crate::check_faults::stand_in_token(self, scope));
+            }
             return Err(unauthorized(
                 "no Authorization header: send `Authorization: Bearer <access token>`",
             ));
@@ -437,9 +444,12 @@ impl State {
         };
         let mut inner = self.lock();
         let Some(t) = inner.tokens.get(token.trim()).cloned() else {
+            if faults.breaks(CheckFault::AcceptUnknownToken) {
+                return Ok(crate::check_faults::stand_in_token(self, scope));
+            }
             return Err(unauthorized("unknown access token"));
         };
-        if Instant::now() >= t.expires {
+        if Instant::now() >= t.expires && !faults.breaks(CheckFault::AcceptExpiredToken) {
             return Err(unauthorized("the access token has expired"));
         }
         if let Some(max) = self.config.faults.token_uses()
@@ -466,7 +476,7 @@ impl State {
                 "the access token was issued to another client certificate (tokens are bound to the QWAC)",
             ));
         }
-        if !t.has(scope) {
+        if !t.has(scope) && !faults.breaks(CheckFault::IgnoreScopes) {
             return Err(self.error(
                 403,
                 path,
@@ -510,7 +520,7 @@ impl State {
             .entry((account.to_owned(), endpoint, day))
             .or_insert(0);
         *count += 1;
-        if *count > 4 {
+        if *count > 4 && !self.config.faults.breaks(CheckFault::UnlimitedUnattended) {
             return Err(self
                 .error(
                     429,

@@ -18,6 +18,9 @@ use crate::retry::{RetryPolicy, is_idempotent, parse_retry_after};
 use crate::secret::Secret;
 use crate::token::{Token, TokenSet, TokenStore, unix};
 
+mod raw;
+pub use raw::RawRequest;
+
 /// Which token a request carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -587,6 +590,25 @@ impl Transport {
         token: Option<&Token>,
     ) -> Result<(reqwest::Request, String), TransportError> {
         let inner = &self.inner;
+        let (mut message, request_id) = self.message(request, url, token);
+        sign_request(
+            &mut message,
+            &inner.signing,
+            inner.signer.as_ref(),
+            SystemTime::now(),
+        )?;
+        Ok((self.wire(&request.method, url, &message)?, request_id))
+    }
+
+    /// The request as a message, every header in place but the signature, and its
+    /// `X-Request-ID`.
+    fn message(
+        &self,
+        request: &StetRequest,
+        url: &Url,
+        token: Option<&Token>,
+    ) -> (stet_httpsig::Request, String) {
+        let inner = &self.inner;
         let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut message = stet_httpsig::Request::new(request.method.as_str(), target)
@@ -606,14 +628,18 @@ impl Transport {
                 message.append_header(name, value);
             }
         }
-        sign_request(
-            &mut message,
-            &inner.signing,
-            inner.signer.as_ref(),
-            SystemTime::now(),
-        )?;
+        (message, request_id)
+    }
 
-        let mut wire = reqwest::Request::new(request.method.clone(), url.clone());
+    /// The reqwest request that sends `message` to `url` as it is.
+    fn wire(
+        &self,
+        method: &Method,
+        url: &Url,
+        message: &stet_httpsig::Request,
+    ) -> Result<reqwest::Request, TransportError> {
+        let inner = &self.inner;
+        let mut wire = reqwest::Request::new(method.clone(), url.clone());
         *wire.timeout_mut() = Some(inner.timeout);
         let headers = wire.headers_mut();
         for (name, value) in message.headers() {
@@ -624,10 +650,10 @@ impl Transport {
             }
             headers.append(name, value);
         }
-        if !message.body().is_empty() || request.body.is_some() {
+        if !message.body().is_empty() || message.has_header("content-type") {
             *wire.body_mut() = Some(message.body().to_vec().into());
         }
-        Ok((wire, request_id))
+        Ok(wire)
     }
 
     async fn read_body(

@@ -288,6 +288,18 @@ impl QwacIdentity {
         reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| IdentityError::Tls(e.to_string()))
     }
 
+    /// The chain (leaf first) and the key, for a TLS client of one's own: a handshake that
+    /// records the version and cipher a bank negotiates, say.
+    pub fn rustls_parts(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let der = self.key_pkcs8_or_sec1.clone();
+        let key = match self.key_pem_label {
+            "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(der.into()),
+            "EC PRIVATE KEY" => PrivateKeyDer::Sec1(der.into()),
+            _ => PrivateKeyDer::Pkcs8(der.into()),
+        };
+        (self.chain.clone(), key)
+    }
+
     /// How long until the leaf expires (zero when it has).
     pub fn remaining(&self) -> Duration {
         self.not_after

@@ -9,7 +9,8 @@
 //! - **tokens** kept per profile in a [`TokenStore`] ([`FileTokenStore`]: 0600, atomic writes);
 //! - the **signed request pipeline** ([`Transport::send`]): `Date`, `X-Request-ID`, `Digest`,
 //!   `Host` as on the wire, `Authorization`, the `PSU-*` headers, then the `Signature` of
-//!   [`stet_httpsig`], on every attempt anew;
+//!   [`stet_httpsig`], on every attempt anew; and, for conformance testing, the same request
+//!   built and left to the caller to break and send once as it is ([`RawRequest`]);
 //! - **retries** for requests that can be repeated (GET, PUT) on 429 (honouring `Retry-After`),
 //!   502/503/504 and connection failures, with exponential backoff and jitter, bounded in
 //!   attempts and time. A POST may move money: it is never resent once it may have reached the
@@ -61,7 +62,9 @@ mod retry;
 mod secret;
 mod token;
 
-pub use client::{Auth, Probe, StetRequest, StetResponse, Transport, TransportBuilder, origin};
+pub use client::{
+    Auth, Probe, RawRequest, StetRequest, StetResponse, Transport, TransportBuilder, origin,
+};
 pub use config::{AggregatorProfile, ConfigError, Profile, Provider, QwacSource};
 pub use error::{TransportError, bank_message};
 pub use https::{HttpsClient, HttpsOptions, HttpsRequest};
