@@ -91,6 +91,18 @@ impl Failure {
         self
     }
 
+    /// The same failure with another exit code (for commands whose codes differ, such as
+    /// `stet conformance`).
+    pub fn recode(mut self, code: u8) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// What is printed after `error: `.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Prints `error: …` on stderr and gives the exit code.
     pub fn report(self) -> ExitCode {
         eprintln!("error: {}", self.message);

@@ -7,6 +7,7 @@ mod auth;
 mod banks;
 mod bench;
 mod completions;
+mod conformance;
 mod data;
 mod demo;
 mod doctor;
@@ -130,6 +131,9 @@ enum Command {
     /// Powens: webhooks
     #[command(subcommand)]
     Powens(powens::PowensCommand),
+    /// Test a bank's STET API against the standard: run the catalogue, report, verify evidence
+    #[command(subcommand)]
+    Conformance(conformance::ConformanceCommand),
 }
 
 fn main() -> ExitCode {
@@ -158,6 +162,7 @@ fn main() -> ExitCode {
         Command::Connect(args) => powens::connect_command(args, &cli.globals),
         Command::Connections(args) => powens::connections(args, &cli.globals),
         Command::Powens(command) => powens::run(command),
+        Command::Conformance(command) => conformance::run(command, &cli.globals),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -836,7 +836,10 @@ impl State {
             let cc_after_approval = token.grant == Grant::ClientCredentials && p.approved;
             if !bound
                 && !cc_after_approval
-                && !self.config.faults.breaks(CheckFault::ConfirmWithoutApproval)
+                && !self
+                    .config
+                    .faults
+                    .breaks(CheckFault::ConfirmWithoutApproval)
             {
                 let why = if token.grant == Grant::Code {
                     format!(

@@ -147,7 +147,10 @@ impl CheckFault {
         (CheckFault::PkceUnchecked, "pkce-unchecked"),
         (CheckFault::ReusableCode, "reusable-code"),
         (CheckFault::AcceptUnsigned, "accept-unsigned"),
-        (CheckFault::UnverifiedGetSignature, "unverified-get-signature"),
+        (
+            CheckFault::UnverifiedGetSignature,
+            "unverified-get-signature",
+        ),
         (CheckFault::IgnoreDigest, "ignore-digest"),
         (
             CheckFault::DigestInsteadOfSignature,
@@ -155,7 +158,10 @@ impl CheckFault {
         ),
         (CheckFault::AcceptStaleDate, "accept-stale-date"),
         (CheckFault::AcceptUnknownKeyId, "accept-unknown-keyid"),
-        (CheckFault::AcceptIncompleteHeaders, "accept-incomplete-headers"),
+        (
+            CheckFault::AcceptIncompleteHeaders,
+            "accept-incomplete-headers",
+        ),
         (CheckFault::TextContentType, "text-content-type"),
         (CheckFault::NoRequestId, "no-request-id"),
         (CheckFault::ErrorOutsideModel, "error-outside-model"),
@@ -167,7 +173,10 @@ impl CheckFault {
         (CheckFault::HistoryUnlimited, "history-unlimited"),
         (CheckFault::NoConsentApproval, "no-consent-approval"),
         (CheckFault::StatusRegress, "status-regress"),
-        (CheckFault::ConfirmWithoutApproval, "confirm-without-approval"),
+        (
+            CheckFault::ConfirmWithoutApproval,
+            "confirm-without-approval",
+        ),
         (CheckFault::CancelIgnored, "cancel-ignored"),
         (CheckFault::UnlimitedUnattended, "unlimited-unattended"),
     ];
@@ -430,8 +439,12 @@ pub(crate) fn shape(state: &State, req: &Req, rest: &str, reply: &mut Reply) {
     let get = req.method == "GET";
     let transactions = get && matches!(segments.as_slice(), ["accounts", _, "transactions"]);
     if reply.status == 404 && faults.breaks(CheckFault::ErrorOutsideModel) {
-        reply.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
-        reply.headers.push(("Content-Type".into(), "text/plain".into()));
+        reply
+            .headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+        reply
+            .headers
+            .push(("Content-Type".into(), "text/plain".into()));
         reply.body = b"Not Found".to_vec();
         return;
     }
@@ -449,7 +462,9 @@ pub(crate) fn shape(state: &State, req: &Req, rest: &str, reply: &mut Reply) {
         && !reply.body.is_empty()
         && faults.breaks(CheckFault::TextContentType)
     {
-        reply.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+        reply
+            .headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
         reply
             .headers
             .push(("Content-Type".into(), "text/plain; charset=utf-8".into()));
@@ -493,7 +508,11 @@ pub(crate) fn shape(state: &State, req: &Req, rest: &str, reply: &mut Reply) {
             continue;
         };
         let (matches, list, field) = match resource {
-            Resource::Accounts => (get && segments == ["accounts"], "accounts", "cashAccountType"),
+            Resource::Accounts => (
+                get && segments == ["accounts"],
+                "accounts",
+                "cashAccountType",
+            ),
             Resource::Balances => (
                 get && matches!(segments.as_slice(), ["accounts", _, "balances"]),
                 "balances",

@@ -134,8 +134,7 @@ impl State {
                 "invalid_request",
                 "code_challenge_method must be S256 (plain is refused)",
             );
-        }
-        if challenge.len() != 43 {
+        } else if challenge.len() != 43 {
             return fail(
                 "invalid_request",
                 "code_challenge must be BASE64URL(SHA256(verifier)) without padding: 43 characters",

@@ -1,0 +1,366 @@
+//! Tokens, `/authorize` and the token endpoint.
+
+use std::time::{Duration, SystemTime};
+
+use stet_client::{CreditTransfer, PaymentRequestBuilder};
+use stet_transport::{Method, Secret, Token, unix};
+
+use super::{Bearer, Ctx, refused};
+use crate::outcome::Verdict;
+use crate::session::Granted;
+
+/// `GET /accounts`, signed, attended, with `token` (or none).
+async fn accounts_with(
+    ctx: &Ctx<'_>,
+    token: Option<&Token>,
+    purpose: &str,
+) -> Result<crate::session::Answer, Verdict> {
+    let mut raw = ctx.build(Method::GET, "accounts", None, token)?;
+    ctx.sign(&mut raw)?;
+    ctx.send(purpose, &raw).await
+}
+
+fn bare(access: &str) -> Token {
+    Token {
+        access_token: Secret::new(access),
+        token_type: "Bearer".to_owned(),
+        expires_at: None,
+        refresh_token: None,
+        scopes: Vec::new(),
+        obtained_at: unix(SystemTime::now()),
+        authenticated_at: None,
+    }
+}
+
+/// STET-OAU-001.
+pub(crate) async fn no_token(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    let answer = accounts_with(ctx, None, "GET accounts without Authorization").await?;
+    Ok(refused(
+        ctx,
+        &answer,
+        "a request without an access token",
+        &[401],
+        true,
+    ))
+}
+
+/// STET-OAU-002.
+pub(crate) async fn invalid_token(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    let forged = bare(&format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let answer = accounts_with(
+        ctx,
+        Some(&forged),
+        "GET accounts with a token the bank never issued",
+    )
+    .await?;
+    Ok(refused(
+        ctx,
+        &answer,
+        "an access token it never issued",
+        &[401],
+        true,
+    ))
+}
+
+/// STET-OAU-003: a token of this run once it has expired (waiting for it up to the run's
+/// `max_wait`), or the one the user gave.
+pub(crate) async fn expired_token(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    let target = &ctx.session.target;
+    let token = match &target.expired_token {
+        Some(given) => bare(given.expose()),
+        None => {
+            // The consent token issued first in this run (obtaining it if no case did).
+            ctx.token(Bearer::Consent, false).await?;
+            let first = ctx.session.first_consent().ok_or_else(|| {
+                Verdict::skip(
+                    "an expired access token",
+                    "no consent token was issued in this run",
+                )
+            })?;
+            let Some(expires_at) = first.expires_at else {
+                return Err(Verdict::skip(
+                    "an expired access token",
+                    "the bank gave no expires_in with its tokens: give an expired one in \
+                     STET_CONFORMANCE_EXPIRED_TOKEN",
+                ));
+            };
+            // A second after the expiry, so that the bank's clock has passed it too.
+            let now = unix(SystemTime::now());
+            let wait = Duration::from_secs((expires_at + 1).saturating_sub(now));
+            if wait > target.max_wait {
+                return Err(Verdict::skip(
+                    "an expired access token",
+                    format!(
+                        "the consent token expires in {} s, more than the {} s this run may \
+                         wait (--max-wait): give an expired token in \
+                         STET_CONFORMANCE_EXPIRED_TOKEN",
+                        wait.as_secs(),
+                        target.max_wait.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(wait).await;
+            first
+        }
+    };
+    let answer = accounts_with(ctx, Some(&token), "GET accounts with an expired token").await?;
+    Ok(refused(
+        ctx,
+        &answer,
+        "an expired access token",
+        &[401],
+        true,
+    ))
+}
+
+/// A payment request the checks may send: one euro from the PSU's account to a fixed payee.
+pub(crate) fn payment_body(ctx: &Ctx<'_>, debtor: Option<&str>) -> Result<Vec<u8>, Verdict> {
+    let mut builder = PaymentRequestBuilder::sepa_credit_transfer("stet conformance").transfer(
+        CreditTransfer::eur(
+            "Conformance Payee",
+            "FR7630006000011234567890189",
+            "1.00".parse().map_err(|_| Verdict::fail("amount"))?,
+            "stet conformance",
+        ),
+    );
+    if let Some(iban) = debtor {
+        builder = builder.debtor_iban(iban);
+    }
+    if let Some(redirect) = &ctx.session.target.profile.redirect_uri {
+        builder = builder.report_urls(redirect.to_string(), redirect.to_string());
+    }
+    let request = builder
+        .build(ctx.bank())
+        .map_err(|e| Verdict::fail(format!("cannot build a payment request: {e}")))?;
+    ctx.body(&request)
+}
+
+/// STET-OAU-004.
+pub(crate) async fn wrong_scope(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    let account = ctx.session.account().await?;
+    let token = ctx.token(Bearer::Consent, false).await?;
+    let body = payment_body(ctx, account.iban.as_deref())?;
+    let mut raw = ctx.build(Method::POST, "payment-requests", Some(body), Some(&token))?;
+    ctx.sign(&mut raw)?;
+    let answer = ctx
+        .send("POST payment-requests with the PSU's AISP token", &raw)
+        .await?;
+    Ok(refused(
+        ctx,
+        &answer,
+        "a payment request carrying an AISP token",
+        &[401, 403],
+        true,
+    ))
+}
+
+/// STET-OAU-005.
+pub(crate) async fn state_returned(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    ctx.session.headless()?;
+    let scopes = vec![ctx.bank().scopes.aisp.clone()];
+    let authorize = ctx
+        .session
+        .authorize_request(&scopes, None, true)
+        .map_err(Verdict::fail)?;
+    let redirected = ctx
+        .session
+        .follow(&ctx.log, "authorize with a state", &authorize)
+        .await
+        .map_err(|e| Verdict::fail(format!("/authorize did not answer: {e}")))?;
+    if redirected.location.is_none() {
+        return Ok(Verdict::fail(format!(
+            "/authorize answered HTTP {} without redirecting",
+            redirected.status
+        )));
+    }
+    Ok(match redirected.param("state") {
+        Some(s) if s == authorize.state => {
+            Verdict::pass("the redirect carries the state the client sent, unchanged")
+        }
+        Some(_) => Verdict::fail("the redirect carries another state than the client sent"),
+        None => Verdict::fail(
+            "the redirect carries no state: the client cannot tell its own authorization from a \
+             forged one (RFC 6749 §10.12)",
+        ),
+    })
+}
+
+/// STET-OAU-006.
+pub(crate) async fn pkce_required(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    ctx.session.headless()?;
+    let scopes = vec![ctx.bank().scopes.aisp.clone()];
+    let authorize = ctx
+        .session
+        .authorize_request(&scopes, None, false)
+        .map_err(Verdict::fail)?;
+    let redirected = ctx
+        .session
+        .follow(&ctx.log, "authorize without code_challenge", &authorize)
+        .await
+        .map_err(|e| Verdict::fail(format!("/authorize did not answer: {e}")))?;
+    if redirected.param("code").is_some() {
+        return Ok(Verdict::fail(
+            "/authorize gave a code to a request without a PKCE code_challenge: a stolen code \
+             can then be exchanged by anyone holding the client's credentials",
+        ));
+    }
+    Ok(match redirected.param("error") {
+        Some(e) => Verdict::pass(format!("/authorize refused it with error `{e}`")),
+        None => Verdict::pass(format!(
+            "/authorize refused it with HTTP {} (no code)",
+            redirected.status
+        )),
+    })
+}
+
+/// A code from a headless `/authorize`, with the request that got it.
+async fn code(
+    ctx: &Ctx<'_>,
+    purpose: &str,
+) -> Result<(crate::session::Authorize, String), Verdict> {
+    ctx.session.headless()?;
+    let scopes = vec![ctx.bank().scopes.aisp.clone()];
+    let authorize = ctx
+        .session
+        .authorize_request(&scopes, None, true)
+        .map_err(Verdict::fail)?;
+    let redirected = ctx
+        .session
+        .follow(&ctx.log, purpose, &authorize)
+        .await
+        .map_err(|e| Verdict::skip("headless", format!("/authorize did not answer: {e}")))?;
+    let code = redirected.param("code").ok_or_else(|| {
+        Verdict::skip(
+            "headless",
+            format!(
+                "/authorize answered HTTP {} without a code",
+                redirected.status
+            ),
+        )
+    })?;
+    Ok((authorize, code))
+}
+
+fn oauth_refused(answer: &crate::session::Answer, what: &str) -> Verdict {
+    let error = answer
+        .json()
+        .and_then(|j| j.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+    match (answer.status, error.as_deref()) {
+        (400, Some("invalid_grant")) => Verdict::pass(format!("refused {what}: invalid_grant")),
+        (s, Some(e)) if (400..500).contains(&s) => Verdict::warn(format!(
+            "refused {what} with HTTP {s} `{e}` where RFC 6749 §5.2 answers 400 invalid_grant"
+        )),
+        _ => Verdict::fail(format!(
+            "the token endpoint answered {what} with {} instead of 400 invalid_grant",
+            answer.brief()
+        )),
+    }
+}
+
+/// STET-OAU-007.
+pub(crate) async fn pkce_verifier_checked(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    let (authorize, code) = code(ctx, "authorize (for a code)").await?;
+    let scopes = vec![ctx.bank().scopes.aisp.clone()];
+    let wrong = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let granted = ctx
+        .session
+        .exchange(
+            &ctx.log,
+            "token with a wrong code_verifier",
+            &authorize,
+            &code,
+            &wrong,
+            &scopes,
+        )
+        .await
+        .map_err(|e| Verdict::fail(format!("the token endpoint did not answer: {e}")))?;
+    Ok(match granted {
+        Granted::Token(_) => Verdict::fail(
+            "the token endpoint issued a token for a code_verifier that does not match the \
+             code_challenge",
+        ),
+        Granted::Refused(answer) => oauth_refused(&answer, "a wrong code_verifier"),
+    })
+}
+
+/// STET-OAU-008.
+pub(crate) async fn token_endpoint_needs_certificate(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    let scope = ctx.bank().scopes.pisp.clone();
+    let result = ctx
+        .session
+        .token_call(
+            &ctx.log,
+            "token (client credentials) without a client certificate",
+            vec![
+                ("grant_type", "client_credentials".to_owned()),
+                ("scope", scope.clone()),
+            ],
+            true,
+            std::slice::from_ref(&scope),
+        )
+        .await;
+    Ok(match result {
+        Err(e) => Verdict::pass(format!(
+            "refused a client without its certificate at the connection: {e}"
+        )),
+        Ok(Granted::Token(_)) => Verdict::fail(
+            "the token endpoint issued a token to a client that presented no certificate (only \
+             its client_id)",
+        ),
+        Ok(Granted::Refused(answer)) if answer.status >= 500 => Verdict::fail(format!(
+            "the token endpoint failed with {} instead of refusing",
+            answer.brief()
+        )),
+        Ok(Granted::Refused(answer)) => Verdict::pass(format!(
+            "refused a client without its certificate: {}",
+            answer.brief()
+        )),
+    })
+}
+
+/// STET-OAU-009.
+pub(crate) async fn code_single_use(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    let (authorize, code) = code(ctx, "authorize (for a code)").await?;
+    let scopes = vec![ctx.bank().scopes.aisp.clone()];
+    let exchange = |purpose: &'static str| {
+        ctx.session.exchange(
+            &ctx.log,
+            purpose,
+            &authorize,
+            &code,
+            &authorize.verifier,
+            &scopes,
+        )
+    };
+    match exchange("token (the code, first time)").await {
+        Ok(Granted::Token(_)) => {}
+        Ok(Granted::Refused(a)) => {
+            return Err(Verdict::skip(
+                "headless",
+                format!("the first exchange of the code was refused: {}", a.brief()),
+            ));
+        }
+        Err(e) => {
+            return Err(Verdict::fail(format!(
+                "the token endpoint did not answer: {e}"
+            )));
+        }
+    }
+    let second = exchange("token (the same code, again)")
+        .await
+        .map_err(|e| Verdict::fail(format!("the token endpoint did not answer: {e}")))?;
+    Ok(match second {
+        Granted::Token(_) => {
+            Verdict::fail("the token endpoint exchanged the same authorization code twice")
+        }
+        Granted::Refused(answer) => oauth_refused(&answer, "a code already used"),
+    })
+}
