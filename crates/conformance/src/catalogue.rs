@@ -60,6 +60,20 @@ impl Area {
         }
     }
 
+    /// The heading in reports (`OAuth`).
+    pub fn heading(self) -> &'static str {
+        match self {
+            Area::Transport => "Transport (mutual TLS)",
+            Area::Oauth => "OAuth",
+            Area::Signature => "Signatures",
+            Area::Resources => "Resources",
+            Area::Pagination => "Pagination",
+            Area::Payments => "Payment requests (PISP)",
+            Area::Funds => "Funds confirmation (CBPII)",
+            Area::Budget => "Unattended budget",
+        }
+    }
+
     /// The code in case ids (`SIG` in `STET-SIG-004`).
     pub fn code(self) -> &'static str {
         match self {

@@ -225,6 +225,18 @@ fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
+/// A request as it goes through one of the session's own clients.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outgoing<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) url: &'a Url,
+    pub(crate) headers: &'a [(String, String)],
+    pub(crate) body: &'a [u8],
+}
+
+/// The headers and body of a form request.
+type Form = (Vec<(String, String)>, Vec<u8>);
+
 /// An `/authorize` request of our own.
 #[derive(Debug, Clone)]
 pub(crate) struct Authorize {
@@ -427,11 +439,14 @@ impl Session {
         log: &Log,
         purpose: &str,
         client: &reqwest::Client,
-        method: &str,
-        url: &Url,
-        headers: &[(String, String)],
-        body: &[u8],
+        outgoing: Outgoing<'_>,
     ) -> Result<Answer, String> {
+        let Outgoing {
+            method,
+            url,
+            headers,
+            body,
+        } = outgoing;
         let started = Instant::now();
         let recorded = recorded_request(method, url.as_str(), headers, body);
         let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
@@ -494,7 +509,7 @@ impl Session {
         &self,
         mut form: Vec<(&str, String)>,
         with_secret: bool,
-    ) -> Result<(Vec<(String, String)>, Vec<u8>), String> {
+    ) -> Result<Form, String> {
         use base64::Engine as _;
         let client_id = self.client_id()?;
         let mut headers = vec![(
@@ -551,7 +566,17 @@ impl Session {
             &self.mtls
         };
         let answer = self
-            .send_through(log, purpose, client, "POST", &url, &headers, &body)
+            .send_through(
+                log,
+                purpose,
+                client,
+                Outgoing {
+                    method: "POST",
+                    url: &url,
+                    headers: &headers,
+                    body: &body,
+                },
+            )
             .await?;
         let json = answer.json().unwrap_or(Value::Null);
         match json.get("access_token").and_then(Value::as_str) {
@@ -649,7 +674,17 @@ impl Session {
         authorize: &Authorize,
     ) -> Result<Redirected, String> {
         let answer = self
-            .send_through(log, purpose, &self.plain, "GET", &authorize.url, &[], &[])
+            .send_through(
+                log,
+                purpose,
+                &self.plain,
+                Outgoing {
+                    method: "GET",
+                    url: &authorize.url,
+                    headers: &[],
+                    body: &[],
+                },
+            )
             .await?;
         let location = answer
             .header("location")

@@ -727,14 +727,13 @@ impl State {
         let hal = stet_models::HalAuthenticationRequest {
             applied_authentication_approach: Some("REDIRECT".into()),
             nonce: None,
-            links: (!(first && self.config.faults.breaks(CheckFault::NoConsentApproval))).then(
-                || stet_models::PaymentRequestResourceCreationLinks {
+            links: (!(first && self.config.faults.breaks(CheckFault::NoConsentApproval)))
+                .then_some(stet_models::PaymentRequestResourceCreationLinks {
                     consent_approval: Some(stet_models::GenericLink {
                         href: approval,
                         templated: None,
                     }),
-                },
-            ),
+                }),
         };
         Ok(self.body(req, 201, &hal)?.with_header(
             "Location",

@@ -4,6 +4,7 @@ use stet_transport::Method;
 
 use super::{Bearer, Ctx, refused};
 use crate::outcome::Verdict;
+use crate::session::Outgoing;
 
 /// `GET /accounts`, signed and with the PSU's token, sent through `client`: whatever gets
 /// through is the bank's failure to check the certificate.
@@ -22,10 +23,12 @@ async fn without_qwac(
             &ctx.log,
             purpose,
             client,
-            raw.message.method(),
-            &raw.url,
-            raw.message.headers(),
-            raw.message.body(),
+            Outgoing {
+                method: raw.message.method(),
+                url: &raw.url,
+                headers: raw.message.headers(),
+                body: raw.message.body(),
+            },
         )
         .await;
     Ok(match result {

@@ -241,6 +241,6 @@ pub fn html(report: &Report) -> String {
             escape(&report.suggested_waivers)
         );
     }
-    let _ = write!(out, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(out, "<script>{SCRIPT}</script></body></html>");
     out
 }
