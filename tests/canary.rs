@@ -425,6 +425,46 @@ fn no_secret_in_any_command_at_trace() {
     secrets.extend(tokens(&env, "sandbox"));
     secrets.extend(tokens(&env, "post"));
 
+    // stet conformance with the stored consent: its stdout, its reports and its evidence bundle
+    // (whose entries are stored, not compressed, so a secret would show as text).
+    let reports = env.home.path().join("conformance");
+    let bundle = env.home.path().join("evidence.zip");
+    let out = trace_present(
+        &env,
+        &mut t,
+        &[
+            "conformance",
+            "run",
+            "--consent",
+            "token",
+            "--report-dir",
+            reports.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    for name in ["report.json", "junit.xml", "report.html"] {
+        let text = std::fs::read_to_string(reports.join(name)).unwrap();
+        t.add_text(&format!("stet conformance run: {name}"), text);
+    }
+    let mut zip = String::from_utf8_lossy(&std::fs::read(&bundle).unwrap()).into_owned();
+    // The bundle carries the QSealC certificate, public by nature: its base64 holds the
+    // client id (the organizationIdentifier), which the Basic credentials start with.
+    let begin = zip.find("-----BEGIN CERTIFICATE-----").expect("qsealc.pem");
+    let end = zip.find("-----END CERTIFICATE-----").expect("qsealc.pem");
+    zip.replace_range(begin..end, "");
+    t.add_text("stet conformance run: evidence.zip", zip);
+    trace(
+        &env,
+        &mut t,
+        &["conformance", "verify-bundle", bundle.to_str().unwrap()],
+    )
+    .ok();
+    secrets.extend(tokens(&env, "sandbox"));
+
     trace(&env, &mut t, &["auth", "logout"]).ok();
     let log = sandbox_log(dir.path());
     assert!(

@@ -146,6 +146,38 @@
 //!
 //! Example: `429:every=7:retry-after=1,503:every=50:burst=3,drop:every=40,slow:every=30:ms=2500`.
 //!
+//! **Conformance faults** ([`check_faults`]): each breaks one rule of the standard and leaves
+//! every other answer as it is, so that the `stet conformance` case that checks the rule fails
+//! and no other case changes (the case names its fault in the catalogue). They take no
+//! parameter, but `drop-field`.
+//!
+//! | fault | the bank… |
+//! |---|---|
+//! | `no-client-cert` | serves API requests that came without a client certificate |
+//! | `untrusted-client-cert` | accepts any client certificate in the TLS handshake |
+//! | `token-without-cert` | issues tokens to clients that sent no certificate |
+//! | `accept-no-token`, `accept-unknown-token`, `accept-expired-token` | serves requests without a token, with one it never issued, with an expired one |
+//! | `ignore-scopes` | serves an operation the token's scope (or grant) does not cover |
+//! | `drop-state` | redirects from `/authorize` without the client's `state` |
+//! | `pkce-optional`, `pkce-unchecked` | gives a code without `code_challenge`; does not check `code_verifier` |
+//! | `reusable-code` | exchanges an authorization code more than once |
+//! | `accept-unsigned` | serves requests without `Signature` |
+//! | `unverified-get-signature` | parses a GET's signature but never verifies it |
+//! | `ignore-digest` | never compares `Digest` with the body |
+//! | `digest-instead-of-signature` | skips the signature when `Digest` matches the body |
+//! | `accept-stale-date`, `accept-unknown-keyid`, `accept-incomplete-headers` | lets a Date of any age, an unknown keyId, a required header left unsigned through |
+//! | `drop-field:resource=R` | leaves a required field out of R: `accounts` (cashAccountType), `balances` (balanceType), `transactions` (creditDebitIndicator), `identity` (fullName), `beneficiaries` (creditor), `funds-confirmation` (result) |
+//! | `text-content-type` | labels answers `text/plain` |
+//! | `no-request-id` | does not echo `X-Request-ID` |
+//! | `error-outside-model` | answers a 404 with a plain-text page |
+//! | `next-past-end`, `loop-next`, `no-self-link` | links the last page of transactions to a page that does not exist, or back to the first; drops `self` from pages after the first |
+//! | `empty-200` | answers an empty list 200 instead of 204 |
+//! | `ignore-date-to`, `history-unlimited` | ignores `dateTo`; lists history beyond 90 days without the extended scope |
+//! | `no-consent-approval` | answers the first payment request created without `_links.consentApproval` |
+//! | `status-regress` | reads a confirmed payment request as `RCVD` again |
+//! | `confirm-without-approval`, `cancel-ignored` | confirms what the PSU did not approve; answers a cancellation 200 and changes nothing |
+//! | `unlimited-unattended` | never limits unattended calls |
+//!
 //! ## The Powens mock
 //!
 //! With [`SandboxConfig::powens`] (`stet sandbox serve --powens`), the same server also speaks
