@@ -34,6 +34,13 @@ fn env_with(faults: &str) -> Env {
     Env::with(&args, "sandbox")
 }
 
+/// `stet conformance run --consent headless ARGS --psu-ip …`.
+fn headless(env: &Env, args: &[&str]) -> Out {
+    let mut all = vec!["conformance", "run", "--consent", "headless"];
+    all.extend(args);
+    env.present(&all)
+}
+
 fn report(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json");
     serde_json::from_str(&text).expect("report.json is JSON")
@@ -149,17 +156,11 @@ fn a_failing_run_reports_in_json_junit_and_html() {
     stet_testkit::system_tool("xmllint", "libxml2-utils");
     let env = env_with("accept-unsigned,loop-next");
     let dir = env.home.path().join("reports");
-    let out = env.run(&[
-        "conformance",
-        "run",
-        "--consent",
-        "headless",
+    let out = headless(&env, &[
         "--only",
         "signature,pagination",
         "--report-dir",
         dir.to_str().unwrap(),
-        "--psu-ip",
-        PSU_IP,
     ]);
     assert_eq!(out.code, 1, "a check failed: exit 1\n{out}");
     // The table on stdout; the paste-ready waivers on stderr.
@@ -275,17 +276,11 @@ fn a_compliant_run_passes_and_prints_each_format() {
         ("html", "<!DOCTYPE html>"),
         ("table", "PASSED"),
     ] {
-        let out = env.run(&[
-            "conformance",
-            "run",
-            "--consent",
-            "headless",
+        let out = headless(&env, &[
             "--only",
             "resources,STET-OAU-005",
             "--output",
             format,
-            "--psu-ip",
-            PSU_IP,
         ]);
         assert_eq!(out.code, 0, "{format}: {out}");
         assert!(out.stdout.contains(check), "{format}: {out}");
@@ -346,19 +341,13 @@ fn waivers_excuse_failures_and_stale_or_expired_ones_fail_the_run() {
     let env = env_with("accept-unsigned");
     let home = env.home.path();
     let run = |waivers: &Path| {
-        env.run(&[
-            "conformance",
-            "run",
-            "--consent",
-            "headless",
+        headless(&env, &[
             "--only",
             "STET-SIG-001,STET-SIG-002",
             "--waivers",
             waivers.to_str().unwrap(),
             "--output",
             "json",
-            "--psu-ip",
-            PSU_IP,
         ])
     };
     let waiver = |case: &str, expires: &str| {
@@ -450,17 +439,11 @@ fn the_evidence_bundle_is_signed_with_the_qsealc_and_tampering_is_caught() {
     let env = env_with("");
     let home = env.home.path();
     let bundle = home.join("evidence.zip");
-    let out = env.run(&[
-        "conformance",
-        "run",
-        "--consent",
-        "headless",
+    let out = headless(&env, &[
         "--only",
         "STET-SIG-001,STET-RES-007",
         "--bundle",
         bundle.to_str().unwrap(),
-        "--psu-ip",
-        PSU_IP,
     ]);
     assert_eq!(out.code, 0, "{out}");
     let verified = env.run(&["conformance", "verify-bundle", bundle.to_str().unwrap()]);
@@ -571,32 +554,20 @@ fn bad_setup_exits_2_and_unwritable_reports_exit_3() {
         .fails(2, "no profile `nope`");
     // A file where the report folder should be.
     let file = write(&home.join("a-file"), "");
-    env.run(&[
-        "conformance",
-        "run",
-        "--consent",
-        "headless",
+    headless(&env, &[
         "--only",
         "STET-RES-007",
         "--report-dir",
         file.to_str().unwrap(),
-        "--psu-ip",
-        PSU_IP,
     ])
     .fails(3, "cannot create the report folder");
     // A catalogue of one's own: a severity changed, one case.
     let own = write(&home.join("own.toml"), OWN_CATALOGUE);
-    let out = env.run(&[
-        "conformance",
-        "run",
-        "--consent",
-        "headless",
+    let out = headless(&env, &[
         "--catalogue",
         own.to_str().unwrap(),
         "--output",
         "json",
-        "--psu-ip",
-        PSU_IP,
     ]);
     assert_eq!(out.code, 0, "{out}");
     let report: Value = serde_json::from_str(&out.stdout).unwrap();

@@ -158,19 +158,30 @@ pub(crate) async fn wrong_scope(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
     ))
 }
 
-/// STET-OAU-005.
-pub(crate) async fn state_returned(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+/// A headless `/authorize` for the AISP scope (with a PKCE challenge or without), and where
+/// it redirected.
+async fn authorize(
+    ctx: &Ctx<'_>,
+    purpose: &str,
+    pkce: bool,
+) -> Result<(crate::session::Authorize, crate::session::Redirected), Verdict> {
     ctx.session.headless()?;
     let scopes = vec![ctx.bank().scopes.aisp.clone()];
     let authorize = ctx
         .session
-        .authorize_request(&scopes, None, true)
+        .authorize_request(&scopes, None, pkce)
         .map_err(Verdict::fail)?;
     let redirected = ctx
         .session
-        .follow(&ctx.log, "authorize with a state", &authorize)
+        .follow(&ctx.log, purpose, &authorize)
         .await
         .map_err(|e| Verdict::fail(format!("/authorize did not answer: {e}")))?;
+    Ok((authorize, redirected))
+}
+
+/// STET-OAU-005.
+pub(crate) async fn state_returned(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    let (authorize, redirected) = authorize(ctx, "authorize with a state", true).await?;
     if redirected.location.is_none() {
         return Ok(Verdict::fail(format!(
             "/authorize answered HTTP {} without redirecting",
@@ -191,17 +202,7 @@ pub(crate) async fn state_returned(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
 
 /// STET-OAU-006.
 pub(crate) async fn pkce_required(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
-    ctx.session.headless()?;
-    let scopes = vec![ctx.bank().scopes.aisp.clone()];
-    let authorize = ctx
-        .session
-        .authorize_request(&scopes, None, false)
-        .map_err(Verdict::fail)?;
-    let redirected = ctx
-        .session
-        .follow(&ctx.log, "authorize without code_challenge", &authorize)
-        .await
-        .map_err(|e| Verdict::fail(format!("/authorize did not answer: {e}")))?;
+    let (_, redirected) = authorize(ctx, "authorize without code_challenge", false).await?;
     if redirected.param("code").is_some() {
         return Ok(Verdict::fail(
             "/authorize gave a code to a request without a PKCE code_challenge: a stolen code \
@@ -222,17 +223,13 @@ async fn code(
     ctx: &Ctx<'_>,
     purpose: &str,
 ) -> Result<(crate::session::Authorize, String), Verdict> {
-    ctx.session.headless()?;
-    let scopes = vec![ctx.bank().scopes.aisp.clone()];
-    let authorize = ctx
-        .session
-        .authorize_request(&scopes, None, true)
-        .map_err(Verdict::fail)?;
-    let redirected = ctx
-        .session
-        .follow(&ctx.log, purpose, &authorize)
-        .await
-        .map_err(|e| Verdict::skip("headless", format!("/authorize did not answer: {e}")))?;
+    let (authorize, redirected) = authorize(ctx, purpose, true).await.map_err(|v| {
+        if v.outcome == crate::outcome::Outcome::Skip {
+            v
+        } else {
+            Verdict::skip("headless", v.reason)
+        }
+    })?;
     let code = redirected.param("code").ok_or_else(|| {
         Verdict::skip(
             "headless",

@@ -116,19 +116,26 @@ fn one_page(walk: &Walk) -> bool {
     walk.pages.len() == 1 && matches!(walk.end, End::Last)
 }
 
-/// STET-PAG-001.
-pub(crate) async fn walk_to_end(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
-    let Some(walk) = walk(ctx).await? else {
-        return Ok(Verdict::not_applicable(
+/// A walk over more than one page, or why there is none to judge (N/A).
+async fn paged(ctx: &Ctx<'_>) -> Result<Result<Walk, Verdict>, Verdict> {
+    Ok(match walk(ctx).await? {
+        None => Err(Verdict::not_applicable(
             "no transactions (204): nothing to page through",
-        ));
-    };
-    if one_page(&walk) {
-        return Ok(Verdict::not_applicable(format!(
+        )),
+        Some(walk) if one_page(&walk) => Err(Verdict::not_applicable(format!(
             "the transactions fit on one page ({} items): no next link to follow",
             walk.items
-        )));
-    }
+        ))),
+        Some(walk) => Ok(walk),
+    })
+}
+
+/// STET-PAG-001.
+pub(crate) async fn walk_to_end(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    let walk = match paged(ctx).await? {
+        Ok(walk) => walk,
+        Err(not_applicable) => return Ok(not_applicable),
+    };
     let read = format!("{} pages, {} transactions", walk.pages.len(), walk.items);
     Ok(match walk.end {
         End::Last => Verdict::pass(format!("walked to the last page: {read}")),
@@ -146,14 +153,10 @@ pub(crate) async fn walk_to_end(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
 
 /// STET-PAG-002.
 pub(crate) async fn no_loop(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
-    let Some(walk) = walk(ctx).await? else {
-        return Ok(Verdict::not_applicable(
-            "no transactions (204): nothing to page through",
-        ));
+    let walk = match paged(ctx).await? {
+        Ok(walk) => walk,
+        Err(not_applicable) => return Ok(not_applicable),
     };
-    if one_page(&walk) {
-        return Ok(Verdict::not_applicable("the transactions fit on one page"));
-    }
     Ok(match walk.end {
         End::Loop { href, back_to } => Verdict::fail(format!(
             "page {}'s next link `{href}` leads back to page {back_to}: a client following \
@@ -193,14 +196,10 @@ pub(crate) async fn self_link(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
 
 /// STET-PAG-004.
 pub(crate) async fn same_origin(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
-    let Some(walk) = walk(ctx).await? else {
-        return Ok(Verdict::not_applicable(
-            "no transactions (204): nothing to page through",
-        ));
+    let walk = match paged(ctx).await? {
+        Ok(walk) => walk,
+        Err(not_applicable) => return Ok(not_applicable),
     };
-    if one_page(&walk) {
-        return Ok(Verdict::not_applicable("the transactions fit on one page"));
-    }
     Ok(match walk.end {
         End::Foreign(href) => Verdict::fail(format!(
             "page {}'s next link `{href}` leaves the bank's origin ({}): a client following \

@@ -82,18 +82,11 @@ async fn status(ctx: &Ctx<'_>, id: &str) -> Result<String, Verdict> {
             answer.brief()
         )));
     }
-    answer
-        .json()
-        .and_then(|j| {
-            j.pointer("/paymentRequest/paymentInformationStatus")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .ok_or_else(|| {
-            Verdict::fail(format!(
-                "GET {target} answered no paymentRequest.paymentInformationStatus"
-            ))
-        })
+    status_in(&answer).ok_or_else(|| {
+        Verdict::fail(format!(
+            "GET {target} answered no paymentRequest.paymentInformationStatus"
+        ))
+    })
 }
 
 async fn approve(ctx: &Ctx<'_>, at: &Url) -> Result<Token, Verdict> {
