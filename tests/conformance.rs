@@ -156,12 +156,15 @@ fn a_failing_run_reports_in_json_junit_and_html() {
     stet_testkit::system_tool("xmllint", "libxml2-utils");
     let env = env_with("accept-unsigned,loop-next");
     let dir = env.home.path().join("reports");
-    let out = headless(&env, &[
-        "--only",
-        "signature,pagination",
-        "--report-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let out = headless(
+        &env,
+        &[
+            "--only",
+            "signature,pagination",
+            "--report-dir",
+            dir.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.code, 1, "a check failed: exit 1\n{out}");
     // The table on stdout; the paste-ready waivers on stderr.
     assert!(out.stdout.contains("STET-SIG-001  FAIL"), "{out}");
@@ -276,12 +279,10 @@ fn a_compliant_run_passes_and_prints_each_format() {
         ("html", "<!DOCTYPE html>"),
         ("table", "PASSED"),
     ] {
-        let out = headless(&env, &[
-            "--only",
-            "resources,STET-OAU-005",
-            "--output",
-            format,
-        ]);
+        let out = headless(
+            &env,
+            &["--only", "resources,STET-OAU-005", "--output", format],
+        );
         assert_eq!(out.code, 0, "{format}: {out}");
         assert!(out.stdout.contains(check), "{format}: {out}");
     }
@@ -341,14 +342,17 @@ fn waivers_excuse_failures_and_stale_or_expired_ones_fail_the_run() {
     let env = env_with("accept-unsigned");
     let home = env.home.path();
     let run = |waivers: &Path| {
-        headless(&env, &[
-            "--only",
-            "STET-SIG-001,STET-SIG-002",
-            "--waivers",
-            waivers.to_str().unwrap(),
-            "--output",
-            "json",
-        ])
+        headless(
+            &env,
+            &[
+                "--only",
+                "STET-SIG-001,STET-SIG-002",
+                "--waivers",
+                waivers.to_str().unwrap(),
+                "--output",
+                "json",
+            ],
+        )
     };
     let waiver = |case: &str, expires: &str| {
         format!(
@@ -439,12 +443,15 @@ fn the_evidence_bundle_is_signed_with_the_qsealc_and_tampering_is_caught() {
     let env = env_with("");
     let home = env.home.path();
     let bundle = home.join("evidence.zip");
-    let out = headless(&env, &[
-        "--only",
-        "STET-SIG-001,STET-RES-007",
-        "--bundle",
-        bundle.to_str().unwrap(),
-    ]);
+    let out = headless(
+        &env,
+        &[
+            "--only",
+            "STET-SIG-001,STET-RES-007",
+            "--bundle",
+            bundle.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.code, 0, "{out}");
     let verified = env.run(&["conformance", "verify-bundle", bundle.to_str().unwrap()]);
     assert_eq!(verified.code, 0, "{verified}");
@@ -554,21 +561,22 @@ fn bad_setup_exits_2_and_unwritable_reports_exit_3() {
         .fails(2, "no profile `nope`");
     // A file where the report folder should be.
     let file = write(&home.join("a-file"), "");
-    headless(&env, &[
-        "--only",
-        "STET-RES-007",
-        "--report-dir",
-        file.to_str().unwrap(),
-    ])
+    headless(
+        &env,
+        &[
+            "--only",
+            "STET-RES-007",
+            "--report-dir",
+            file.to_str().unwrap(),
+        ],
+    )
     .fails(3, "cannot create the report folder");
     // A catalogue of one's own: a severity changed, one case.
     let own = write(&home.join("own.toml"), OWN_CATALOGUE);
-    let out = headless(&env, &[
-        "--catalogue",
-        own.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
+    let out = headless(
+        &env,
+        &["--catalogue", own.to_str().unwrap(), "--output", "json"],
+    );
     assert_eq!(out.code, 0, "{out}");
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["catalogue"]["version"], "own-1");
