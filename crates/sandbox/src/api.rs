@@ -90,7 +90,12 @@ pub(crate) fn cache_transactions(data: &mut BankData, dialect: Dialect) {
     std::thread::scope(|scope| {
         for accounts in data.accounts.chunks_mut(per_thread) {
             scope.spawn(move || {
-                for t in accounts.iter_mut().flat_map(|a| a.transactions.iter_mut()) {
+                // Only what has no text yet: after `advance`, the transactions it changed.
+                for t in accounts
+                    .iter_mut()
+                    .flat_map(|a| a.transactions.iter_mut())
+                    .filter(|t| t.json.is_none())
+                {
                     t.json = tx_text(dialect, t).ok().map(String::into_boxed_str);
                 }
             });
@@ -246,9 +251,13 @@ impl State {
         Ok((start..(start + size).min(total), page, pages))
     }
 
-    fn account_or_404<'a>(&'a self, req: &Req, id: &str) -> Result<&'a Account, Reply> {
-        self.data
-            .account(id)
+    /// The data now and the index of account `id` in it.
+    fn account_or_404(&self, req: &Req, id: &str) -> Result<(std::sync::Arc<BankData>, usize), Reply> {
+        let data = self.data();
+        data.accounts
+            .iter()
+            .position(|a| a.id == id)
+            .map(|i| (data.clone(), i))
             .ok_or_else(|| self.error(404, &req.path, &format!("no account `{id}`"), None))
     }
 
@@ -343,7 +352,8 @@ impl State {
 
     fn accounts(&self, req: &Req) -> Answer {
         self.aisp(req, "-", "accounts")?;
-        let accounts = &self.data.accounts;
+        let data = self.data();
+        let accounts = &data.accounts;
         if accounts.is_empty() {
             return Ok(Reply::new(204));
         }
@@ -366,9 +376,10 @@ impl State {
 
     fn balances(&self, req: &Req, id: &str) -> Answer {
         self.aisp(req, id, "balances")?;
-        let a = self.account_or_404(req, id)?;
+        let (data, i) = self.account_or_404(req, id)?;
+        let a = &data.accounts[i];
         let rel = format!("/accounts/{id}");
-        let reference = self.day(self.today);
+        let reference = self.day(data.today);
         let hal: stet_models::HalBalances = self.model(
             req,
             json!({
@@ -392,7 +403,8 @@ impl State {
 
     fn transactions(&self, req: &Req, id: &str) -> Answer {
         let token = self.aisp(req, id, "transactions")?;
-        let a = self.account_or_404(req, id)?;
+        let (data, i) = self.account_or_404(req, id)?;
+        let a = &data.accounts[i];
         let parse = |name: &str| -> Result<Option<StetDateTime>, Reply> {
             match req.query_param(name) {
                 None => Ok(None),
@@ -420,7 +432,7 @@ impl State {
                 ));
             }
         };
-        let limit = self.today - Duration::days(HISTORY_DAYS);
+        let limit = data.today - Duration::days(HISTORY_DAYS);
         let extended = token.has("extended_transaction_history");
         if let Some(f) = from
             && f.date() < limit
@@ -508,7 +520,8 @@ impl State {
 
     fn overdrafts(&self, req: &Req, id: &str) -> Answer {
         self.aisp(req, id, "overdrafts")?;
-        let a = self.account_or_404(req, id)?;
+        let (data, i) = self.account_or_404(req, id)?;
+        let a = &data.accounts[i];
         let hal: stet_models::HalOverdrafts = self.model(
             req,
             json!({
@@ -550,7 +563,7 @@ impl State {
             .chain(&access.overdrafts)
         {
             if let Some(iban) = &id.iban
-                && !self.data.accounts.iter().any(|a| &a.iban == iban)
+                && !self.data().accounts.iter().any(|a| &a.iban == iban)
             {
                 return Err(self.error(
                     400,
@@ -585,7 +598,8 @@ impl State {
 
     fn beneficiaries(&self, req: &Req) -> Answer {
         self.aisp(req, "-", "trusted-beneficiaries")?;
-        let all = &self.data.beneficiaries;
+        let data = self.data();
+        let all = &data.beneficiaries;
         if all.is_empty() {
             return Ok(Reply::new(204));
         }
@@ -623,7 +637,8 @@ impl State {
         let Some(iban) = request.account_id.iban.as_deref() else {
             return Err(self.error(400, &req.path, "accountId.iban is required", None));
         };
-        let Some(account) = self.data.accounts.iter().find(|a| a.iban == iban) else {
+        let data = self.data();
+        let Some(account) = data.accounts.iter().find(|a| a.iban == iban) else {
             return Err(self.error(
                 404,
                 &req.path,

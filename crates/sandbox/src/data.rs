@@ -37,6 +37,11 @@ impl Rng {
 #[derive(Debug, Clone)]
 pub(crate) struct Account {
     pub(crate) id: String,
+    /// The id the account was first given (`ACC0001`): its entry references start with it,
+    /// and a re-consent derives the new resource id from it.
+    pub(crate) base_id: String,
+    /// The number of the next entry reference.
+    pub(crate) next_entry: usize,
     pub(crate) iban: String,
     pub(crate) name: String,
     pub(crate) product: String,
@@ -81,6 +86,22 @@ pub(crate) struct TrustedBeneficiary {
 pub(crate) struct BankData {
     pub(crate) accounts: Vec<Account>,
     pub(crate) beneficiaries: Vec<TrustedBeneficiary>,
+    /// The bank's data clock: the date the data ends at. `advance` moves it.
+    pub(crate) today: Date,
+    /// The seed the data was made from.
+    pub(crate) seed: u64,
+    /// How many times the clock was advanced, and the PSU consented again.
+    pub(crate) advances: u64,
+    pub(crate) consents: u64,
+}
+
+/// What [`BankData::advance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Advanced {
+    /// Transactions added.
+    pub added: usize,
+    /// Pending transactions booked.
+    pub booked: usize,
 }
 
 const DEBITS: &[&str] = &[
@@ -218,6 +239,8 @@ impl BankData {
             let opening = Decimal::new(50_000 + rng.below(500_000) as i64, 2);
             let booked = opening + booked_sum;
             list.push(Account {
+                base_id: id.clone(),
+                next_entry: transactions + 1,
                 id,
                 iban,
                 name: name.to_owned(),
@@ -240,11 +263,108 @@ impl BankData {
         BankData {
             accounts: list,
             beneficiaries,
+            today,
+            seed,
+            advances: 0,
+            consents: 0,
         }
     }
 
-    pub(crate) fn account(&self, id: &str) -> Option<&Account> {
-        self.accounts.iter().find(|a| a.id == id)
+    /// Moves the data clock `days` forward: adds `per_account` transactions to each account,
+    /// dated in those days (those of the last two days pending), and books every pending
+    /// transaction at least two days old as a bank does: a booking date other than the one
+    /// expected, the card date appended to the label and a new entry reference, never another
+    /// amount. Balances follow. Changed transactions lose their cached text.
+    pub(crate) fn advance(&mut self, days: u32, per_account: usize) -> Advanced {
+        let paris = UtcOffset::from_hms(1, 0, 0).unwrap_or(UtcOffset::UTC);
+        self.advances += 1;
+        let mut rng = Rng::new(self.seed ^ self.advances.wrapping_mul(0x9e37_79b9));
+        let today = self.today + Duration::days(i64::from(days));
+        self.today = today;
+        let mut done = Advanced { added: 0, booked: 0 };
+        for account in &mut self.accounts {
+            let mut delta_booked = Decimal::ZERO;
+            let mut delta_pending = Decimal::ZERO;
+            let signed = |t: &Tx| if t.credit { t.amount } else { -t.amount };
+            // Pending transactions two days old or more are booked.
+            for t in account.transactions.iter_mut().filter(|t| !t.booked) {
+                let day = t.transaction_date.date();
+                if (today - day).whole_days() < 2 {
+                    continue;
+                }
+                t.booked = true;
+                t.booking_date = day + Duration::days(2);
+                t.booking_ns = t.booking_date.midnight().assume_offset(paris).unix_timestamp_nanos();
+                t.label = format!("{} {:02}/{:02}", t.label, day.day(), u8::from(day.month()));
+                t.entry_reference = format!("{}-{:06}", account.base_id, account.next_entry);
+                account.next_entry += 1;
+                t.json = None;
+                delta_booked += signed(t);
+                delta_pending -= signed(t);
+                done.booked += 1;
+            }
+            // New transactions in the days that passed, newest first.
+            let mut offsets: Vec<(u64, u64)> = (0..per_account)
+                .map(|_| (rng.below(u64::from(days.max(1))), rng.below(86_400)))
+                .collect();
+            offsets.sort();
+            let mut added = Vec::with_capacity(per_account);
+            for (days_ago, secs) in offsets.iter().rev() {
+                let credit = rng.below(4) == 0;
+                let label = if credit { *rng.pick(CREDITS) } else { *rng.pick(DEBITS) };
+                let cents = if credit { 5_000 + rng.below(250_000) } else { 150 + rng.below(25_000) };
+                let day = today - Duration::days(*days_ago as i64);
+                let at = day.with_time(
+                    Time::from_hms((secs / 3600) as u8, ((secs / 60) % 60) as u8, (secs % 60) as u8)
+                        .unwrap_or(Time::MIDNIGHT),
+                );
+                let booked = *days_ago >= 2;
+                let booking_date = day + Duration::days(1);
+                let transaction_date = at.assume_offset(paris);
+                let t = Tx {
+                    entry_reference: format!("{}-{:06}", account.base_id, account.next_entry),
+                    amount: Decimal::new(cents as i64, 2),
+                    credit,
+                    booked,
+                    label: label.to_owned(),
+                    transaction_date,
+                    booking_date,
+                    transaction_ns: transaction_date.unix_timestamp_nanos(),
+                    booking_ns: booking_date.midnight().assume_offset(paris).unix_timestamp_nanos(),
+                    json: None,
+                };
+                account.next_entry += 1;
+                if booked {
+                    delta_booked += signed(&t);
+                } else {
+                    delta_pending += signed(&t);
+                }
+                added.push(t);
+            }
+            // `offsets` ascending is oldest last; reversed it is oldest first: put newest first.
+            added.reverse();
+            done.added += added.len();
+            added.append(&mut account.transactions);
+            account.transactions = added;
+            account.booked += delta_booked;
+            account.expected += delta_booked + delta_pending;
+        }
+        done
+    }
+
+    /// The PSU consents again: every account gets a new resource id (same IBAN), as banks
+    /// do. Gives `(iban, old id, new id)` per account.
+    pub(crate) fn reconsent(&mut self) -> Vec<(String, String, String)> {
+        self.consents += 1;
+        let generation = self.consents;
+        self.accounts
+            .iter_mut()
+            .map(|a| {
+                let new = format!("{}-R{generation}", a.base_id);
+                let old = std::mem::replace(&mut a.id, new.clone());
+                (a.iban.clone(), old, new)
+            })
+            .collect()
     }
 }
 
@@ -260,6 +380,44 @@ mod tests {
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
         let c = BankData::generate(8, 3, 50, today);
         assert_ne!(format!("{a:?}"), format!("{c:?}"));
+    }
+
+    #[test]
+    fn advancing_books_pending_and_adds_without_changing_amounts() {
+        let today = time::macros::date!(2025 - 06 - 15);
+        let mut data = BankData::generate(3, 2, 40, today);
+        let pending: Vec<(String, Decimal)> = data.accounts[0]
+            .transactions
+            .iter()
+            .filter(|t| !t.booked)
+            .map(|t| (t.entry_reference.clone(), t.amount))
+            .collect();
+        let done = data.advance(5, 7);
+        assert_eq!(done.added, 14);
+        assert_eq!(done.booked, data.accounts.iter().map(|_| 0).sum::<usize>() + done.booked);
+        assert_eq!(data.today, today + Duration::days(5));
+        for account in &data.accounts {
+            assert_eq!(account.transactions.len(), 47);
+            let booked: Decimal = account.transactions.iter().filter(|t| !t.booked)
+                .map(|t| if t.credit { t.amount } else { -t.amount }).sum();
+            assert_eq!(account.expected - account.booked, booked);
+            // Entry references stay unique.
+            let refs: std::collections::HashSet<&str> =
+                account.transactions.iter().map(|t| t.entry_reference.as_str()).collect();
+            assert_eq!(refs.len(), account.transactions.len());
+        }
+        // Every transaction pending before is booked now, with a new reference and the same
+        // amount.
+        for (reference, _) in &pending {
+            assert!(!data.accounts[0].transactions.iter().any(|t| &t.entry_reference == reference));
+        }
+        let total_before: Decimal = pending.iter().map(|(_, a)| *a).sum();
+        let labels = data.accounts[0].transactions.iter().filter(|t| t.label.contains('/')).count();
+        assert_eq!(labels, pending.len(), "{total_before}");
+        let renamed = data.reconsent();
+        assert_eq!(renamed[0].2, "ACC0001-R1");
+        assert_eq!(data.accounts[0].id, "ACC0001-R1");
+        assert!(data.accounts[0].transactions[0].entry_reference.starts_with("ACC0001-"));
     }
 
     #[test]

@@ -105,6 +105,22 @@
 //! allowed until the payment is settled. [`RunningSandbox::payment_requests_created`] counts
 //! the 201s, so a test can prove a payment was never created twice.
 //!
+//! **Time and re-consent.** So that incremental syncs can be tested, two sandbox-only
+//! endpoints beside the counters (no client certificate needed, not counted, not faulted):
+//!
+//! - `POST /sandbox/advance` with `{"days": N, "transactions_per_account": K}` moves the
+//!   bank's data clock N days forward (the `Date` header of requests is still checked against
+//!   real time), adds K transactions per account dated in those days (those of the last two
+//!   days pending) and books every pending transaction at least two days old as banks do: a
+//!   booking date other than the expected one, the card date appended to the label, a new
+//!   entry reference, never another amount. Balances follow. It answers
+//!   `{"added": A, "booked": B, "today": "YYYY-MM-DD"}`.
+//! - `POST /sandbox/reconsent` gives every account a new `resourceId` (same IBAN), as a bank
+//!   does when the PSU consents again; the old ids answer 404. It answers
+//!   `{"accounts": [{"iban", "previousResourceId", "resourceId"}, …]}`.
+//!
+//! In-process: [`RunningSandbox::advance`] and [`RunningSandbox::reconsent`].
+//!
 //! **Counters.** `GET /sandbox/stats` (no client certificate needed, outside the API base, so
 //! neither counted nor faulted) answers `{"paymentRequestsCreated": N, "apiRequests": M}`:
 //! the payment requests created (the 201s of `POST /payment-requests`, including those whose
@@ -213,6 +229,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub use data::Advanced;
 pub use faults::{Fault, Faults, FaultsError};
 pub use pki::{PkiError, TPP_ORGANIZATION_ID};
 pub use powens::{KeyFault, PowensInfo, PowensOptions};
@@ -410,6 +427,7 @@ impl Sandbox {
         let payments = Arc::new(AtomicU64::new(0));
         let state = Arc::new(state::State::new(config, &pki, local, payments.clone())?);
         let info = state.info.clone();
+        let bank = state.clone();
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(server::accept_loop(
             listener,
@@ -423,6 +441,7 @@ impl Sandbox {
             stop,
             task: Some(task),
             payments,
+            state: bank,
             _temp: temp,
         })
     }
@@ -436,6 +455,7 @@ pub struct RunningSandbox {
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     payments: Arc<AtomicU64>,
+    state: Arc<state::State>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -453,6 +473,18 @@ impl RunningSandbox {
     /// How many payment requests were created (answered 201) so far.
     pub fn payment_requests_created(&self) -> u64 {
         self.payments.load(Ordering::SeqCst)
+    }
+
+    /// Moves the bank's data clock `days` forward, adds `per_account` transactions to each
+    /// account and books pending ones, as `POST /sandbox/advance` does (see the crate manual).
+    pub fn advance(&self, days: u32, per_account: usize) -> Advanced {
+        self.state.advance(days, per_account)
+    }
+
+    /// Gives every account a new resource id, as `POST /sandbox/reconsent` does: `(iban, old
+    /// id, new id)` per account.
+    pub fn reconsent(&self) -> Vec<(String, String, String)> {
+        self.state.reconsent()
     }
 
     /// Stops accepting, closes every connection and waits for that. The ephemeral PKI is

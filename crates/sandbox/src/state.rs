@@ -105,8 +105,9 @@ pub(crate) struct State {
     pub(crate) info: SandboxInfo,
     pub(crate) origin: String,
     pub(crate) prefix: String,
-    pub(crate) data: BankData,
-    pub(crate) today: time::Date,
+    /// The accounts and transactions: replaced as a whole (copy on write) when the sandbox
+    /// advances its clock or the PSU consents again; each request reads one snapshot.
+    pub(crate) data: std::sync::RwLock<Arc<BankData>>,
     pub(crate) keys: HashMap<String, PublicKey>,
     pub(crate) qseal_pem: Vec<u8>,
     pub(crate) inner: Mutex<Inner>,
@@ -249,8 +250,7 @@ impl State {
             info,
             origin,
             prefix,
-            data,
-            today,
+            data: std::sync::RwLock::new(Arc::new(data)),
             keys,
             qseal_pem,
             inner: Mutex::new(Inner::default()),
@@ -258,6 +258,63 @@ impl State {
             payments_created,
             powens,
         })
+    }
+
+    /// The bank's data now.
+    pub(crate) fn data(&self) -> Arc<BankData> {
+        self.data.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Changes the data: `f` works on this snapshot's data, copied if a request still reads it.
+    pub(crate) fn change_data<R>(&self, f: impl FnOnce(&mut BankData) -> R) -> R {
+        let mut guard = self.data.write().unwrap_or_else(|e| e.into_inner());
+        let data = Arc::make_mut(&mut guard);
+        let result = f(data);
+        crate::api::cache_transactions(data, self.config.dialect);
+        result
+    }
+
+    /// `POST /sandbox/advance`: moves the data clock (see [`crate::RunningSandbox::advance`]).
+    pub(crate) fn advance(&self, days: u32, per_account: usize) -> crate::data::Advanced {
+        self.change_data(|d| d.advance(days, per_account))
+    }
+
+    /// `POST /sandbox/reconsent`: new resource ids for every account.
+    pub(crate) fn reconsent(&self) -> Vec<(String, String, String)> {
+        self.change_data(|d| d.reconsent())
+    }
+
+    fn time_travel(&self, req: &Req) -> Reply {
+        if req.path == "/sandbox/reconsent" {
+            let accounts: Vec<serde_json::Value> = self
+                .reconsent()
+                .into_iter()
+                .map(|(iban, old, new)| serde_json::json!({"iban": iban, "previousResourceId": old, "resourceId": new}))
+                .collect();
+            return Reply::plain_json(200, &serde_json::json!({ "accounts": accounts }));
+        }
+        let body: serde_json::Value = if req.body.is_empty() {
+            serde_json::json!({})
+        } else {
+            match serde_json::from_slice(&req.body) {
+                Ok(v) => v,
+                Err(e) => return self.error(400, &req.path, &format!("the body is not JSON: {e}"), None),
+            }
+        };
+        let field = |name: &str, default: u64, max: u64| -> Result<u64, Reply> {
+            match body.get(name) {
+                None => Ok(default),
+                Some(v) => v.as_u64().filter(|n| *n <= max).ok_or_else(|| {
+                    self.error(400, &req.path, &format!("`{name}` must be a whole number from 0 to {max}"), None)
+                }),
+            }
+        };
+        let (days, per_account) = match (field("days", 1, 3650), field("transactions_per_account", 0, 100_000)) {
+            (Ok(d), Ok(k)) => (d, k),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
+        let done = self.advance(days as u32, per_account as usize);
+        Reply::plain_json(200, &serde_json::json!({"added": done.added, "booked": done.booked, "today": self.data().today.to_string()}))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -324,6 +381,9 @@ impl State {
                 });
                 return Reply::plain_json(200, &stats);
             }
+            // The bank's time and consents, for testing incremental syncs: sandbox-only, beside
+            // the counters.
+            ("POST", "/sandbox/advance" | "/sandbox/reconsent") => return self.time_travel(&req),
             _ => {}
         }
         // The Powens mock has no client certificates: it is reached before that check.
@@ -543,5 +603,13 @@ impl State {
             crate::LinkStyle::Path => format!("{}{rel}", self.prefix),
             crate::LinkStyle::Relative => rel.trim_start_matches('/').to_owned(),
         }
+    }
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
     }
 }
