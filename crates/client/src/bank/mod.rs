@@ -272,6 +272,32 @@ pub struct Scopes {
     pub extended_history: String,
 }
 
+/// How a sync treats the bank's transactions: the `[sync]` table of a profile. Every key is
+/// optional; the defaults assume nothing of the bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncRules {
+    /// The bank keeps a transaction's `entryReference` across syncs and consents: stable ids
+    /// are built from it instead of a content fingerprint (default `false`).
+    pub entry_reference_stable: bool,
+    /// A later sync asks again for this many days before the newest booked transaction, to
+    /// catch late bookings (default 7).
+    pub overlap_days: u32,
+    /// A booked transaction may claim a pending one dated up to this many days before it; a
+    /// pending one not listed again after as many days is marked expired (default 10).
+    pub pending_claim_days: u32,
+}
+
+impl Default for SyncRules {
+    fn default() -> Self {
+        SyncRules {
+            entry_reference_stable: false,
+            overlap_days: 7,
+            pending_claim_days: 10,
+        }
+    }
+}
+
 /// One bank's dialect, resolved: every field set, inheritance applied.
 ///
 /// Get one from [`BankProfiles::get`]. The same names are the keys of a profile's TOML file.
@@ -330,6 +356,9 @@ pub struct BankProfile {
     pub signature: SignatureRules,
     /// OAuth2 scope names.
     pub scopes: Scopes,
+    /// How `stet sync` treats the bank's transactions.
+    #[serde(default)]
+    pub sync: SyncRules,
 }
 
 impl BankProfile {
@@ -415,6 +444,12 @@ impl BankProfile {
                 "scopes.extended_history",
                 text(&self.scopes.extended_history),
             ),
+            (
+                "sync.entry_reference_stable",
+                Flag(self.sync.entry_reference_stable),
+            ),
+            ("sync.overlap_days", Number(self.sync.overlap_days)),
+            ("sync.pending_claim_days", Number(self.sync.pending_claim_days)),
             (
                 "verified_against_live_sandbox",
                 Flag(self.verified_against_live_sandbox),

@@ -84,6 +84,16 @@ struct ProfileFile {
     notes: Option<String>,
     signature: Option<SignatureFile>,
     scopes: Option<ScopesFile>,
+    sync: Option<SyncFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SyncFile {
+    entry_reference_stable: Option<bool>,
+    overlap_days: Option<u32>,
+    pending_claim_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
