@@ -181,5 +181,5 @@ mod tests {
             GOLDEN_REF
         );
     }
-    const GOLDEN_REF: &str = "GOLDEN";
+    const GOLDEN_REF: &str = "s1-nztr3dco7ukdwc73aw5em4cly3ijuzis";
 }

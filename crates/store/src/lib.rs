@@ -183,6 +183,10 @@ pub(crate) fn classify(location: &str, what: &str, e: sqlx::Error) -> StoreError
             }
             _ => {}
         }
+        // PostgreSQL: a lock not obtained within lock_timeout.
+        if code == "55P03" {
+            return StoreError::Locked { location, seconds: 0 };
+        }
         // PostgreSQL: read-only transaction, or insufficient privilege.
         if code == "25006" || code == "42501" {
             return StoreError::ReadOnly { location };
@@ -260,6 +264,11 @@ impl Store {
                         url: shown.clone(),
                         reason: e.to_string(),
                     })?;
+                // A write waits for another sync of the same account at most this long.
+                let connect = connect.options([(
+                    "lock_timeout",
+                    format!("{}ms", options.busy_timeout.as_millis()),
+                )]);
                 let pool = sqlx::pool::PoolOptions::<sqlx::Postgres>::new()
                     .max_connections(options.max_connections.max(1))
                     .acquire_timeout(options.busy_timeout)
