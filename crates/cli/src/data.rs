@@ -140,7 +140,7 @@ pub struct ConsentPutArgs {
     trusted_beneficiaries: bool,
 }
 
-fn parse_date(s: &str) -> Result<time::Date, String> {
+pub(crate) fn parse_date(s: &str) -> Result<time::Date, String> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(s, &format)
         .map_err(|_| format!("`{s}` is not a date: expected YYYY-MM-DD, e.g. 2026-01-31"))

@@ -21,6 +21,8 @@ mod profile;
 mod request;
 mod sandbox;
 mod sig;
+mod store;
+mod sync;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -119,6 +121,13 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print shell completions
     Completions(completions::CompletionsArgs),
+    /// Keep every account, balance and transaction in the store, fetched incrementally
+    Sync(sync::SyncArgs),
+    /// List the stored transactions, offline (no network, no token)
+    History(store::HistoryArgs),
+    /// The store: where it is, what it holds, its schema
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Measure signing speed and a full sync against a sandbox bank (figures for BENCHMARKS.md)
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -163,6 +172,9 @@ fn main() -> ExitCode {
         Command::Connections(args) => powens::connections(args, &cli.globals),
         Command::Powens(command) => powens::run(command),
         Command::Conformance(command) => conformance::run(command, &cli.globals),
+        Command::Sync(args) => sync::run(args, &cli.globals),
+        Command::History(args) => store::history(args, &cli.globals),
+        Command::Store(command) => store::run(command, &cli.globals),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -252,7 +252,11 @@ impl State {
     }
 
     /// The data now and the index of account `id` in it.
-    fn account_or_404(&self, req: &Req, id: &str) -> Result<(std::sync::Arc<BankData>, usize), Reply> {
+    fn account_or_404(
+        &self,
+        req: &Req,
+        id: &str,
+    ) -> Result<(std::sync::Arc<BankData>, usize), Reply> {
         let data = self.data();
         data.accounts
             .iter()

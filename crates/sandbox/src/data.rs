@@ -281,7 +281,10 @@ impl BankData {
         let mut rng = Rng::new(self.seed ^ self.advances.wrapping_mul(0x9e37_79b9));
         let today = self.today + Duration::days(i64::from(days));
         self.today = today;
-        let mut done = Advanced { added: 0, booked: 0 };
+        let mut done = Advanced {
+            added: 0,
+            booked: 0,
+        };
         for account in &mut self.accounts {
             let mut delta_booked = Decimal::ZERO;
             let mut delta_pending = Decimal::ZERO;
@@ -294,7 +297,11 @@ impl BankData {
                 }
                 t.booked = true;
                 t.booking_date = day + Duration::days(2);
-                t.booking_ns = t.booking_date.midnight().assume_offset(paris).unix_timestamp_nanos();
+                t.booking_ns = t
+                    .booking_date
+                    .midnight()
+                    .assume_offset(paris)
+                    .unix_timestamp_nanos();
                 t.label = format!("{} {:02}/{:02}", t.label, day.day(), u8::from(day.month()));
                 t.entry_reference = format!("{}-{:06}", account.base_id, account.next_entry);
                 account.next_entry += 1;
@@ -311,12 +318,24 @@ impl BankData {
             let mut added = Vec::with_capacity(per_account);
             for (days_ago, secs) in offsets.iter().rev() {
                 let credit = rng.below(4) == 0;
-                let label = if credit { *rng.pick(CREDITS) } else { *rng.pick(DEBITS) };
-                let cents = if credit { 5_000 + rng.below(250_000) } else { 150 + rng.below(25_000) };
+                let label = if credit {
+                    *rng.pick(CREDITS)
+                } else {
+                    *rng.pick(DEBITS)
+                };
+                let cents = if credit {
+                    5_000 + rng.below(250_000)
+                } else {
+                    150 + rng.below(25_000)
+                };
                 let day = today - Duration::days(*days_ago as i64);
                 let at = day.with_time(
-                    Time::from_hms((secs / 3600) as u8, ((secs / 60) % 60) as u8, (secs % 60) as u8)
-                        .unwrap_or(Time::MIDNIGHT),
+                    Time::from_hms(
+                        (secs / 3600) as u8,
+                        ((secs / 60) % 60) as u8,
+                        (secs % 60) as u8,
+                    )
+                    .unwrap_or(Time::MIDNIGHT),
                 );
                 let booked = *days_ago >= 2;
                 let booking_date = day + Duration::days(1);
@@ -330,7 +349,10 @@ impl BankData {
                     transaction_date,
                     booking_date,
                     transaction_ns: transaction_date.unix_timestamp_nanos(),
-                    booking_ns: booking_date.midnight().assume_offset(paris).unix_timestamp_nanos(),
+                    booking_ns: booking_date
+                        .midnight()
+                        .assume_offset(paris)
+                        .unix_timestamp_nanos(),
                     json: None,
                 };
                 account.next_entry += 1;
@@ -394,30 +416,53 @@ mod tests {
             .collect();
         let done = data.advance(5, 7);
         assert_eq!(done.added, 14);
-        assert_eq!(done.booked, data.accounts.iter().map(|_| 0).sum::<usize>() + done.booked);
+        assert_eq!(
+            done.booked,
+            data.accounts.iter().map(|_| 0).sum::<usize>() + done.booked
+        );
         assert_eq!(data.today, today + Duration::days(5));
         for account in &data.accounts {
             assert_eq!(account.transactions.len(), 47);
-            let booked: Decimal = account.transactions.iter().filter(|t| !t.booked)
-                .map(|t| if t.credit { t.amount } else { -t.amount }).sum();
+            let booked: Decimal = account
+                .transactions
+                .iter()
+                .filter(|t| !t.booked)
+                .map(|t| if t.credit { t.amount } else { -t.amount })
+                .sum();
             assert_eq!(account.expected - account.booked, booked);
             // Entry references stay unique.
-            let refs: std::collections::HashSet<&str> =
-                account.transactions.iter().map(|t| t.entry_reference.as_str()).collect();
+            let refs: std::collections::HashSet<&str> = account
+                .transactions
+                .iter()
+                .map(|t| t.entry_reference.as_str())
+                .collect();
             assert_eq!(refs.len(), account.transactions.len());
         }
         // Every transaction pending before is booked now, with a new reference and the same
         // amount.
         for (reference, _) in &pending {
-            assert!(!data.accounts[0].transactions.iter().any(|t| &t.entry_reference == reference));
+            assert!(
+                !data.accounts[0]
+                    .transactions
+                    .iter()
+                    .any(|t| &t.entry_reference == reference)
+            );
         }
         let total_before: Decimal = pending.iter().map(|(_, a)| *a).sum();
-        let labels = data.accounts[0].transactions.iter().filter(|t| t.label.contains('/')).count();
+        let labels = data.accounts[0]
+            .transactions
+            .iter()
+            .filter(|t| t.label.contains('/'))
+            .count();
         assert_eq!(labels, pending.len(), "{total_before}");
         let renamed = data.reconsent();
         assert_eq!(renamed[0].2, "ACC0001-R1");
         assert_eq!(data.accounts[0].id, "ACC0001-R1");
-        assert!(data.accounts[0].transactions[0].entry_reference.starts_with("ACC0001-"));
+        assert!(
+            data.accounts[0].transactions[0]
+                .entry_reference
+                .starts_with("ACC0001-")
+        );
     }
 
     #[test]

@@ -298,23 +298,36 @@ impl State {
         } else {
             match serde_json::from_slice(&req.body) {
                 Ok(v) => v,
-                Err(e) => return self.error(400, &req.path, &format!("the body is not JSON: {e}"), None),
+                Err(e) => {
+                    return self.error(400, &req.path, &format!("the body is not JSON: {e}"), None);
+                }
             }
         };
         let field = |name: &str, default: u64, max: u64| -> Result<u64, Reply> {
             match body.get(name) {
                 None => Ok(default),
                 Some(v) => v.as_u64().filter(|n| *n <= max).ok_or_else(|| {
-                    self.error(400, &req.path, &format!("`{name}` must be a whole number from 0 to {max}"), None)
+                    self.error(
+                        400,
+                        &req.path,
+                        &format!("`{name}` must be a whole number from 0 to {max}"),
+                        None,
+                    )
                 }),
             }
         };
-        let (days, per_account) = match (field("days", 1, 3650), field("transactions_per_account", 0, 100_000)) {
+        let (days, per_account) = match (
+            field("days", 1, 3650),
+            field("transactions_per_account", 0, 100_000),
+        ) {
             (Ok(d), Ok(k)) => (d, k),
             (Err(r), _) | (_, Err(r)) => return r,
         };
         let done = self.advance(days as u32, per_account as usize);
-        Reply::plain_json(200, &serde_json::json!({"added": done.added, "booked": done.booked, "today": self.data().today.to_string()}))
+        Reply::plain_json(
+            200,
+            &serde_json::json!({"added": done.added, "booked": done.booked, "today": self.data().today.to_string()}),
+        )
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -46,8 +46,10 @@ const ACCOUNT_STATE: &str = "SELECT \
      (SELECT MAX(booking_date) FROM transactions t WHERE t.account_id = a.id AND t.status = 'BOOK') AS newest, \
      (SELECT MIN(pending_date) FROM transactions t WHERE t.account_id = a.id AND t.status = 'PDNG') AS oldest \
      FROM accounts a WHERE a.profile = $1 AND a.account_key = $2";
-const BEGIN_RUN: &str = "INSERT INTO sync_runs (id, profile, source, started_at) VALUES ($1, $2, $3, $4)";
-const FINISH_RUN: &str = "UPDATE sync_runs SET finished_at = $2, calls = $3, outcome = $4, error = $5 WHERE id = $1";
+const BEGIN_RUN: &str =
+    "INSERT INTO sync_runs (id, profile, source, started_at) VALUES ($1, $2, $3, $4)";
+const FINISH_RUN: &str =
+    "UPDATE sync_runs SET finished_at = $2, calls = $3, outcome = $4, error = $5 WHERE id = $1";
 const HISTORY: &str = "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.booking_date, t.value_date, \
      t.transaction_date, t.amount, t.currency, t.credit_debit, t.label, t.counterparty, t.entry_reference, \
      t.first_seen, t.last_seen, t.raw_json \
@@ -346,16 +348,34 @@ fn decimal_ok(d: Decimal) -> Result<Decimal, String> {
     Ok(d)
 }
 
-async fn begin_sqlite(pool: &sqlx::SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+async fn begin_sqlite(
+    pool: &sqlx::SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
     // IMMEDIATE takes the write lock at once (waiting up to the busy timeout): a deferred
     // transaction that reads first and writes later can fail at once when another process
     // wrote in between, whatever the timeout.
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
-async fn begin_postgres(pool: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+async fn begin_postgres(
+    pool: &sqlx::PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     pool.begin().await
 }
 
-backend!(sqlite, sqlx::Sqlite, String, decimal_text, decimal_from_text, begin_sqlite);
-backend!(postgres, sqlx::Postgres, Decimal, decimal_id, decimal_ok, begin_postgres);
+backend!(
+    sqlite,
+    sqlx::Sqlite,
+    String,
+    decimal_text,
+    decimal_from_text,
+    begin_sqlite
+);
+backend!(
+    postgres,
+    sqlx::Postgres,
+    Decimal,
+    decimal_id,
+    decimal_ok,
+    begin_postgres
+);

@@ -168,16 +168,35 @@ mod tests {
         let id = fp("x", "1", 0);
         assert_eq!(id.len(), 35);
         assert!(id.starts_with("s1-"));
-        assert!(id[3..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
-        let by_ref = stable_id(Namespace::Stet1, "iban:FR76", &IdRecipe::EntryReference("A"));
-        assert_ne!(by_ref, stable_id(Namespace::Stet1, "iban:FR77", &IdRecipe::EntryReference("A")));
+        assert!(
+            id[3..]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
+        let by_ref = stable_id(
+            Namespace::Stet1,
+            "iban:FR76",
+            &IdRecipe::EntryReference("A"),
+        );
+        assert_ne!(
+            by_ref,
+            stable_id(
+                Namespace::Stet1,
+                "iban:FR77",
+                &IdRecipe::EntryReference("A")
+            )
+        );
     }
 
     #[test]
     fn the_recipe_does_not_drift() {
         // Ids are stored and exported: a change here would duplicate every user's history.
         assert_eq!(
-            stable_id(Namespace::Stet1, "iban:FR7630004000031234567890143", &IdRecipe::EntryReference("ACC0001-000042")),
+            stable_id(
+                Namespace::Stet1,
+                "iban:FR7630004000031234567890143",
+                &IdRecipe::EntryReference("ACC0001-000042")
+            ),
             GOLDEN_REF
         );
     }

@@ -162,7 +162,13 @@ pub fn known_schema_version() -> i64 {
         .map(|m| m.version)
         .max()
         .unwrap_or(0)
-        .max(POSTGRES_MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0))
+        .max(
+            POSTGRES_MIGRATIONS
+                .iter()
+                .map(|m| m.version)
+                .max()
+                .unwrap_or(0),
+        )
 }
 
 /// A database error as the [`StoreError`] that says what to do.
@@ -173,19 +179,30 @@ pub(crate) fn classify(location: &str, what: &str, e: sqlx::Error) -> StoreError
         // SQLite's primary result code is the low byte of the extended one.
         let primary = code.parse::<i32>().map(|c| c & 0xff).ok();
         match primary {
-            Some(5 | 6) => return StoreError::Locked { location, seconds: 0 },
+            Some(5 | 6) => {
+                return StoreError::Locked {
+                    location,
+                    seconds: 0,
+                };
+            }
             Some(8) => return StoreError::ReadOnly { location },
             Some(14) => {
                 return StoreError::Unreachable {
                     location,
-                    message: format!("{}: check that the folder exists and is writable", db.message()),
+                    message: format!(
+                        "{}: check that the folder exists and is writable",
+                        db.message()
+                    ),
                 };
             }
             _ => {}
         }
         // PostgreSQL: a lock not obtained within lock_timeout.
         if code == "55P03" {
-            return StoreError::Locked { location, seconds: 0 };
+            return StoreError::Locked {
+                location,
+                seconds: 0,
+            };
         }
         // PostgreSQL: read-only transaction, or insufficient privilege.
         if code == "25006" || code == "42501" {
@@ -197,7 +214,10 @@ pub(crate) fn classify(location: &str, what: &str, e: sqlx::Error) -> StoreError
             location,
             message: format!("{io}: check that the database server runs and the URL is right"),
         },
-        sqlx::Error::PoolTimedOut => StoreError::Locked { location, seconds: 0 },
+        sqlx::Error::PoolTimedOut => StoreError::Locked {
+            location,
+            seconds: 0,
+        },
         sqlx::Error::Tls(t) => StoreError::Unreachable {
             location,
             message: format!("TLS: {t}"),
@@ -357,7 +377,9 @@ impl Store {
             Pool::Postgres(p) => (&POSTGRES_MIGRATIONS, POSTGRES_MIGRATIONS.run(p).await),
         };
         result.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => self.fix(classify(&self.location, "migrating", e)),
+            sqlx::migrate::MigrateError::Execute(e) => {
+                self.fix(classify(&self.location, "migrating", e))
+            }
             sqlx::migrate::MigrateError::ExecuteMigration(e, _) => {
                 self.fix(classify(&self.location, "migrating", e))
             }
@@ -378,8 +400,12 @@ impl Store {
         let id = uuid::Uuid::new_v4().to_string();
         let now = OffsetDateTime::now_utc();
         match &self.pool {
-            Pool::Sqlite(p) => backend::sqlite::begin_run(p, &self.location, &id, profile, source, now).await,
-            Pool::Postgres(p) => backend::postgres::begin_run(p, &self.location, &id, profile, source, now).await,
+            Pool::Sqlite(p) => {
+                backend::sqlite::begin_run(p, &self.location, &id, profile, source, now).await
+            }
+            Pool::Postgres(p) => {
+                backend::postgres::begin_run(p, &self.location, &id, profile, source, now).await
+            }
         }
         .map_err(|e| self.fix(e))?;
         Ok(RunId(id))
@@ -389,24 +415,40 @@ impl Store {
     pub async fn finish_run(&self, run: &RunId, outcome: &RunOutcome) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
         match &self.pool {
-            Pool::Sqlite(p) => backend::sqlite::finish_run(p, &self.location, &run.0, outcome, now).await,
-            Pool::Postgres(p) => backend::postgres::finish_run(p, &self.location, &run.0, outcome, now).await,
+            Pool::Sqlite(p) => {
+                backend::sqlite::finish_run(p, &self.location, &run.0, outcome, now).await
+            }
+            Pool::Postgres(p) => {
+                backend::postgres::finish_run(p, &self.location, &run.0, outcome, now).await
+            }
         }
         .map_err(|e| self.fix(e))
     }
 
     /// Where the next sync of an account should start: see [`AccountState`].
-    pub async fn account_state(&self, profile: &str, account_key: &str) -> Result<AccountState, StoreError> {
+    pub async fn account_state(
+        &self,
+        profile: &str,
+        account_key: &str,
+    ) -> Result<AccountState, StoreError> {
         match &self.pool {
-            Pool::Sqlite(p) => backend::sqlite::account_state(p, &self.location, profile, account_key).await,
-            Pool::Postgres(p) => backend::postgres::account_state(p, &self.location, profile, account_key).await,
+            Pool::Sqlite(p) => {
+                backend::sqlite::account_state(p, &self.location, profile, account_key).await
+            }
+            Pool::Postgres(p) => {
+                backend::postgres::account_state(p, &self.location, profile, account_key).await
+            }
         }
         .map_err(|e| self.fix(e))
     }
 
     /// Writes what a sync learned about one account, in one database transaction: see the
     /// crate manual. On error nothing of the batch is written.
-    pub async fn apply(&self, run: &RunId, batch: &AccountBatch) -> Result<ApplyReport, StoreError> {
+    pub async fn apply(
+        &self,
+        run: &RunId,
+        batch: &AccountBatch,
+    ) -> Result<ApplyReport, StoreError> {
         let now = OffsetDateTime::now_utc();
         let result = match &self.pool {
             Pool::Sqlite(p) => backend::sqlite::apply(p, &run.0, batch, now).await,
@@ -415,7 +457,11 @@ impl Store {
         result.map_err(|e| {
             let what = format!(
                 "writing account {}",
-                batch.account.iban.as_deref().unwrap_or(&batch.account.resource_id)
+                batch
+                    .account
+                    .iban
+                    .as_deref()
+                    .unwrap_or(&batch.account.resource_id)
             );
             self.fix(classify(&self.location, &what, e))
         })
@@ -423,7 +469,10 @@ impl Store {
 
     /// The stored transactions that `filter` selects, as `stet_transactions` rows, one at a
     /// time (ordered by profile, IBAN, date).
-    pub fn transactions<'a>(&'a self, filter: &HistoryFilter) -> BoxStream<'a, Result<TransactionRow, StoreError>> {
+    pub fn transactions<'a>(
+        &'a self,
+        filter: &HistoryFilter,
+    ) -> BoxStream<'a, Result<TransactionRow, StoreError>> {
         match &self.pool {
             Pool::Sqlite(p) => backend::sqlite::transactions(p, &self.location, filter),
             Pool::Postgres(p) => backend::postgres::transactions(p, &self.location, filter),
@@ -442,8 +491,15 @@ impl Store {
                 backend::postgres::account_list(p, &self.location).await,
             ),
         };
-        let [profiles, accounts_n, booked, pending, expired, balance_snapshots, sync_runs] =
-            counts.map_err(|e| self.fix(e))?;
+        let [
+            profiles,
+            accounts_n,
+            booked,
+            pending,
+            expired,
+            balance_snapshots,
+            sync_runs,
+        ] = counts.map_err(|e| self.fix(e))?;
         Ok(StoreInfo {
             location: self.location.clone(),
             backend: self.backend(),

@@ -116,8 +116,13 @@ mod tests {
         let pg = Location::parse("postgres://u:hunter2@db/stet?password=x").unwrap();
         assert!(!pg.display().contains("hunter2"), "{}", pg.display());
         assert!(!pg.display().contains("=x"), "{}", pg.display());
-        let err = Location::parse("mysql://u:hunter2@db/x").unwrap_err().to_string();
-        assert!(err.contains("sqlite:PATH") && !err.contains("hunter2"), "{err}");
+        let err = Location::parse("mysql://u:hunter2@db/x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sqlite:PATH") && !err.contains("hunter2"),
+            "{err}"
+        );
         assert!(Location::parse("sqlite:").is_err());
         assert!(Location::parse("sqlite::memory:").is_err());
     }

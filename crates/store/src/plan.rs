@@ -198,7 +198,9 @@ pub(crate) fn plan<'a>(
                         })
                 })
                 .max_by_key(|(_, p)| {
-                    let days = p.pending_date.map_or(i64::MAX, |d| (booked - d).whole_days());
+                    let days = p
+                        .pending_date
+                        .map_or(i64::MAX, |d| (booked - d).whole_days());
                     (
                         !counterparty.is_empty() && p.counterparty == counterparty,
                         likeness(&p.label, &label),

@@ -21,7 +21,9 @@ async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().unwrap();
     let location = Location::Sqlite(dir.path().join("sub").join("stet.db"));
     TestStore {
-        store: Store::open(&location, &OpenOptions::default()).await.unwrap(),
+        store: Store::open(&location, &OpenOptions::default())
+            .await
+            .unwrap(),
         location,
         _dir: Some(dir),
     }
@@ -30,7 +32,9 @@ async fn sqlite() -> TestStore {
 async fn postgres() -> TestStore {
     let location = Location::parse(&stet_testkit::fresh_postgres_database("store")).unwrap();
     TestStore {
-        store: Store::open(&location, &OpenOptions::default()).await.unwrap(),
+        store: Store::open(&location, &OpenOptions::default())
+            .await
+            .unwrap(),
         location,
         _dir: None,
     }
@@ -58,7 +62,13 @@ both!(
 
 const IBAN: &str = "FR7630004000031234567890143";
 
-fn tx(status: Status, date: time::Date, amount: &str, label: &str, reference: &str) -> ObservedTransaction {
+fn tx(
+    status: Status,
+    date: time::Date,
+    amount: &str,
+    label: &str,
+    reference: &str,
+) -> ObservedTransaction {
     let debit = amount.starts_with('-');
     let amount = amount.trim_start_matches('-');
     let raw = format!(
@@ -72,7 +82,11 @@ fn tx(status: Status, date: time::Date, amount: &str, label: &str, reference: &s
         transaction_date: Some(date),
         amount: amount.parse().unwrap(),
         currency: "EUR".into(),
-        credit_debit: if debit { CreditDebit::Debit } else { CreditDebit::Credit },
+        credit_debit: if debit {
+            CreditDebit::Debit
+        } else {
+            CreditDebit::Credit
+        },
         label: Some(label.into()),
         counterparty: None,
         entry_reference: Some(reference.into()),
@@ -80,7 +94,11 @@ fn tx(status: Status, date: time::Date, amount: &str, label: &str, reference: &s
     }
 }
 
-fn batch(resource_id: &str, stable_refs: bool, transactions: Vec<ObservedTransaction>) -> AccountBatch {
+fn batch(
+    resource_id: &str,
+    stable_refs: bool,
+    transactions: Vec<ObservedTransaction>,
+) -> AccountBatch {
     AccountBatch {
         profile: "bank".into(),
         bank: "sandbox".into(),
@@ -109,7 +127,11 @@ fn batch(resource_id: &str, stable_refs: bool, transactions: Vec<ObservedTransac
 }
 
 async fn rows(store: &Store) -> Vec<TransactionRow> {
-    store.transactions(&HistoryFilter::default()).try_collect().await.unwrap()
+    store
+        .transactions(&HistoryFilter::default())
+        .try_collect()
+        .await
+        .unwrap()
 }
 
 /// Stable id → (status, label, amount): what the store holds, without times.
@@ -123,9 +145,27 @@ async fn content(store: &Store) -> BTreeMap<String, (String, Option<String>, Str
 
 fn three() -> Vec<ObservedTransaction> {
     vec![
-        tx(Status::Booked, date!(2026 - 01 - 05), "-42.10", "CB MONOPRIX", "R1"),
-        tx(Status::Booked, date!(2026 - 01 - 06), "2500.00", "VIR SALAIRE", "R2"),
-        tx(Status::Pending, date!(2026 - 01 - 09), "-3.50", "CB CAFE", "R3"),
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 05),
+            "-42.10",
+            "CB MONOPRIX",
+            "R1",
+        ),
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 06),
+            "2500.00",
+            "VIR SALAIRE",
+            "R2",
+        ),
+        tx(
+            Status::Pending,
+            date!(2026 - 01 - 09),
+            "-3.50",
+            "CB CAFE",
+            "R3",
+        ),
     ]
 }
 
@@ -138,24 +178,56 @@ async fn a_batch_applied_twice_is_stored_once(t: TestStore) {
     assert_eq!((second.new, second.updated, second.unchanged), (0, 0, 3));
     let rows = rows(s).await;
     assert_eq!(rows.len(), 3);
-    let salary = rows.iter().find(|r| r.label.as_deref() == Some("VIR SALAIRE")).unwrap();
+    let salary = rows
+        .iter()
+        .find(|r| r.label.as_deref() == Some("VIR SALAIRE"))
+        .unwrap();
     // Exact decimals, signed, and the bank's JSON as received.
     assert_eq!(salary.amount.to_string(), "2500.00");
-    let groceries = rows.iter().find(|r| r.entry_reference.as_deref() == Some("R1")).unwrap();
+    let groceries = rows
+        .iter()
+        .find(|r| r.entry_reference.as_deref() == Some("R1"))
+        .unwrap();
     assert_eq!(groceries.amount.to_string(), "-42.10");
     assert_eq!(groceries.credit_debit, "DBIT");
     assert_eq!(groceries.raw_json, three()[0].raw_json);
     assert_eq!(groceries.iban.as_deref(), Some(IBAN));
-    assert!(rows.iter().all(|r| r.stable_id.len() == 35 && r.stable_id.starts_with("s1-")));
-    s.finish_run(&run, &RunOutcome { outcome: "ok", calls: 4, error: None }).await.unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r.stable_id.len() == 35 && r.stable_id.starts_with("s1-"))
+    );
+    s.finish_run(
+        &run,
+        &RunOutcome {
+            outcome: "ok",
+            calls: 4,
+            error: None,
+        },
+    )
+    .await
+    .unwrap();
     let info = s.info().await.unwrap();
-    assert_eq!((info.accounts, info.booked, info.pending, info.balance_snapshots, info.sync_runs), (1, 2, 1, 2, 1));
+    assert_eq!(
+        (
+            info.accounts,
+            info.booked,
+            info.pending,
+            info.balance_snapshots,
+            info.sync_runs
+        ),
+        (1, 2, 1, 2, 1)
+    );
     assert_eq!(info.schema_version, known_schema_version());
     assert!(info.account_list[0].last_sync.is_some());
     // Filters.
     let pending: Vec<TransactionRow> = s
-        .transactions(&HistoryFilter { statuses: vec![Status::Pending], ..HistoryFilter::default() })
-        .try_collect().await.unwrap();
+        .transactions(&HistoryFilter {
+            statuses: vec![Status::Pending],
+            ..HistoryFilter::default()
+        })
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 1);
     let january_6: Vec<TransactionRow> = s
         .transactions(&HistoryFilter {
@@ -164,7 +236,9 @@ async fn a_batch_applied_twice_is_stored_once(t: TestStore) {
             to: Some(date!(2026 - 01 - 07)),
             ..HistoryFilter::default()
         })
-        .try_collect().await.unwrap();
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(january_6.len(), 1);
     assert_eq!(january_6[0].label.as_deref(), Some("VIR SALAIRE"));
 }
@@ -172,13 +246,36 @@ async fn a_batch_applied_twice_is_stored_once(t: TestStore) {
 async fn look_alikes_stay_two_and_ids_are_stable(t: TestStore) {
     let s = &t.store;
     let run = s.begin_run("bank", "test").await.unwrap();
-    let coffee = || tx(Status::Booked, date!(2026 - 01 - 05), "-2.40", "CB CAFE", "");
+    let coffee = || {
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 05),
+            "-2.40",
+            "CB CAFE",
+            "",
+        )
+    };
     let mut listing = vec![coffee(), coffee()];
-    let r = s.apply(&run, &batch("ACC1", false, listing.clone())).await.unwrap();
-    assert_eq!(r.new, 2, "two identical coffees the same day are two transactions");
+    let r = s
+        .apply(&run, &batch("ACC1", false, listing.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.new, 2,
+        "two identical coffees the same day are two transactions"
+    );
     let ids: Vec<String> = content(s).await.into_keys().collect();
     // Listed again, with a new transaction beside them: the same two ids, one more row.
-    listing.insert(0, tx(Status::Booked, date!(2026 - 01 - 06), "-9.99", "CB LIVRE", ""));
+    listing.insert(
+        0,
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 06),
+            "-9.99",
+            "CB LIVRE",
+            "",
+        ),
+    );
     let r = s.apply(&run, &batch("ACC1", false, listing)).await.unwrap();
     assert_eq!((r.new, r.unchanged), (1, 2));
     let after = content(s).await;
@@ -191,30 +288,67 @@ async fn a_booked_transaction_claims_its_pending_one(t: TestStore) {
     let run = s.begin_run("bank", "test").await.unwrap();
     for stable_refs in [true, false] {
         let resource = if stable_refs { "ACC1" } else { "ACC2" };
-        let mut b = batch(resource, stable_refs, vec![tx(Status::Pending, date!(2026 - 01 - 09), "-3.50", "CB CAFE", "P1")]);
-        b.account.iban = Some(if stable_refs { IBAN.into() } else { "FR1420041010050500013M02606".into() });
+        let mut b = batch(
+            resource,
+            stable_refs,
+            vec![tx(
+                Status::Pending,
+                date!(2026 - 01 - 09),
+                "-3.50",
+                "CB CAFE",
+                "P1",
+            )],
+        );
+        b.account.iban = Some(if stable_refs {
+            IBAN.into()
+        } else {
+            "FR1420041010050500013M02606".into()
+        });
         s.apply(&run, &b).await.unwrap();
-        let pending_id = rows(s).await.into_iter().find(|r| r.status == "PDNG").unwrap().stable_id;
+        let pending_id = rows(s)
+            .await
+            .into_iter()
+            .find(|r| r.status == "PDNG")
+            .unwrap()
+            .stable_id;
 
         // Booked two days later under another reference and label, same amount; an unrelated
         // booked transaction of another amount beside it.
         b.transactions = vec![
-            tx(Status::Booked, date!(2026 - 01 - 11), "-3.50", "CB CAFE 09/01", "B7"),
-            tx(Status::Booked, date!(2026 - 01 - 11), "-12.00", "CB KIOSQUE", "B8"),
+            tx(
+                Status::Booked,
+                date!(2026 - 01 - 11),
+                "-3.50",
+                "CB CAFE 09/01",
+                "B7",
+            ),
+            tx(
+                Status::Booked,
+                date!(2026 - 01 - 11),
+                "-12.00",
+                "CB KIOSQUE",
+                "B8",
+            ),
         ];
         let r = s.apply(&run, &b).await.unwrap();
         assert_eq!((r.booked_from_pending, r.new), (1, 1), "{r:?}");
         let all = rows(s).await;
         let mine: Vec<&TransactionRow> = all.iter().filter(|r| r.iban == b.account.iban).collect();
         assert_eq!(mine.len(), 2, "the pair is one row");
-        let claimed = mine.iter().find(|r| r.stable_id == pending_id).expect("the pending row keeps its id");
+        let claimed = mine
+            .iter()
+            .find(|r| r.stable_id == pending_id)
+            .expect("the pending row keeps its id");
         assert_eq!(claimed.status, "BOOK");
         assert_eq!(claimed.label.as_deref(), Some("CB CAFE 09/01"));
         assert_eq!(claimed.entry_reference.as_deref(), Some("B7"));
         assert_eq!(claimed.booking_date, Some(date!(2026 - 01 - 11)));
         // Listed again: the claim leads to the same row; nothing new.
         let r = s.apply(&run, &b).await.unwrap();
-        assert_eq!((r.new, r.updated, r.booked_from_pending, r.unchanged), (0, 0, 0, 2));
+        assert_eq!(
+            (r.new, r.updated, r.booked_from_pending, r.unchanged),
+            (0, 0, 0, 2)
+        );
     }
 }
 
@@ -223,13 +357,26 @@ async fn a_pending_transaction_not_listed_again_expires(t: TestStore) {
     let run = s.begin_run("bank", "test").await.unwrap();
     let old = time::OffsetDateTime::now_utc().date() - time::Duration::days(20);
     let recent = time::OffsetDateTime::now_utc().date() - time::Duration::days(1);
-    s.apply(&run, &batch("ACC1", true, vec![
-        tx(Status::Pending, old, "-7.00", "CB OLD", "P1"),
-        tx(Status::Pending, recent, "-8.00", "CB NEW", "P2"),
-    ])).await.unwrap();
+    s.apply(
+        &run,
+        &batch(
+            "ACC1",
+            true,
+            vec![
+                tx(Status::Pending, old, "-7.00", "CB OLD", "P1"),
+                tx(Status::Pending, recent, "-8.00", "CB NEW", "P2"),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
     let r = s.apply(&run, &batch("ACC1", true, vec![])).await.unwrap();
     assert_eq!(r.expired, 1, "only the one older than the claim window");
-    let by_label: BTreeMap<Option<String>, String> = rows(s).await.into_iter().map(|r| (r.label, r.status)).collect();
+    let by_label: BTreeMap<Option<String>, String> = rows(s)
+        .await
+        .into_iter()
+        .map(|r| (r.label, r.status))
+        .collect();
     assert_eq!(by_label[&Some("CB OLD".to_owned())], "EXPD");
     assert_eq!(by_label[&Some("CB NEW".to_owned())], "PDNG");
 }
@@ -239,7 +386,10 @@ async fn a_reconsent_adds_no_account_and_no_transaction(t: TestStore) {
     let run = s.begin_run("bank", "test").await.unwrap();
     s.apply(&run, &batch("ACC1", true, three())).await.unwrap();
     let before = content(s).await;
-    let r = s.apply(&run, &batch("ACC1-R1", true, three())).await.unwrap();
+    let r = s
+        .apply(&run, &batch("ACC1-R1", true, three()))
+        .await
+        .unwrap();
     assert_eq!((r.new, r.updated), (0, 0));
     assert_eq!(content(s).await, before);
     let info = s.info().await.unwrap();
@@ -247,26 +397,48 @@ async fn a_reconsent_adds_no_account_and_no_transaction(t: TestStore) {
     assert_eq!(info.account_list[0].resource_id.as_deref(), Some("ACC1-R1"));
     // Found by its new resource id and by its IBAN.
     for account in ["ACC1-R1", IBAN] {
-        let n = s.transactions(&HistoryFilter { account: Some(account.into()), ..HistoryFilter::default() })
-            .try_collect::<Vec<_>>().await.unwrap().len();
+        let n = s
+            .transactions(&HistoryFilter {
+                account: Some(account.into()),
+                ..HistoryFilter::default()
+            })
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .len();
         assert_eq!(n, 3, "{account}");
     }
 }
 
 async fn syncs_at_the_same_time_store_one_copy(t: TestStore) {
-    let other = Store::open(&t.location, &OpenOptions::default()).await.unwrap();
+    let other = Store::open(&t.location, &OpenOptions::default())
+        .await
+        .unwrap();
     let run = t.store.begin_run("bank", "test").await.unwrap();
     let mut listing = three();
     for n in 0..300 {
-        listing.push(tx(Status::Booked, date!(2026 - 01 - 02), "-1.00", "CB PARKING", &format!("X{n}")));
+        listing.push(tx(
+            Status::Booked,
+            date!(2026 - 01 - 02),
+            "-1.00",
+            "CB PARKING",
+            &format!("X{n}"),
+        ));
     }
-    let (a, b) = (batch("ACC1", true, listing.clone()), batch("ACC1", true, listing));
+    let (a, b) = (
+        batch("ACC1", true, listing.clone()),
+        batch("ACC1", true, listing),
+    );
     let (one, two) = (t.store.clone(), other.clone());
     let (run1, run2) = (run.clone(), run.clone());
     let h1 = tokio::spawn(async move { one.apply(&run1, &a).await.unwrap() });
     let h2 = tokio::spawn(async move { two.apply(&run2, &b).await.unwrap() });
     let (r1, r2) = (h1.await.unwrap(), h2.await.unwrap());
-    assert_eq!(r1.new + r2.new, 303, "one of them adds, the other finds them: {r1:?} {r2:?}");
+    assert_eq!(
+        r1.new + r2.new,
+        303,
+        "one of them adds, the other finds them: {r1:?} {r2:?}"
+    );
     assert_eq!(rows(&t.store).await.len(), 303);
 }
 
@@ -274,7 +446,9 @@ async fn a_newer_schema_is_refused(t: TestStore) {
     let record = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (9999, 'future', TRUE, X'00', 0)";
     match &t.location {
         Location::Sqlite(path) => {
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display())).await.unwrap();
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
             sqlx::query(record).execute(&pool).await.unwrap();
             pool.close().await;
         }
@@ -285,8 +459,13 @@ async fn a_newer_schema_is_refused(t: TestStore) {
             pool.close().await;
         }
     }
-    let err = Store::open(&t.location, &OpenOptions::default()).await.unwrap_err();
-    assert!(matches!(err, StoreError::NewerSchema { found: 9999, .. }), "{err}");
+    let err = Store::open(&t.location, &OpenOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 9999, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("upgrade stet"), "{err}");
 }
 
@@ -294,16 +473,33 @@ async fn a_lock_held_too_long_says_so_and_writes_nothing(t: TestStore) {
     let s = &t.store;
     let run = s.begin_run("bank", "test").await.unwrap();
     s.apply(&run, &batch("ACC1", true, three())).await.unwrap();
-    let options = OpenOptions { busy_timeout: std::time::Duration::from_millis(300), ..OpenOptions::default() };
+    let options = OpenOptions {
+        busy_timeout: std::time::Duration::from_millis(300),
+        ..OpenOptions::default()
+    };
     let impatient = Store::open(&t.location, &options).await.unwrap();
     let mut more = three();
-    more.push(tx(Status::Booked, date!(2026 - 01 - 08), "-5.00", "CB NEW", "R9"));
+    more.push(tx(
+        Status::Booked,
+        date!(2026 - 01 - 08),
+        "-5.00",
+        "CB NEW",
+        "R9",
+    ));
     let err = match &t.location {
         Location::Sqlite(path) => {
             use sqlx::Connection as _;
-            let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display())).await.unwrap();
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
-            let err = impatient.apply(&run, &batch("ACC1", true, more)).await.unwrap_err();
+            let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut holder)
+                .await
+                .unwrap();
+            let err = impatient
+                .apply(&run, &batch("ACC1", true, more))
+                .await
+                .unwrap_err();
             sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
             err
         }
@@ -311,8 +507,14 @@ async fn a_lock_held_too_long_says_so_and_writes_nothing(t: TestStore) {
             use sqlx::Connection as _;
             let mut holder = sqlx::PgConnection::connect(url).await.unwrap();
             sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-            sqlx::query("SELECT id FROM accounts FOR UPDATE").execute(&mut holder).await.unwrap();
-            let err = impatient.apply(&run, &batch("ACC1", true, more)).await.unwrap_err();
+            sqlx::query("SELECT id FROM accounts FOR UPDATE")
+                .execute(&mut holder)
+                .await
+                .unwrap();
+            let err = impatient
+                .apply(&run, &batch("ACC1", true, more))
+                .await
+                .unwrap_err();
             sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
             err
         }
@@ -327,22 +529,49 @@ async fn the_view_has_the_documented_columns(t: TestStore) {
     let run = s.begin_run("bank", "test").await.unwrap();
     s.apply(&run, &batch("ACC1", true, three())).await.unwrap();
     let expected = [
-        "profile", "iban", "account_name", "stable_id", "status", "booking_date", "value_date",
-        "transaction_date", "amount", "currency", "credit_debit", "label", "counterparty",
-        "entry_reference", "first_seen", "last_seen", "raw_json",
+        "profile",
+        "iban",
+        "account_name",
+        "stable_id",
+        "status",
+        "booking_date",
+        "value_date",
+        "transaction_date",
+        "amount",
+        "currency",
+        "credit_debit",
+        "label",
+        "counterparty",
+        "entry_reference",
+        "first_seen",
+        "last_seen",
+        "raw_json",
     ];
     use sqlx::{Column as _, Row as _};
     let (columns, amount): (Vec<String>, String) = match &t.location {
         Location::Sqlite(path) => {
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display())).await.unwrap();
-            let row = sqlx::query("SELECT * FROM stet_transactions WHERE entry_reference = 'R1'").fetch_one(&pool).await.unwrap();
-            (row.columns().iter().map(|c| c.name().to_owned()).collect(), row.get::<String, _>("amount"))
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
+            let row = sqlx::query("SELECT * FROM stet_transactions WHERE entry_reference = 'R1'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            (
+                row.columns().iter().map(|c| c.name().to_owned()).collect(),
+                row.get::<String, _>("amount"),
+            )
         }
         Location::Postgres(url) => {
             let pool = sqlx::PgPool::connect(url).await.unwrap();
             let row = sqlx::query("SELECT *, amount::text AS amount_text, raw_json->>'entryReference' AS r FROM stet_transactions WHERE entry_reference = 'R1'").fetch_one(&pool).await.unwrap();
-            assert_eq!(row.get::<String, _>("r"), "R1", "raw_json is json in PostgreSQL");
-            let mut names: Vec<String> = row.columns().iter().map(|c| c.name().to_owned()).collect();
+            assert_eq!(
+                row.get::<String, _>("r"),
+                "R1",
+                "raw_json is json in PostgreSQL"
+            );
+            let mut names: Vec<String> =
+                row.columns().iter().map(|c| c.name().to_owned()).collect();
             names.truncate(expected.len());
             (names, row.get::<String, _>("amount_text"))
         }

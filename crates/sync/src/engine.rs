@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use futures_util::stream::StreamExt as _;
-use stet_store::{AccountBatch, ApplyReport, ObservedAccount, RunId, RunOutcome, Store, StoreError};
+use stet_store::{
+    AccountBatch, ApplyReport, ObservedAccount, RunId, RunOutcome, Store, StoreError,
+};
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::{Source, SourceError};
@@ -187,7 +189,11 @@ pub async fn sync(
     let calls = source.calls();
     let outcome = match &result {
         Ok(report) => RunOutcome {
-            outcome: if report.skipped() > 0 { "partial" } else { "ok" },
+            outcome: if report.skipped() > 0 {
+                "partial"
+            } else {
+                "ok"
+            },
             calls,
             error: None,
         },
@@ -299,7 +305,10 @@ async fn run_sync(
         };
         let line = match (fetched.batch, fetched.skipped) {
             (Some(batch), _) => {
-                let report = store.apply(run, &batch).await.inspect_err(|_| tasks.abort_all())?;
+                let report = store
+                    .apply(run, &batch)
+                    .await
+                    .inspect_err(|_| tasks.abort_all())?;
                 written += 1;
                 AccountLine {
                     account: label(&fetched.account),

@@ -10,8 +10,7 @@ use futures_util::stream::{BoxStream, StreamExt as _};
 use stet_client::models::{AccountResource, Raw, Transaction};
 use stet_client::{ClientError, StetClient, TransactionQuery};
 use stet_store::{
-    CreditDebit, IdPolicy, Namespace, ObservedAccount, ObservedBalance, ObservedTransaction,
-    Status,
+    CreditDebit, IdPolicy, Namespace, ObservedAccount, ObservedBalance, ObservedTransaction, Status,
 };
 
 use crate::{Source, SourceError, SyncPolicy};

@@ -143,6 +143,7 @@ pub struct ProfileFile {
     pub allow_insecure_http: Option<bool>,
     pub provider: Option<String>,
     pub domain: Option<String>,
+    pub store: Option<String>,
 }
 
 /// A profile with everything resolved: environment applied, paths absolute, URLs parsed.
@@ -194,6 +195,9 @@ pub struct Profile {
     pub allow_insecure_http: bool,
     /// The configuration file it came from, when any.
     pub source: Option<PathBuf>,
+    /// Where `stet sync` keeps this profile's data (`sqlite:PATH`, `postgres://…`); `None`
+    /// for the default SQLite file.
+    pub store: Option<String>,
 }
 
 /// Where the QWAC comes from.
@@ -580,6 +584,7 @@ impl Resolver<'_> {
             allow_insecure_http,
             api_base,
             source: source.map(Path::to_path_buf),
+            store: self.text("store", &r.store),
         })
     }
 }

@@ -449,7 +449,10 @@ impl BankProfile {
                 Flag(self.sync.entry_reference_stable),
             ),
             ("sync.overlap_days", Number(self.sync.overlap_days)),
-            ("sync.pending_claim_days", Number(self.sync.pending_claim_days)),
+            (
+                "sync.pending_claim_days",
+                Number(self.sync.pending_claim_days),
+            ),
             (
                 "verified_against_live_sandbox",
                 Flag(self.verified_against_live_sandbox),

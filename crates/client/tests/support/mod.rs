@@ -69,6 +69,7 @@ pub fn transport_profile(info: &SandboxInfo) -> Profile {
         allow_expired_certificate: false,
         allow_insecure_http: false,
         source: None,
+        store: None,
     }
 }
 
