@@ -205,7 +205,8 @@ pub fn history(args: HistoryArgs, globals: &Globals) -> Result<u8, Failure> {
         statuses,
     };
     runtime()?.block_on(async {
-        let store = open(&args.store, &location, false).await?;
+        // A store a sync created but was stopped before migrating is brought up to date.
+        let store = open(&args.store, &location, true).await?;
         let mut printer = Printer::new(
             Format::resolve(args.out.output),
             &[
@@ -336,7 +337,7 @@ fn info(args: InfoArgs, globals: &Globals) -> Result<u8, Failure> {
         ));
     }
     runtime()?.block_on(async {
-        let store = open(&args.store, &location, false).await?;
+        let store = open(&args.store, &location, true).await?;
         let info = store.info().await.map_err(failure)?;
         let format = Format::resolve(args.out.output);
         if !globals.quiet && matches!(format, Format::Table) {

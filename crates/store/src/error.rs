@@ -66,7 +66,7 @@ pub enum StoreError {
         message: String,
     },
     /// A query failed.
-    #[error("the store {location}: {what}: {message}; nothing of it was written")]
+    #[error("the store {location}: {what}: {message}")]
     Query {
         /// Where.
         location: String,

@@ -289,6 +289,25 @@ impl Store {
                     "lock_timeout",
                     format!("{}ms", options.busy_timeout.as_millis()),
                 )]);
+                // One connection first: a server that is not there fails now with its reason,
+                // where the pool would retry until its timeout.
+                {
+                    use sqlx::Connection as _;
+                    let probe = tokio::time::timeout(
+                        options.busy_timeout,
+                        sqlx::postgres::PgConnection::connect_with(&connect),
+                    )
+                    .await
+                    .map_err(|_| StoreError::Unreachable {
+                        location: shown.clone(),
+                        message: format!(
+                            "no answer within {} s: check that the database server runs and the URL is right",
+                            options.busy_timeout.as_secs()
+                        ),
+                    })?
+                    .map_err(|e| classify(&shown, "connecting", e))?;
+                    let _ = probe.close().await;
+                }
                 let pool = sqlx::pool::PoolOptions::<sqlx::Postgres>::new()
                     .max_connections(options.max_connections.max(1))
                     .acquire_timeout(options.busy_timeout)
@@ -456,7 +475,7 @@ impl Store {
         };
         result.map_err(|e| {
             let what = format!(
-                "writing account {}",
+                "writing account {} (nothing of it was written)",
                 batch
                     .account
                     .iban
