@@ -60,6 +60,11 @@ pub struct SyncArgs {
     /// Print the figures as JSON
     #[arg(long)]
     json: bool,
+    /// Also run `stet sync` into this store, twice (first sync, then unchanged), after the
+    /// NDJSON sync of the same bank: `sqlite` for a new file in a temporary folder, or a URL
+    /// of an empty store. Repeat to compare stores in one run
+    #[arg(long = "store", value_name = "URL")]
+    stores: Vec<String>,
 }
 
 pub fn run(command: BenchCommand, globals: &Globals) -> Result<u8, Failure> {
@@ -372,6 +377,42 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
             wall / all_cores_floor,
         );
     }
+    for store in &args.stores {
+        let url = match store.as_str() {
+            "sqlite" => format!("sqlite:{}", work.path().join("bench.db").display()),
+            other => other.to_owned(),
+        };
+        let mut shown = Vec::new();
+        for pass in ["first", "unchanged"] {
+            let mut command = Command::new(&exe);
+            command
+                .args(["sync", "--store", &url, "--psu-ip", "127.0.0.1", "-q"])
+                .args(["--from", &from, "--concurrency", &args.concurrency.to_string()])
+                .env("STET_CONFIG", work.path().join("config.toml"))
+                .env("STET_PROFILE", "demo")
+                .env("XDG_DATA_HOME", &data_home)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let (seconds, peak) = measure(command, "stet sync")?;
+            shown.push(serde_json::json!({
+                "pass": pass,
+                "wall_s": round3(seconds),
+                "peak_rss_mib": (peak as f64 / 1024.0 * 10.0).round() / 10.0,
+                "over_ndjson": (seconds / wall * 100.0).round() / 100.0,
+            }));
+            if !args.json {
+                println!(
+                    "`stet sync --store {}` ({pass}): {seconds:.2} s, {:.2}× the NDJSON sync; peak resident memory {:.1} MiB",
+                    stet_store::redact(&url),
+                    seconds / wall,
+                    peak as f64 / 1024.0
+                );
+            }
+        }
+        if args.json {
+            println!("{}", serde_json::json!({"store": stet_store::redact(&url), "ndjson_wall_s": round3(wall), "syncs": shown}));
+        }
+    }
     if !globals.quiet && transactions != (args.accounts * args.transactions) as u64 {
         eprintln!(
             "warning: {} transactions expected, {transactions} received",
@@ -379,6 +420,32 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
         );
     }
     Ok(0)
+}
+
+/// Runs `command` to its end: its wall time and peak resident memory (KiB, polled).
+fn measure(mut command: Command, what: &str) -> Result<(f64, u64), Failure> {
+    let started = Instant::now();
+    let mut child = command.spawn().or_exit(1, format!("cannot start `{what}`"))?;
+    let pid = child.id();
+    let mut peak = 0u64;
+    let status = loop {
+        if let Some(kib) = vm_hwm_kib(pid) {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().or_exit(1, format!("cannot wait for `{what}`"))? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let wall = started.elapsed().as_secs_f64();
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(Failure::new(1, format!("`{what}` failed: {}", err.trim())));
+    }
+    Ok((wall, peak))
 }
 
 /// What /proc says of a process: its CPU time so far and whether it has exited.
