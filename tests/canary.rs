@@ -340,7 +340,12 @@ fn no_secret_in_any_command_at_trace() {
     // The store: a sync traces its SQL and the bank's answers; none holds a secret.
     let store = format!("sqlite:{}", env.home.path().join("canary.db").display());
     trace_present(&env, &mut t, &["sync", "--store", &store]).ok();
-    trace(&env, &mut t, &["history", "--store", &store, "--output", "json"]).ok();
+    trace(
+        &env,
+        &mut t,
+        &["history", "--store", &store, "--output", "json"],
+    )
+    .ok();
     trace(&env, &mut t, &["store", "info", "--store", &store]).ok();
     trace_present(&env, &mut t, &["identity"]).ok();
     trace_present(&env, &mut t, &["beneficiaries", "--output", "json"]).ok();

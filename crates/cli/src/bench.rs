@@ -387,7 +387,12 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
             let mut command = Command::new(&exe);
             command
                 .args(["sync", "--store", &url, "--psu-ip", "127.0.0.1", "-q"])
-                .args(["--from", &from, "--concurrency", &args.concurrency.to_string()])
+                .args([
+                    "--from",
+                    &from,
+                    "--concurrency",
+                    &args.concurrency.to_string(),
+                ])
                 .env("STET_CONFIG", work.path().join("config.toml"))
                 .env("STET_PROFILE", "demo")
                 .env("XDG_DATA_HOME", &data_home)
@@ -410,7 +415,10 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
             }
         }
         if args.json {
-            println!("{}", serde_json::json!({"store": stet_store::redact(&url), "ndjson_wall_s": round3(wall), "syncs": shown}));
+            println!(
+                "{}",
+                serde_json::json!({"store": stet_store::redact(&url), "ndjson_wall_s": round3(wall), "syncs": shown})
+            );
         }
     }
     if !globals.quiet && transactions != (args.accounts * args.transactions) as u64 {
@@ -425,14 +433,19 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
 /// Runs `command` to its end: its wall time and peak resident memory (KiB, polled).
 fn measure(mut command: Command, what: &str) -> Result<(f64, u64), Failure> {
     let started = Instant::now();
-    let mut child = command.spawn().or_exit(1, format!("cannot start `{what}`"))?;
+    let mut child = command
+        .spawn()
+        .or_exit(1, format!("cannot start `{what}`"))?;
     let pid = child.id();
     let mut peak = 0u64;
     let status = loop {
         if let Some(kib) = vm_hwm_kib(pid) {
             peak = peak.max(kib);
         }
-        if let Some(status) = child.try_wait().or_exit(1, format!("cannot wait for `{what}`"))? {
+        if let Some(status) = child
+            .try_wait()
+            .or_exit(1, format!("cannot wait for `{what}`"))?
+        {
             break status;
         }
         std::thread::sleep(Duration::from_millis(5));
