@@ -52,6 +52,7 @@ pub fn run(args: RequestArgs, globals: &Globals) -> Result<u8, Failure> {
         body,
         auth,
         psu: psu_ip.map(PsuContext::present),
+        headers: Vec::new(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -47,6 +47,10 @@ pub struct StetRequest {
     pub auth: Auth,
     /// The PSU's context (`PSU-*` headers).
     pub psu: Option<PsuContext>,
+    /// Further headers a bank wants on this call (name, value), sent after the others and
+    /// signed when the bank's list names them (e.g. Crédit Agricole's
+    /// `PSU-Account-Consent-Responsability` on a funds confirmation).
+    pub headers: Vec<(String, String)>,
 }
 
 impl StetRequest {
@@ -58,6 +62,7 @@ impl StetRequest {
             body: None,
             auth,
             psu: None,
+            headers: Vec::new(),
         }
     }
 
@@ -69,6 +74,7 @@ impl StetRequest {
             body: Some(body),
             auth,
             psu: None,
+            headers: Vec::new(),
         }
     }
 
@@ -76,6 +82,13 @@ impl StetRequest {
     #[must_use]
     pub fn psu(mut self, psu: Option<PsuContext>) -> Self {
         self.psu = psu;
+        self
+    }
+
+    /// Adds a header the bank wants on this call (builder style).
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 }
@@ -140,6 +153,8 @@ pub struct TransportBuilder<'a> {
     profile: &'a Profile,
     store: Option<Arc<dyn TokenStore>>,
     signing: Option<SigningProfile>,
+    signing_without_body: Option<SigningProfile>,
+    content_type_without_body: bool,
     retry: RetryPolicy,
     access_token: Option<Secret>,
     accept: String,
@@ -162,6 +177,23 @@ impl<'a> TransportBuilder<'a> {
         self
     }
 
+    /// How requests without a body (GET, DELETE) are signed, when the bank wants another
+    /// header list for them than for requests with one (default: the same profile as
+    /// [`signing_profile`](Self::signing_profile)).
+    #[must_use]
+    pub fn signing_profile_without_body(mut self, signing: SigningProfile) -> Self {
+        self.signing_without_body = Some(signing);
+        self
+    }
+
+    /// Sends `Content-Type: application/json` on requests without a body too, for banks that
+    /// sign `content-type` on every request, GETs included (default: only with a body).
+    #[must_use]
+    pub fn content_type_without_body(mut self, send: bool) -> Self {
+        self.content_type_without_body = send;
+        self
+    }
+
     /// The retry policy (default: [`RetryPolicy::default`]).
     #[must_use]
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
@@ -170,10 +202,10 @@ impl<'a> TransportBuilder<'a> {
     }
 
     /// Use this access token for every request instead of OAuth (`STET_ACCESS_TOKEN`, for
-    /// compliance testing).
+    /// compliance testing). An empty or blank token is no token: OAuth is used.
     #[must_use]
     pub fn access_token(mut self, token: Option<Secret>) -> Self {
-        self.access_token = token;
+        self.access_token = token.filter(|t| !t.expose().trim().is_empty());
         self
     }
 
@@ -264,6 +296,13 @@ impl<'a> TransportBuilder<'a> {
         signing
             .validate()
             .map_err(|e| TransportError::Sign(e.into()))?;
+        let signing_without_body = match self.signing_without_body {
+            Some(s) => {
+                s.validate().map_err(|e| TransportError::Sign(e.into()))?;
+                s
+            }
+            None => signing.clone(),
+        };
 
         let oauth = match (&p.token_url, &p.client_id) {
             (Some(token_url), Some(client_id)) => Some(OAuthClient::new(
@@ -285,6 +324,8 @@ impl<'a> TransportBuilder<'a> {
                 http,
                 api_base: p.api_base.clone(),
                 signing,
+                signing_without_body,
+                content_type_without_body: self.content_type_without_body,
                 signer,
                 oauth,
                 tokens: Tokens {
@@ -335,6 +376,8 @@ struct Inner {
     http: reqwest::Client,
     api_base: Url,
     signing: SigningProfile,
+    signing_without_body: SigningProfile,
+    content_type_without_body: bool,
     signer: Arc<dyn Signer>,
     oauth: Option<OAuthClient>,
     tokens: Tokens,
@@ -361,6 +404,8 @@ impl Transport {
             profile,
             store: None,
             signing: None,
+            signing_without_body: None,
+            content_type_without_body: false,
             retry: RetryPolicy::default(),
             access_token: None,
             accept: "application/hal+json; charset=utf-8".to_owned(),
@@ -591,9 +636,15 @@ impl Transport {
     ) -> Result<(reqwest::Request, String), TransportError> {
         let inner = &self.inner;
         let (mut message, request_id) = self.message(request, url, token);
+        // A request without a body may be signed over fewer headers (a bank profile says so).
+        let signing = if request.body.is_some() {
+            &inner.signing
+        } else {
+            &inner.signing_without_body
+        };
         sign_request(
             &mut message,
-            &inner.signing,
+            signing,
             inner.signer.as_ref(),
             SystemTime::now(),
         )?;
@@ -611,6 +662,12 @@ impl Transport {
         let inner = &self.inner;
         let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
         let request_id = uuid::Uuid::new_v4().to_string();
+        // Host is signed as the server receives it, but it is not put on the wire here: the
+        // HTTP client writes the authority itself, from the same URL and in the same form
+        // (the port only when not the scheme's default), as `Host` over HTTP/1.1 and as
+        // `:authority` over HTTP/2. A `host` header of our own beside `:authority` gives an
+        // HTTP/2 server the host twice, which nginx refuses (400, "client sent duplicate host
+        // header").
         let mut message = stet_httpsig::Request::new(request.method.as_str(), target)
             .with_header("Host", host_header(url))
             .with_header("Date", httpdate::fmt_http_date(SystemTime::now()))
@@ -619,6 +676,8 @@ impl Transport {
         if let Some(body) = &request.body {
             message.append_header("Content-Type", "application/json");
             message.set_body(body.clone());
+        } else if inner.content_type_without_body {
+            message.append_header("Content-Type", "application/json");
         }
         if let Some(token) = token {
             message.append_header("Authorization", token.authorization());
@@ -627,6 +686,9 @@ impl Transport {
             for (name, value) in psu.headers() {
                 message.append_header(name, value);
             }
+        }
+        for (name, value) in &request.headers {
+            message.append_header(name.as_str(), value.as_str());
         }
         (message, request_id)
     }
@@ -643,6 +705,9 @@ impl Transport {
         *wire.timeout_mut() = Some(inner.timeout);
         let headers = wire.headers_mut();
         for (name, value) in message.headers() {
+            if name.eq_ignore_ascii_case("host") {
+                continue;
+            }
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad_header(name))?;
             let mut value = HeaderValue::from_str(value).map_err(|_| bad_header(name.as_str()))?;
             if name == reqwest::header::AUTHORIZATION || name.as_str() == "signature" {
