@@ -19,6 +19,8 @@
 //! - `x-rust-optional: true` makes a field the standard requires optional in Rust, because
 //!   banks leave it out;
 //! - `x-rust-raw: true` wraps a property's items in `Raw<_>`, which keeps their original JSON;
+//! - `x-rust-lenient: true` makes a property `Lenient<_>`: read when it has the expected
+//!   shape, kept as received when not (for fields the client does not act on);
 //! - `x-enum-descriptions` documents code values; `x-extra-values` adds values seen outside
 //!   the standard's list;
 //! - `x-stet-1.4`, `x-stet-since`, `x-stet-only` document the differences between versions.
@@ -123,7 +125,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::open_enum::open_enum;
 #[allow(unused_imports)]
-use crate::{Amount, Raw, RemittanceInformation, StetDate, StetDateTime, Workspace};
+use crate::{Amount, Lenient, Raw, RemittanceInformation, StetDate, StetDateTime, Workspace};
 
 ";
 
@@ -478,6 +480,9 @@ impl<'a> Gen<'a> {
                     Some(item) => format!("Vec<Raw<{item}>>"),
                     None => format!("Raw<{ty}>"),
                 };
+            }
+            if p.get("x-rust-lenient").and_then(Value::as_bool) == Some(true) {
+                ty = format!("Lenient<{ty}>");
             }
             let mut attrs: Vec<String> = Vec::new();
             if serde_camel_case(&rust) != json {

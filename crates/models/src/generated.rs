@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::open_enum::open_enum;
 #[allow(unused_imports)]
-use crate::{Amount, Raw, RemittanceInformation, StetDate, StetDateTime, Workspace};
+use crate::{Amount, Lenient, Raw, RemittanceInformation, StetDate, StetDateTime, Workspace};
 
 /// Error body returned with any 4xx or 5xx status other than 400.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -1475,6 +1475,25 @@ pub struct CreditTransferTransactionResource {
     /// Schedule, for a standing order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standing_order_characteristics: Option<StandingOrderCharacteristics>,
+    /// Last execution of a standing order; open-ended if absent.
+    ///
+    /// Only in STET 1.4.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::date::deserialize_empty_as_none"
+    )]
+    pub end_date: Option<EndDate>,
+    /// What a standing order does when a date is not a business day.
+    ///
+    /// Only in STET 1.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_rule: Option<ExecutionRule>,
+    /// How often a standing order runs.
+    ///
+    /// Only in STET 1.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<FrequencyCode>,
     /// Amount to transfer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructed_amount: Option<AmountType>,
@@ -1532,7 +1551,7 @@ pub struct SupplementaryData {
     pub accepted_authentication_approach: AuthenticationApproaches,
     /// Approach the bank chose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied_authentication_approach: Option<AppliedAuthenticationApproach>,
+    pub applied_authentication_approach: Option<Lenient<AppliedAuthenticationApproach>>,
     /// Strength of the authentication the bank applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_authentication: Option<AppliedAuthentication>,
@@ -2232,7 +2251,7 @@ pub struct HalCreditTransfertTransactions {
 pub struct HalAuthenticationRequest {
     /// Approach the bank chose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied_authentication_approach: Option<AppliedAuthenticationApproach>,
+    pub applied_authentication_approach: Option<Lenient<AppliedAuthenticationApproach>>,
     /// Value to send back in the confirmation.
     ///
     /// At most 70 characters.

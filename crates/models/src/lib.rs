@@ -12,7 +12,7 @@
 //!   in snake case (`bicFi` is `bic_fi`, `_links` is `links`, `self` is `self_`); docs carry
 //!   the spec's description, its constraints and the differences with STET 1.4.
 //! - The hand-written types that make them tolerant: [`Amount`], [`StetDateTime`], [`StetDate`],
-//!   [`RemittanceInformation`], [`Workspace`], [`Raw`], and the open code lists.
+//!   [`RemittanceInformation`], [`Workspace`], [`Raw`], [`Lenient`], and the open code lists.
 //! - [`parse_response`] to read a body, [`to_json_vec`] to write one in a [`Dialect`].
 //! - [`OPERATIONS`]: the fourteen operations (method, path, body and response schemas).
 //!
@@ -36,6 +36,9 @@
 //! - **Unknown fields** are ignored, never an error. They are not lost: list items are held
 //!   as [`Raw<T>`], which keeps the object's original JSON text (bank fields included, numbers as
 //!   written) next to the parsed value, for export and debugging.
+//! - **Informational fields in an unexpected shape** (a code written as an object, as STET
+//!   1.4.0.47's own example does for `appliedAuthenticationApproach`) are [`Lenient`]: read
+//!   when they can be, kept as received when not, never a reason to refuse the answer.
 //! - A few fields the standard requires but banks omit (`_links`, error `status` and
 //!   `message`, 1.4's beneficiary on the request rather than on each transfer) are optional
 //!   here; the field docs say so.
@@ -85,6 +88,7 @@ mod amount;
 pub mod date;
 mod dialect;
 mod generated;
+mod lenient;
 mod open_enum;
 mod operation;
 mod raw;
@@ -96,6 +100,7 @@ pub use amount::{Amount, ParseAmountError};
 pub use date::{ParseDateError, StetDate, StetDateTime};
 pub use dialect::{Dialect, to_json_string, to_json_value, to_json_vec};
 pub use generated::*;
+pub use lenient::Lenient;
 pub use operation::Operation;
 pub use raw::Raw;
 pub use remittance::RemittanceInformation;

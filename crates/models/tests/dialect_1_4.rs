@@ -104,8 +104,11 @@ fn payment_request_1_4() {
     let pr: HalPaymentRequest = parse_response(&data("payment-request-1.4.json")).unwrap();
     let p = &pr.payment_request;
     assert_eq!(
-        p.supplementary_data.applied_authentication_approach,
-        Some(AuthenticationApproach::Embedded)
+        p.supplementary_data
+            .applied_authentication_approach
+            .as_ref()
+            .and_then(Lenient::get),
+        Some(&AuthenticationApproach::Embedded)
     );
     assert_eq!(
         p.payment_information_status,
