@@ -24,16 +24,27 @@ use crate::budget::{MemoryBudgetStore, UnattendedBudget};
 use crate::link::resolve_next_link;
 use crate::{BudgetStore, ClientError};
 
-/// A [`TransportBuilder`] set up for `bank`: its signing profile with the configuration's
-/// `key_id` (and the configuration's `signed_headers`, when it overrides the bank's) and its
-/// `Accept` header. Add a token store and build.
+/// A [`TransportBuilder`] set up for `bank`: its signing profiles (for requests with and
+/// without a body) with the configuration's `key_id` (and the configuration's
+/// `signed_headers`, when it overrides the bank's lists), whether GETs carry a Content-Type,
+/// and its `Accept` header. Add a token store and build.
 pub fn transport_builder<'a>(profile: &'a Profile, bank: &BankProfile) -> TransportBuilder<'a> {
     let mut signing = bank.signing_profile(profile.key_id.clone());
+    let mut without_body = bank.signing_profile_without_body(profile.key_id.clone());
+    let mut content_type_without_body = bank.signature.content_type_without_body;
     if let Some(headers) = &profile.signed_headers {
+        // The configuration's list replaces the bank's for every request; one that names
+        // content-type wants it signed on GETs too, so it is sent there.
         signing = signing.with_headers(headers);
+        without_body = without_body.with_headers(headers);
+        content_type_without_body |= headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("content-type"));
     }
     Transport::builder(profile)
         .signing_profile(signing)
+        .signing_profile_without_body(without_body)
+        .content_type_without_body(content_type_without_body)
         .accept(bank.accept.clone())
 }
 
@@ -160,6 +171,8 @@ pub(crate) struct Call {
     pub(crate) unattended: Option<(String, &'static str)>,
     /// The `dateFrom` of a transactions call, when older than the unattended window.
     pub(crate) old_history_from: Option<time::Date>,
+    /// Headers the bank's profile adds to this kind of call.
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 impl Call {
@@ -171,6 +184,7 @@ impl Call {
             auth,
             unattended: None,
             old_history_from: None,
+            headers: Vec::new(),
         }
     }
 
@@ -431,6 +445,7 @@ impl StetClient {
             body: call.body.clone(),
             auth: call.auth.clone(),
             psu: self.inner.psu.clone(),
+            headers: call.headers.clone(),
         };
         let response = self.inner.transport.send(&request).await?;
         match response.status {

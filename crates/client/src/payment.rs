@@ -16,7 +16,7 @@ use stet_models::{
 use stet_transport::{Auth, Method};
 use url::Url;
 
-use crate::bank::BankProfile;
+use crate::bank::{BankProfile, ConfirmationPath, Placement, StandingOrderForm};
 use crate::client::{Call, Page, items, parse, segment};
 use crate::{ClientError, StetClient};
 
@@ -80,8 +80,15 @@ enum Kind {
 /// Builds a [`PaymentRequestResource`] as STET's table of usage asks for each instrument:
 /// `serviceLevel` SEPA, `chargeBearer` SLEV, `localInstrument` INST for an instant transfer,
 /// `categoryPurpose` CASH (a transfer for the account's owner) unless set, a requested
-/// execution date, and one beneficiary at payment level when there is one payee (always for a
-/// standing order, whose single instruction carries the schedule).
+/// execution date, and the payee's name and IBAN.
+///
+/// Where the bank wants each part is its profile's `[payment]` table
+/// ([`PaymentRules`](crate::bank::PaymentRules)): the payee (`beneficiary`) and the date on
+/// every transfer (STET 1.5.0.43 requires both there) or once on the request when all
+/// transfers share them (STET 1.4 allows it); a standing order's schedule as a
+/// `standingOrderCharacteristics` object (1.5) or as `frequency`, `executionRule` and
+/// `endDate` on its transfer (1.4), its first execution being the transfer's date; and the
+/// report URLs, which some banks require.
 ///
 /// ```
 /// use stet_client::{CreditTransfer, PaymentRequestBuilder, bank::BankProfiles};
@@ -237,24 +244,36 @@ impl PaymentRequestBuilder {
             }),
             ..Beneficiary::default()
         };
+        let rules = &bank.payment;
+        if rules.report_urls_required && self.report_urls.is_none() {
+            return Err(ClientError::InvalidRequest(format!(
+                "{} requires supplementaryData.successfulReportUrl on a payment request: give \
+                 the URL it sends the PSU back to (report_urls)",
+                bank.display_name
+            )));
+        }
         let first = &self.transfers[0];
         let one_payee = self.transfers.iter().all(|t| {
             t.creditor_iban == first.creditor_iban && t.creditor_name == first.creditor_name
         });
-        let execution = stamp(self.requested_execution.unwrap_or(now))?;
+        // Where the payee and the date go is the bank's dialect (its profile's [payment]
+        // table): STET 1.5.0.43 requires both on every transfer; 1.4 allows either level.
+        let beneficiary_on_payment = rules.beneficiary == Placement::PaymentLevel && one_payee;
+        let schedule = match (&self.standing_order, self.kind) {
+            (Some(s), Kind::StandingOrder) => Some(s),
+            _ => None,
+        };
+        // A standing order's first execution is its transfer's date, in both forms.
+        let date_on_payment =
+            rules.requested_execution_date == Placement::PaymentLevel && schedule.is_none();
+        let execution = match schedule {
+            Some(s) => stamp(s.start)?,
+            None => stamp(self.requested_execution.unwrap_or(now))?,
+        };
         let mut transactions = Vec::with_capacity(self.transfers.len());
         for (i, t) in self.transfers.iter().enumerate() {
             let id = short_id();
-            let standing = match (&self.standing_order, self.kind) {
-                (Some(s), Kind::StandingOrder) => Some(StandingOrderCharacteristics {
-                    start_date: stamp(s.start)?,
-                    end_date: s.end.map(stamp).transpose()?,
-                    execution_rule: s.execution_rule.clone(),
-                    frequency: s.frequency.clone(),
-                }),
-                _ => None,
-            };
-            transactions.push(CreditTransferTransactionResource {
+            let mut transaction = CreditTransferTransactionResource {
                 payment_id: PaymentIdentification {
                     instruction_id: format!("I{}-{}", id, i + 1),
                     end_to_end_id: Some(
@@ -262,23 +281,38 @@ impl PaymentRequestBuilder {
                     ),
                     ..PaymentIdentification::default()
                 },
-                requested_execution_date: if bank.dialect == crate::bank::Dialect::V1_4 {
-                    None
-                } else {
-                    Some(execution)
-                },
-                standing_order_characteristics: standing,
+                requested_execution_date: (!date_on_payment).then_some(execution),
                 instructed_amount: Some(AmountType {
                     amount: t.amount,
                     currency: t.currency.clone(),
                 }),
-                beneficiary: (!one_payee).then(|| beneficiary(t)),
+                beneficiary: (!beneficiary_on_payment).then(|| beneficiary(t)),
                 remittance_information: Some(RemittanceInformation {
                     unstructured: t.remittance.clone(),
                     structured: Vec::new(),
                 }),
                 ..CreditTransferTransactionResource::default()
-            });
+            };
+            if let Some(s) = schedule {
+                let end = s.end.map(stamp).transpose()?;
+                match rules.standing_order {
+                    StandingOrderForm::Characteristics => {
+                        transaction.standing_order_characteristics =
+                            Some(StandingOrderCharacteristics {
+                                start_date: stamp(s.start)?,
+                                end_date: end,
+                                execution_rule: s.execution_rule.clone(),
+                                frequency: s.frequency.clone(),
+                            });
+                    }
+                    StandingOrderForm::Flat => {
+                        transaction.end_date = end;
+                        transaction.execution_rule = Some(s.execution_rule.clone());
+                        transaction.frequency = Some(s.frequency.clone());
+                    }
+                }
+            }
+            transactions.push(transaction);
         }
         let (ok, ko) = self.report_urls.clone().unzip();
         Ok(PaymentRequestResource {
@@ -287,7 +321,7 @@ impl PaymentRequestBuilder {
                 .payment_information_id
                 .clone()
                 .unwrap_or_else(|| format!("P{}", short_id())),
-            beneficiary: one_payee.then(|| beneficiary(first)),
+            beneficiary: beneficiary_on_payment.then(|| beneficiary(first)),
             batch_booking: None,
             creation_date_time: stamp(now)?,
             number_of_transactions: transactions.len() as i64,
@@ -329,11 +363,7 @@ impl PaymentRequestBuilder {
                 unsuccessful_report_url: ko,
                 ..SupplementaryData::default()
             },
-            requested_execution_date: if bank.dialect == crate::bank::Dialect::V1_4 {
-                Some(execution)
-            } else {
-                None
-            },
+            requested_execution_date: date_on_payment.then_some(execution),
             purpose: None,
             ultimate_creditor: None,
         })
@@ -355,8 +385,11 @@ pub struct CreatedPaymentRequest {
     pub consent_approval: Option<Url>,
     /// The `Location` header, as sent.
     pub location: Option<String>,
-    /// The response body.
+    /// The response body, as read (fields in an unexpected shape are kept as received in
+    /// it, or left out when the body could not be read at all).
     pub response: HalAuthenticationRequest,
+    /// The response body as received (`null` when it was not JSON).
+    pub json: serde_json::Value,
 }
 
 /// Whether a payment request's status is final: ACSC, ACCP, ACWC, RJCT, CANC or PART.
@@ -409,7 +442,32 @@ impl StetClient {
         let mut call = Call::new(Method::POST, "payment-requests".to_owned(), self.pisp());
         call.body = Some(self.body(request)?);
         let response = self.execute(&call).await?.ok_or(ClientError::NoPaymentId)?;
-        let body: HalAuthenticationRequest = parse("POST payment-requests", &response.body)?;
+        // The payment request now exists at the bank: what identifies it (the Location, an id
+        // in the body) and where the PSU approves it are all that is needed from the answer.
+        // Nothing else in it, whatever its shape, may cost the id.
+        let json = serde_json::from_slice::<serde_json::Value>(&response.body).ok();
+        let body = match parse::<HalAuthenticationRequest>("POST payment-requests", &response.body)
+        {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::info!(
+                    "the answer to the payment request's creation is not read in full ({e}); \
+                     kept as received"
+                );
+                HalAuthenticationRequest::default()
+            }
+        };
+        if let Some(applied) = body
+            .applied_authentication_approach
+            .as_ref()
+            .and_then(|a| a.unexpected())
+        {
+            tracing::info!(
+                "the bank wrote appliedAuthenticationApproach as {}, not as a code; kept as \
+                 received",
+                applied.get()
+            );
+        }
         let location = response
             .headers
             .get("location")
@@ -420,25 +478,30 @@ impl StetClient {
             .and_then(id_from_location)
             .or_else(|| {
                 // Some banks put the id in the body instead.
-                serde_json::from_slice::<serde_json::Value>(&response.body)
-                    .ok()
-                    .and_then(|v| {
-                        v.get("paymentRequestResourceId")
-                            .or_else(|| v.get("resourceId"))
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                    })
+                json.as_ref().and_then(|v| {
+                    v.get("paymentRequestResourceId")
+                        .or_else(|| v.get("resourceId"))
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                })
             })
             .ok_or(ClientError::NoPaymentId)?;
-        let consent_approval = body
+        let href = body
             .links
             .as_ref()
             .and_then(|l| l.consent_approval.as_ref())
-            .and_then(|l| response.url.join(&l.href).ok());
+            .map(|l| l.href.clone())
+            .or_else(|| {
+                json.as_ref()
+                    .and_then(|v| v.pointer("/_links/consentApproval/href"))
+                    .and_then(|v| v.as_str().map(str::to_owned))
+            });
+        let consent_approval = href.and_then(|h| response.url.join(&h).ok());
         Ok(CreatedPaymentRequest {
             id,
             consent_approval,
             location,
             response: body,
+            json: json.unwrap_or_default(),
         })
     }
 
@@ -451,7 +514,8 @@ impl StetClient {
 
     /// Confirms a payment request the PSU approved (`POST /payment-requests/{id}/confirmation`
     /// or `/o-confirmation`, as the bank's profile says) with `auth`: the PSU's approval token
-    /// (`Auth::Consent(key)`), or a client-credentials one where the bank allows it.
+    /// (`Auth::Consent(key)`), or a client-credentials one where the bank allows it (always at
+    /// `/confirmation`: `/o-confirmation` is for the PSU's authorization-code token).
     ///
     /// `Ok(None)` when the bank has no confirmation step (its profile says `none`): poll with
     /// [`wait_for_final_status`](StetClient::wait_for_final_status). A rejection (RJCT) is
@@ -461,8 +525,13 @@ impl StetClient {
         id: &str,
         auth: Auth,
     ) -> Result<Option<HalPaymentRequest>, ClientError> {
-        let Some(seg) = self.bank().confirmation_path.segment() else {
-            return Ok(None);
+        let seg = match (self.bank().confirmation_path, &auth) {
+            (ConfirmationPath::None, _) => return Ok(None),
+            // `/o-confirmation` is where pre-1.5 banks take the PSU's authorization-code
+            // approval (woob's STET browser); a confirmation with the TPP's own token goes to
+            // `/confirmation`, as both 1.4.0.47 and 1.5.0.43 define it.
+            (ConfirmationPath::OConfirmation, Auth::ClientCredentials(_)) => "/confirmation",
+            (path, _) => path.segment().unwrap_or("/confirmation"),
         };
         let target = format!("payment-requests/{}{seg}", segment(id));
         let mut call = Call::new(Method::POST, target, auth);
@@ -486,6 +555,15 @@ impl StetClient {
         id: &str,
         reason: StatusReasonInformation,
     ) -> Result<(), ClientError> {
+        if !self.bank().payment.cancellation {
+            return Err(ClientError::Unsupported {
+                operation: "PUT /payment-requests/{id} (cancellation)",
+                bank: self.bank().name.clone(),
+                why: "the bank's API offers no cancellation of a payment request: the PSU \
+                      cancels it in their online banking"
+                    .to_owned(),
+            });
+        }
         let current = self.payment_request(id).await?;
         let mut json = current.payment_request.to_value();
         let Some(object) = json.as_object_mut() else {
@@ -563,14 +641,28 @@ impl StetClient {
     // CBPII
 
     /// Asks whether an account can cover an amount (`POST /funds-confirmations`) with a
-    /// client-credentials token for the bank's CBPII scope (`cbpii`, `piisp` in 1.4).
+    /// client-credentials token for the bank's CBPII scope (`cbpii`, `piisp` in 1.4), and the
+    /// headers the bank's profile adds. A bank whose profile requires `payee` gets none
+    /// without it: [`ClientError::InvalidRequest`].
     pub async fn funds_confirmation(
         &self,
         request: &PaymentCoverageRequestResource,
     ) -> Result<HalPaymentCoverageReport, ClientError> {
+        let rules = &self.bank().funds_confirmation;
+        if rules.payee_required && request.payee.as_deref().is_none_or(|p| p.trim().is_empty()) {
+            return Err(ClientError::InvalidRequest(format!(
+                "{} requires `payee` (the merchant the check is for) on a funds confirmation",
+                self.bank().display_name
+            )));
+        }
         let auth = Auth::ClientCredentials(vec![self.bank().scopes.cbpii.clone()]);
         let mut call = Call::new(Method::POST, "funds-confirmations".to_owned(), auth);
         call.body = Some(self.body(request)?);
+        call.headers = rules
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
         self.fetch(&call).await
     }
 }
@@ -609,6 +701,119 @@ fn id_from_location(location: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bank::BankProfiles;
+
+    fn transfer(name: &str, iban: &str) -> CreditTransfer {
+        CreditTransfer::eur(name, iban, "12.10".parse().unwrap(), "Facture 42")
+    }
+
+    fn json(request: &PaymentRequestResource, bank: &BankProfile) -> serde_json::Value {
+        let dialect = match bank.dialect {
+            crate::bank::Dialect::V1_4 => stet_models::Dialect::V1_4,
+            _ => stet_models::Dialect::V1_5,
+        };
+        stet_models::to_json_value(request, dialect).unwrap()
+    }
+
+    #[test]
+    fn the_payee_and_the_date_go_where_the_profile_says() {
+        let banks = BankProfiles::builtin();
+        let one = |bank: &BankProfile| {
+            let r = PaymentRequestBuilder::sepa_credit_transfer("TPP")
+                .transfer(transfer("Marie Martin", "FR7630006000011234567890189"))
+                .report_urls("https://tpp.example/ok", "https://tpp.example/ko")
+                .build(bank)
+                .unwrap();
+            json(&r, bank)
+        };
+        // 1.5.0.43 requires both on every transfer, even with one payee.
+        let v15 = one(&banks.get("generic-1.5").unwrap());
+        let t = &v15["creditTransferTransaction"][0];
+        assert_eq!(t["beneficiary"]["creditor"]["name"], "Marie Martin");
+        assert!(t["requestedExecutionDate"].is_string());
+        assert!(v15.get("beneficiary").is_none() && v15.get("requestedExecutionDate").is_none());
+        // 1.4: once on the request.
+        let v14 = one(&banks.get("generic-1.4").unwrap());
+        assert_eq!(v14["beneficiary"]["creditor"]["name"], "Marie Martin");
+        assert!(v14["requestedExecutionDate"].is_string());
+        let t = &v14["creditTransferTransaction"][0];
+        assert!(t.get("beneficiary").is_none() && t.get("requestedExecutionDate").is_none());
+        // Crédit Agricole: the payee on the request, the date on each transfer.
+        let ca = one(&banks.get("credit-agricole").unwrap());
+        assert_eq!(ca["beneficiary"]["creditor"]["name"], "Marie Martin");
+        assert!(ca["creditTransferTransaction"][0]["requestedExecutionDate"].is_string());
+        assert!(ca.get("requestedExecutionDate").is_none());
+        assert_eq!(
+            ca["supplementaryData"]["successfulReportUrl"],
+            "https://tpp.example/ok"
+        );
+
+        // Several payees: each on its transfer, whatever the level asked for.
+        let bank = banks.get("generic-1.4").unwrap();
+        let r = PaymentRequestBuilder::sepa_credit_transfer("TPP")
+            .transfer(transfer("A", "FR7630006000011234567890189"))
+            .transfer(transfer("B", "FR7630004000031234567890143"))
+            .build(&bank)
+            .unwrap();
+        let v = json(&r, &bank);
+        assert!(v.get("beneficiary").is_none());
+        assert_eq!(
+            v["creditTransferTransaction"][1]["beneficiary"]["creditor"]["name"],
+            "B"
+        );
+        assert_eq!(v["numberOfTransactions"], 2);
+    }
+
+    #[test]
+    fn a_standing_order_is_written_in_the_banks_form() {
+        let banks = BankProfiles::builtin();
+        let schedule = StandingOrder {
+            start: time::macros::datetime!(2030-01-05 0:00 UTC),
+            end: Some(time::macros::datetime!(2030-12-05 0:00 UTC)),
+            frequency: FrequencyCode::Mnth,
+            execution_rule: ExecutionRule::Fwng,
+        };
+        let build = |bank: &BankProfile| {
+            let r = PaymentRequestBuilder::standing_order("TPP", schedule.clone())
+                .transfer(transfer("Marie Martin", "FR7630006000011234567890189"))
+                .build(bank)
+                .unwrap();
+            json(&r, bank)
+        };
+        let v15 = build(&banks.get("generic-1.5").unwrap());
+        let t = &v15["creditTransferTransaction"][0];
+        assert_eq!(t["standingOrderCharacteristics"]["frequency"], "MNTH");
+        assert_eq!(
+            t["requestedExecutionDate"],
+            t["standingOrderCharacteristics"]["startDate"]
+        );
+        assert!(t.get("frequency").is_none());
+        let v14 = build(&banks.get("generic-1.4").unwrap());
+        let t = &v14["creditTransferTransaction"][0];
+        assert!(t.get("standingOrderCharacteristics").is_none());
+        assert_eq!(t["frequency"], "MNTH");
+        assert_eq!(t["executionRule"], "FWNG");
+        assert!(t["endDate"].as_str().unwrap().starts_with("2030-12-05"));
+        // The first execution is the transfer's own date, never the request's.
+        assert!(
+            t["requestedExecutionDate"]
+                .as_str()
+                .unwrap()
+                .starts_with("2030-01-05")
+        );
+        assert!(v14.get("requestedExecutionDate").is_none());
+    }
+
+    #[test]
+    fn a_bank_that_requires_report_urls_gets_none_without_them() {
+        let ca = BankProfiles::builtin().get("credit-agricole").unwrap();
+        let err = PaymentRequestBuilder::sepa_credit_transfer("TPP")
+            .transfer(transfer("Marie Martin", "FR7630006000011234567890189"))
+            .build(&ca)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("successfulReportUrl"), "{err}");
+    }
 
     #[test]
     fn ids_from_locations() {

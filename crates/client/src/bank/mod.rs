@@ -250,12 +250,108 @@ pub struct SignatureRules {
     /// is dropped from requests that carry no Digest. Every other header listed must be sent
     /// on every request, GETs included (a listed header that is missing is an error).
     pub headers: Vec<String>,
+    /// Headers to sign on requests without a body (GET, DELETE), when the bank's list for
+    /// them differs from [`headers`](Self::headers); `None` signs `headers` on every request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers_without_body: Option<Vec<String>>,
     /// The form the bank wants the `keyId` in.
     pub key_id: KeyIdForm,
     /// Send and sign a Digest of the empty body on requests without a body (GET, DELETE).
     pub digest_on_get: bool,
     /// Also sign every `PSU-*` header the request carries, after the listed ones.
     pub sign_psu_headers: bool,
+    /// Send `Content-Type: application/json` on requests without a body too, for a bank whose
+    /// list for them names `content-type` (a GET carries none otherwise, and a listed header
+    /// that is missing cannot be signed).
+    #[serde(default)]
+    pub content_type_without_body: bool,
+}
+
+/// Where a part of a payment request goes: on each transfer, or once on the payment request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// On every `creditTransferTransaction` (STET 1.5.0.43 requires `beneficiary` and
+    /// `requestedExecutionDate` there).
+    EachTransfer,
+    /// Once on the payment request when every transfer shares it (one payee, one date), on
+    /// each transfer otherwise (STET 1.4 allows either).
+    PaymentLevel,
+}
+
+impl Placement {
+    /// The value as written in a profile: `each-transfer` or `payment-level`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::EachTransfer => "each-transfer",
+            Placement::PaymentLevel => "payment-level",
+        }
+    }
+}
+
+/// How a standing order's schedule is written on its transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StandingOrderForm {
+    /// A `standingOrderCharacteristics` object (`startDate`, `endDate`, `executionRule`,
+    /// `frequency`), as STET 1.5 writes it.
+    Characteristics,
+    /// `frequency`, `executionRule` and `endDate` directly on the transfer, the first
+    /// execution being its `requestedExecutionDate`, as STET 1.4 writes it.
+    Flat,
+}
+
+impl StandingOrderForm {
+    /// The value as written in a profile: `characteristics` or `flat`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StandingOrderForm::Characteristics => "characteristics",
+            StandingOrderForm::Flat => "flat",
+        }
+    }
+}
+
+/// How payment requests are written for the bank, and what it offers on them: the
+/// `[payment]` table of a profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRules {
+    /// Where the payee (`beneficiary`) goes.
+    pub beneficiary: Placement,
+    /// Where `requestedExecutionDate` goes (a standing order always has it on its transfer).
+    pub requested_execution_date: Placement,
+    /// How a standing order's schedule is written.
+    pub standing_order: StandingOrderForm,
+    /// The bank refuses a payment request without `supplementaryData.successfulReportUrl`
+    /// (where it sends the PSU back after approving).
+    pub report_urls_required: bool,
+    /// The bank offers cancellation (`PUT /payment-requests/{id}`).
+    pub cancellation: bool,
+}
+
+impl Default for PaymentRules {
+    /// STET 1.5.0.43 as the official schema writes it.
+    fn default() -> Self {
+        PaymentRules {
+            beneficiary: Placement::EachTransfer,
+            requested_execution_date: Placement::EachTransfer,
+            standing_order: StandingOrderForm::Characteristics,
+            report_urls_required: false,
+            cancellation: true,
+        }
+    }
+}
+
+/// What a funds confirmation (`POST /funds-confirmations`) needs at the bank: the
+/// `[funds_confirmation]` table of a profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FundsConfirmationRules {
+    /// The bank refuses a request without `payee` (the merchant the check is for).
+    pub payee_required: bool,
+    /// Headers sent with every funds confirmation, by name.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 /// OAuth2 scope names, which changed between releases (`piisp` became `cbpii` in 1.5).
@@ -359,6 +455,12 @@ pub struct BankProfile {
     /// How `stet sync` treats the bank's transactions.
     #[serde(default)]
     pub sync: SyncRules,
+    /// How payment requests are written, and whether they can be cancelled.
+    #[serde(default)]
+    pub payment: PaymentRules,
+    /// What a funds confirmation needs.
+    #[serde(default)]
+    pub funds_confirmation: FundsConfirmationRules,
 }
 
 impl BankProfile {
@@ -369,6 +471,26 @@ impl BankProfile {
         profile.sign_psu_headers = self.signature.sign_psu_headers;
         profile.digest_on_empty_body = self.signature.digest_on_get;
         profile
+    }
+
+    /// The signing profile for requests without a body (GET, DELETE):
+    /// [`signature.headers_without_body`](SignatureRules::headers_without_body) when the bank
+    /// gives one, else the same as [`signing_profile`](Self::signing_profile).
+    pub fn signing_profile_without_body(&self, key_id: impl Into<String>) -> SigningProfile {
+        let profile = self.signing_profile(key_id);
+        match &self.signature.headers_without_body {
+            Some(headers) => profile.with_headers(headers),
+            None => profile,
+        }
+    }
+
+    /// The headers signed on requests without a body, in order (before `digest` is dropped
+    /// when no Digest is sent).
+    pub fn headers_without_body(&self) -> &[String] {
+        self.signature
+            .headers_without_body
+            .as_deref()
+            .unwrap_or(&self.signature.headers)
     }
 
     /// Splits the date range `[from, to)` (STET's `dateFrom` inclusive, `dateTo` exclusive)
@@ -428,6 +550,13 @@ impl BankProfile {
             ("confirmation_path", text(self.confirmation_path.as_str())),
             ("put_consents", Flag(self.put_consents)),
             ("signature.headers", List(self.signature.headers.clone())),
+            (
+                "signature.headers_without_body",
+                self.signature
+                    .headers_without_body
+                    .clone()
+                    .map_or(Unset, List),
+            ),
             ("signature.key_id", text(self.signature.key_id.as_str())),
             (
                 "signature.digest_on_get",
@@ -436,6 +565,10 @@ impl BankProfile {
             (
                 "signature.sign_psu_headers",
                 Flag(self.signature.sign_psu_headers),
+            ),
+            (
+                "signature.content_type_without_body",
+                Flag(self.signature.content_type_without_body),
             ),
             ("scopes.aisp", text(&self.scopes.aisp)),
             ("scopes.pisp", text(&self.scopes.pisp)),
@@ -452,6 +585,37 @@ impl BankProfile {
             (
                 "sync.pending_claim_days",
                 Number(self.sync.pending_claim_days),
+            ),
+            (
+                "payment.beneficiary",
+                text(self.payment.beneficiary.as_str()),
+            ),
+            (
+                "payment.requested_execution_date",
+                text(self.payment.requested_execution_date.as_str()),
+            ),
+            (
+                "payment.standing_order",
+                text(self.payment.standing_order.as_str()),
+            ),
+            (
+                "payment.report_urls_required",
+                Flag(self.payment.report_urls_required),
+            ),
+            ("payment.cancellation", Flag(self.payment.cancellation)),
+            (
+                "funds_confirmation.payee_required",
+                Flag(self.funds_confirmation.payee_required),
+            ),
+            (
+                "funds_confirmation.headers",
+                List(
+                    self.funds_confirmation
+                        .headers
+                        .iter()
+                        .map(|(name, value)| format!("{name}: {value}"))
+                        .collect(),
+                ),
             ),
             (
                 "verified_against_live_sandbox",

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     BankProfile, ConfirmationPath, DateTimeFormat, Dialect, ExtendedHistory, FieldChange,
-    FieldValue, KeyIdForm, sources,
+    FieldValue, KeyIdForm, Placement, StandingOrderForm, sources,
 };
 
 /// The built-in profile files, compiled in: the generic roots first, then the banks.
@@ -84,6 +84,8 @@ struct ProfileFile {
     notes: Option<String>,
     signature: Option<SignatureFile>,
     scopes: Option<ScopesFile>,
+    payment: Option<PaymentFile>,
+    funds_confirmation: Option<FundsConfirmationFile>,
     sync: Option<SyncFile>,
 }
 
@@ -101,9 +103,30 @@ struct SyncFile {
 #[allow(dead_code)]
 struct SignatureFile {
     headers: Option<Vec<String>>,
+    headers_without_body: Option<Vec<String>>,
     key_id: Option<KeyIdForm>,
     digest_on_get: Option<bool>,
     sign_psu_headers: Option<bool>,
+    content_type_without_body: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PaymentFile {
+    beneficiary: Option<Placement>,
+    requested_execution_date: Option<Placement>,
+    standing_order: Option<StandingOrderForm>,
+    report_urls_required: Option<bool>,
+    cancellation: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct FundsConfirmationFile {
+    payee_required: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -646,7 +669,48 @@ fn check(profile: &BankProfile) -> Result<(), BankError> {
     profile
         .signing_profile("key-id")
         .validate()
-        .map_err(|e| invalid(format!("signature.headers: {e}")))
+        .map_err(|e| invalid(format!("signature.headers: {e}")))?;
+    profile
+        .signing_profile_without_body("key-id")
+        .validate()
+        .map_err(|e| invalid(format!("signature.headers_without_body: {e}")))?;
+    // A request without a body carries no Content-Length, and no Content-Type unless the
+    // profile sends one: a list that signs them there would fail on every GET.
+    let key = if profile.signature.headers_without_body.is_some() {
+        "signature.headers_without_body"
+    } else {
+        "signature.headers"
+    };
+    let names = |h: &str| profile.headers_without_body().iter().any(|x| x == h);
+    if names("content-length") {
+        return Err(invalid(format!(
+            "{key} names content-length, which a request without a body (a GET) does not \
+             carry: give signature.headers_without_body, the list the bank signs on GETs"
+        )));
+    }
+    if names("content-type") && !profile.signature.content_type_without_body {
+        return Err(invalid(format!(
+            "{key} names content-type, which a request without a body (a GET) does not carry: \
+             set signature.content_type_without_body = true if the bank wants it sent and \
+             signed on every request, or give signature.headers_without_body without it"
+        )));
+    }
+    for name in profile.funds_confirmation.headers.keys() {
+        if !is_header_name(name) {
+            return Err(invalid(format!(
+                "funds_confirmation.headers: `{name}` is not a header name"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An HTTP field name (RFC 9110 token).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn valid_name(name: &str) -> bool {

@@ -461,6 +461,7 @@ fn diff_from_base_lists_what_a_bank_changes() {
             "put_consents",
             "signature.headers",
             "signature.sign_psu_headers",
+            "signature.content_type_without_body",
         ]
     );
     let first = &diff.changes[0];
@@ -556,4 +557,119 @@ fn a_resolved_profile_round_trips_through_serde() {
     let text = toml::to_string(&bnp).unwrap();
     let back: BankProfile = toml::from_str(&text).unwrap();
     assert_eq!(back, bnp);
+}
+
+#[test]
+fn a_list_that_signs_content_type_says_what_a_get_does() {
+    // Signing content-type on every request with nothing sent on a GET would fail every GET:
+    // refused when the profile is resolved, naming both ways out.
+    let mut banks = BankProfiles::builtin();
+    banks
+        .add_toml(
+            "ct.toml",
+            "name = \"ct\"\nextends = \"generic-1.5\"\n[signature]\nheaders = [\"(request-target)\", \"date\", \"content-type\"]\n",
+        )
+        .unwrap();
+    let err = banks.get("ct").unwrap_err().to_string();
+    assert!(err.contains("content_type_without_body"), "{err}");
+    assert!(err.contains("headers_without_body"), "{err}");
+
+    // Either a Content-Type on GETs…
+    banks
+        .add_toml(
+            "ct.toml",
+            "name = \"ct\"\nextends = \"ct\"\n[signature]\ncontent_type_without_body = true\n",
+        )
+        .unwrap();
+    let sends = banks.get("ct").unwrap();
+    assert_eq!(
+        sends.signing_profile_without_body("k"),
+        sends.signing_profile("k")
+    );
+    // …or a list for GETs without it.
+    let mut banks = BankProfiles::builtin();
+    banks
+        .add_toml(
+            "ct.toml",
+            "name = \"ct\"\nextends = \"generic-1.5\"\n[signature]\nheaders = [\"(request-target)\", \"date\", \"content-type\"]\nheaders_without_body = [\"(request-target)\", \"date\"]\n",
+        )
+        .unwrap();
+    let split = banks.get("ct").unwrap();
+    assert_eq!(
+        split.signing_profile_without_body("k").headers,
+        ["(request-target)", "date"]
+    );
+    assert_eq!(split.signing_profile("k").headers[2], "content-type");
+
+    // Content-Length is never on a GET.
+    let mut banks = BankProfiles::builtin();
+    banks
+        .add_toml(
+            "cl.toml",
+            "name = \"cl\"\nextends = \"generic-1.5\"\n[signature]\nheaders = [\"date\", \"content-length\"]\n",
+        )
+        .unwrap();
+    let err = banks.get("cl").unwrap_err().to_string();
+    assert!(err.contains("content-length"), "{err}");
+
+    // The built-in profiles that sign content-type send it on GETs.
+    for profile in BankProfiles::builtin().all().unwrap() {
+        if profile
+            .headers_without_body()
+            .iter()
+            .any(|h| h == "content-type")
+        {
+            assert!(
+                profile.signature.content_type_without_body,
+                "{}",
+                profile.name
+            );
+        }
+    }
+}
+
+#[test]
+fn payment_and_funds_rules_follow_each_spec() {
+    let banks = banks();
+    let v15 = banks.get("generic-1.5").unwrap();
+    assert_eq!(v15.payment, PaymentRules::default());
+    let v14 = banks.get("generic-1.4").unwrap();
+    assert_eq!(v14.payment.beneficiary, Placement::PaymentLevel);
+    assert_eq!(v14.payment.standing_order, StandingOrderForm::Flat);
+    let ca = banks.get("credit-agricole").unwrap();
+    assert_eq!(ca.payment.requested_execution_date, Placement::EachTransfer);
+    assert!(ca.payment.report_urls_required && !ca.payment.cancellation);
+    assert!(ca.funds_confirmation.payee_required);
+    assert_eq!(
+        ca.funds_confirmation.headers["PSU-Account-Consent-Responsability"],
+        "BY-ASPSP"
+    );
+    assert_eq!(ca.accept, "application/json");
+    assert_eq!(ca.confirmation_path, ConfirmationPath::Confirmation);
+
+    // A bad header name in funds_confirmation.headers is refused.
+    let mut banks = BankProfiles::builtin();
+    banks
+        .add_toml(
+            "h.toml",
+            "name = \"h\"\nextends = \"generic-1.5\"\n[funds_confirmation]\nheaders = { \"bad name\" = \"x\" }\n",
+        )
+        .unwrap();
+    let err = banks.get("h").unwrap_err().to_string();
+    assert!(err.contains("bad name"), "{err}");
+}
+
+#[test]
+fn every_bank_profile_says_whether_its_bank_published_a_spec() {
+    for profile in banks().all().unwrap() {
+        if !BANKS.contains(&profile.name.as_str()) {
+            continue;
+        }
+        let notes = profile.notes.to_lowercase();
+        assert!(
+            notes.contains("second-hand") || notes.contains("bank's own openapi"),
+            "{}: the notes say where the profile comes from",
+            profile.name
+        );
+    }
 }
