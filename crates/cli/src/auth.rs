@@ -20,6 +20,7 @@ use url::Url;
 
 use crate::Globals;
 use crate::exit::{self, Failure, OrExit as _};
+use crate::output::{OutputArgs, Report};
 
 /// PSD2 (RTS art. 10, as amended in 2022): the PSU authenticates again at least every 180 days.
 pub const CONSENT_DAYS: u64 = 180;
@@ -41,7 +42,13 @@ pub enum AuthCommand {
     Status(StatusArgs),
     /// Forget the stored tokens of the profile
     #[command(after_help = "Example:\n  stet auth logout --profile my-bank")]
-    Logout,
+    Logout(LogoutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -55,13 +62,14 @@ pub struct LoginArgs {
     /// How long to wait for the PSU, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     timeout: u64,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Output: table (default) or json
-    #[arg(long, value_name = "FORMAT", default_value = "table")]
-    output: String,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 impl StatusArgs {
@@ -78,7 +86,7 @@ pub fn run(command: AuthCommand, globals: &Globals) -> Result<u8, Failure> {
     match command {
         AuthCommand::Login(args) => login(args, globals),
         AuthCommand::Status(args) => status(args, globals),
-        AuthCommand::Logout => logout(globals),
+        AuthCommand::Logout(args) => logout(args, globals),
     }
 }
 
@@ -104,10 +112,12 @@ fn login(args: LoginArgs, globals: &Globals) -> Result<u8, Failure> {
         let transport = crate::profile::transport(&profile, &crate::profile::bank(&profile)?)?;
         let token = obtain_consent(&profile, &transport, &scopes, None, &approval).await?;
         let summary = describe(&token);
+        let report = token_report(&profile.name, [(CONSENT_KEY, &token)], "");
         transport.store_token(CONSENT_KEY, token).await?;
         if !globals.quiet {
             eprintln!("Logged in (profile `{}`): {summary}", profile.name);
         }
+        report.print(args.out.report())?;
         Ok(0)
     })
 }
@@ -417,33 +427,20 @@ fn status(args: StatusArgs, globals: &Globals) -> Result<u8, Failure> {
         .load(&profile.name)
         .map_err(|e| Failure::new(exit::IO, e))?;
     let now = unix(SystemTime::now());
-    if args.output == "json" {
-        let tokens: Vec<serde_json::Value> = set
-            .tokens
-            .iter()
-            .map(|(key, t)| {
-                serde_json::json!({
-                    "key": key,
-                    "scopes": t.scopes,
-                    "expires_at": t.expires_at,
-                    "valid": t.expires_at.is_none_or(|at| at > now),
-                    "refreshable": t.refresh_token.is_some(),
-                    "authenticated_at": t.authenticated_at,
-                    "consent_renew_by": t.authenticated_at.map(|a| a + CONSENT_DAYS * 86_400),
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({"profile": profile.name, "tokens": tokens})
-        );
-    } else if set.tokens.is_empty() {
-        println!("profile `{}`: no tokens stored", profile.name);
+    let text = if set.tokens.is_empty() {
+        format!("profile `{}`: no tokens stored\n", profile.name)
     } else {
-        for (key, token) in &set.tokens {
-            println!("{key}: {}", describe(token));
-        }
-    }
+        set.tokens
+            .iter()
+            .map(|(key, token)| format!("{key}: {}\n", describe(token)))
+            .collect()
+    };
+    token_report(
+        &profile.name,
+        set.tokens.iter().map(|(k, t)| (k.as_str(), t)),
+        text,
+    )
+    .print(args.out.report())?;
     let consent = set.tokens.get(CONSENT_KEY);
     match consent.and_then(|t| t.authenticated_at) {
         None => {
@@ -474,7 +471,7 @@ fn status(args: StatusArgs, globals: &Globals) -> Result<u8, Failure> {
     }
 }
 
-fn logout(globals: &Globals) -> Result<u8, Failure> {
+fn logout(args: LogoutArgs, globals: &Globals) -> Result<u8, Failure> {
     let profile = crate::profile::load(globals)?;
     let had = store()?
         .delete(&profile.name)
@@ -486,5 +483,64 @@ fn logout(globals: &Globals) -> Result<u8, Failure> {
             eprintln!("No tokens were stored for profile `{}`.", profile.name);
         }
     }
+    Report::new(
+        serde_json::json!({"profile": profile.name, "forgotten": had}),
+        "",
+    )
+    .rows(
+        &["profile", "forgotten"],
+        vec![vec![profile.name.clone(), had.to_string()]],
+    )
+    .print(args.out.report())?;
     Ok(0)
+}
+
+/// `{"profile", "tokens": [...]}`: what is known of each token, never the token itself.
+fn token_report<'t>(
+    profile: &str,
+    tokens: impl IntoIterator<Item = (&'t str, &'t Token)>,
+    text: impl Into<String>,
+) -> Report {
+    let now = unix(SystemTime::now());
+    let mut items = Vec::new();
+    let mut rows = Vec::new();
+    for (key, t) in tokens {
+        let valid = t.expires_at.is_none_or(|at| at > now);
+        let renew_by = t.authenticated_at.map(|a| a + CONSENT_DAYS * 86_400);
+        items.push(serde_json::json!({
+            "key": key,
+            "scopes": t.scopes,
+            "expires_at": t.expires_at,
+            "valid": valid,
+            "refreshable": t.refresh_token.is_some(),
+            "authenticated_at": t.authenticated_at,
+            "consent_renew_by": renew_by,
+        }));
+        let number = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+        rows.push(vec![
+            key.to_owned(),
+            t.scopes.join(" "),
+            number(t.expires_at),
+            valid.to_string(),
+            t.refresh_token.is_some().to_string(),
+            number(t.authenticated_at),
+            number(renew_by),
+        ]);
+    }
+    Report::new(
+        serde_json::json!({"profile": profile, "tokens": items}),
+        text,
+    )
+    .rows(
+        &[
+            "key",
+            "scopes",
+            "expires_at",
+            "valid",
+            "refreshable",
+            "authenticated_at",
+            "consent_renew_by",
+        ],
+        rows,
+    )
 }

@@ -2,12 +2,12 @@
 //!
 //! Everything shown comes from `stet_client::bank`; this file only lays it out.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use stet_client::bank::{BankProfile, BankProfiles, ProfileDiff};
 
 use crate::exit::{self, Failure, OrExit as _};
+use crate::output::{OutputArgs, Report};
 
 /// `stet banks [NAME] [--output json] [--profiles DIR]`.
 #[derive(Debug, clap::Args)]
@@ -27,18 +27,11 @@ pub struct BanksArgs {
     /// Show this profile in full (a name or an alias, any case)
     #[arg(value_name = "NAME")]
     name: Option<String>,
-    /// Output format: text for people, json for scripts
-    #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
-    output: Output,
+    #[command(flatten)]
+    out: OutputArgs,
     /// A folder of profile files (*.toml) that add to, replace or patch the built-in profiles
     #[arg(long, value_name = "DIR", env = "STET_BANK_PROFILES")]
     profiles: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Output {
-    Text,
-    Json,
 }
 
 /// Prints the profiles (or one), to stdout; an unknown name or a bad profile file exits 78.
@@ -55,14 +48,11 @@ pub fn run(args: BanksArgs) -> Result<u8, Failure> {
             .add_dir(dir)
             .or_exit(exit::CONFIG, "cannot load the bank profiles")?;
     }
-    let text = match &args.name {
-        Some(name) => one(&banks, name, args.output)?,
-        None => list(&banks, args.output)?,
+    let report = match &args.name {
+        Some(name) => one(&banks, name)?,
+        None => list(&banks)?,
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .or_exit(exit::IO, "cannot write the output")?;
+    report.print(args.out.report())?;
     Ok(0)
 }
 
@@ -76,17 +66,31 @@ fn resolve_all(banks: &BankProfiles) -> Result<Vec<(BankProfile, ProfileDiff)>, 
         .or_exit(exit::CONFIG, "invalid bank profile")
 }
 
-fn list(banks: &BankProfiles, output: Output) -> Result<String, Failure> {
+fn list(banks: &BankProfiles) -> Result<Report, Failure> {
     let all = resolve_all(banks)?;
-    if output == Output::Json {
-        let items: serde_json::Value = all
-            .iter()
-            .map(|(profile, diff)| {
-                serde_json::json!({ "profile": profile, "base": diff.base, "changes": diff.changes })
-            })
-            .collect();
-        return Ok(json(&items));
-    }
+    let items: serde_json::Value = all
+        .iter()
+        .map(|(profile, diff)| {
+            serde_json::json!({ "profile": profile, "base": diff.base, "changes": diff.changes })
+        })
+        .collect();
+    let csv_rows = all
+        .iter()
+        .map(|(profile, diff)| {
+            vec![
+                profile.name.clone(),
+                profile.display_name.clone(),
+                profile.dialect.to_string(),
+                profile.extends.clone().unwrap_or_default(),
+                profile.base_path.clone(),
+                diff.changes
+                    .iter()
+                    .map(|c| c.field)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
 
     let mut rows = vec![[
         "NAME".to_owned(),
@@ -134,10 +138,13 @@ fn list(banks: &BankProfiles, output: Output) -> Result<String, Failure> {
         "\nNo bank profile has been checked against the bank's live sandbox. \
          `stet banks NAME` shows one in full, with sources.\n",
     );
-    Ok(text)
+    Ok(Report::new(items, text).rows(
+        &["name", "bank", "dialect", "extends", "base_path", "changes"],
+        csv_rows,
+    ))
 }
 
-fn one(banks: &BankProfiles, name: &str, output: Output) -> Result<String, Failure> {
+fn one(banks: &BankProfiles, name: &str) -> Result<Report, Failure> {
     // An unknown name is a configuration problem: the message lists the known names.
     let profile = banks.get(name).map_err(|e| Failure::new(exit::CONFIG, e))?;
     let diff = banks
@@ -146,14 +153,23 @@ fn one(banks: &BankProfiles, name: &str, output: Output) -> Result<String, Failu
     let fields = banks
         .explain(&profile.name)
         .or_exit(exit::CONFIG, "invalid bank profile")?;
-    if output == Output::Json {
-        return Ok(json(&serde_json::json!({
-            "profile": profile,
-            "base": diff.base,
-            "changes": diff.changes,
-            "fields": fields,
-        })));
-    }
+    let json = serde_json::json!({
+        "profile": profile,
+        "base": diff.base,
+        "changes": diff.changes,
+        "fields": fields,
+    });
+    let csv_rows = fields
+        .iter()
+        .map(|f| {
+            vec![
+                f.field.to_owned(),
+                f.value.to_string(),
+                f.set_by.clone(),
+                f.source.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
 
     let mut text = format!("{}: {}\n", profile.name, profile.display_name);
     if !profile.aliases.is_empty() {
@@ -196,7 +212,7 @@ fn one(banks: &BankProfiles, name: &str, output: Output) -> Result<String, Failu
     for line in profile.notes.trim().lines() {
         text.push_str(&format!("  {line}\n"));
     }
-    Ok(text)
+    Ok(Report::new(json, text).rows(&["field", "value", "set_by", "source"], csv_rows))
 }
 
 /// Left-aligned columns two spaces apart; widths by characters (names have accents).
@@ -219,11 +235,5 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
         text.push_str(line.trim_end());
         text.push('\n');
     }
-    text
-}
-
-fn json(value: &serde_json::Value) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
     text
 }

@@ -12,15 +12,7 @@ use stet_client::{ClientError, JsonPage, StetClient, TransactionQuery};
 use crate::Globals;
 use crate::exit::{self, Failure, OrExit as _};
 use crate::iban::{iban_shape, parse_iban};
-use crate::output::{Format, Printer, Rows};
-
-/// `--output`, shared by the data commands.
-#[derive(Debug, Clone, Args)]
-pub struct OutputArgs {
-    /// table (default on a terminal), json, ndjson (default when piped) or csv
-    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
-    pub(crate) output: Option<Format>,
-}
+use crate::output::{Format, OutputArgs, Printer, Report, Rows};
 
 #[derive(Debug, Args)]
 #[command(
@@ -120,6 +112,8 @@ pub enum ConsentCommand {
 
 #[derive(Debug, Args)]
 pub struct ConsentPutArgs {
+    #[command(flatten)]
+    out: OutputArgs,
     /// IBANs whose balances may be read (repeat for several)
     #[arg(long = "balances", value_name = "IBAN")]
     balances: Vec<String>,
@@ -211,7 +205,7 @@ pub fn accounts(args: AccountsArgs, globals: &Globals) -> Result<u8, Failure> {
     let client = crate::profile::client(globals, None)?;
     runtime()?.block_on(async {
         let mut printer = Printer::new(
-            Format::resolve(args.out.output),
+            args.out.list(),
             &["id", "iban", "name", "currency", "usage", "type"],
         )?;
         let mut accounts = client.accounts();
@@ -235,7 +229,7 @@ pub fn balances(args: BalancesArgs, globals: &Globals) -> Result<u8, Failure> {
             None => account_ids(&client).await?,
         };
         let mut printer = Printer::new(
-            Format::resolve(args.out.output),
+            args.out.list(),
             &[
                 "account",
                 "type",
@@ -350,7 +344,7 @@ pub fn transactions(args: TransactionsArgs, globals: &Globals) -> Result<u8, Fai
             (Some(a), _) => vec![resolve_account(&client, a).await?],
             (None, _) => account_ids(&client).await?,
         };
-        let format = Format::resolve(args.out.output);
+        let format = args.out.list();
         let mut printer = Printer::new(
             format,
             &[
@@ -561,10 +555,7 @@ pub fn identity(args: IdentityArgs, globals: &Globals) -> Result<u8, Failure> {
     let client = crate::profile::client(globals, None)?;
     runtime()?.block_on(async {
         let identity = client.end_user_identity().await?;
-        let mut printer = Printer::new(
-            Format::resolve(args.out.output),
-            &["full_name", "first_name", "last_name"],
-        )?;
+        let mut printer = Printer::new(args.out.list(), &["full_name", "first_name", "last_name"])?;
         if let Some(id) = &identity.identity {
             printer.row(
                 id.json(),
@@ -583,10 +574,7 @@ pub fn identity(args: IdentityArgs, globals: &Globals) -> Result<u8, Failure> {
 pub fn beneficiaries(args: BeneficiariesArgs, globals: &Globals) -> Result<u8, Failure> {
     let client = crate::profile::client(globals, None)?;
     runtime()?.block_on(async {
-        let mut printer = Printer::new(
-            Format::resolve(args.out.output),
-            &["id", "name", "iban", "trusted"],
-        )?;
+        let mut printer = Printer::new(args.out.list(), &["id", "name", "iban", "trusted"])?;
         let mut items = client.trusted_beneficiaries();
         while let Some(item) = items.next().await {
             let b = item?;
@@ -633,13 +621,32 @@ pub fn consent(command: ConsentCommand, globals: &Globals) -> Result<u8, Failure
         "trustedBeneficiaries": args.trusted_beneficiaries,
         "psuIdentity": args.psu_identity,
     });
-    let access = serde_json::from_value(body).or_exit(2, "cannot build the consent")?;
+    let access = serde_json::from_value(body.clone()).or_exit(2, "cannot build the consent")?;
     let client = crate::profile::client(globals, None)?;
     runtime()?.block_on(async {
         client.put_consents(&access).await?;
         if !globals.quiet {
             eprintln!("The bank recorded the consent.");
         }
+        let json = serde_json::json!({"recorded": true, "access": body});
+        Report::new(json, "")
+            .rows(
+                &[
+                    "recorded",
+                    "balances",
+                    "transactions",
+                    "owners",
+                    "overdrafts",
+                ],
+                vec![vec![
+                    "true".to_owned(),
+                    args.balances.join(" "),
+                    args.transactions.join(" "),
+                    args.owners.join(" "),
+                    args.overdrafts.join(" "),
+                ]],
+            )
+            .print(args.out.report())?;
         Ok(0)
     })
 }

@@ -18,6 +18,7 @@ use stet_transport::{LoadOptions, Profile, QwacIdentity, QwacSource, Transport, 
 
 use crate::Globals;
 use crate::exit::{self, Failure, OrExit as _};
+use crate::output::{Format, OutputArgs, Report as Printed};
 
 /// A certificate with fewer days left than this is flagged for renewal.
 const RENEW_WITHIN_DAYS: i64 = 30;
@@ -40,15 +41,8 @@ the clock against the bank's Date; the token endpoint.
 Exit codes: 0 every check passed (warnings allowed), 78 a certificate, key, permission or
 configuration check failed, 69 only network checks failed (the bank is unreachable).")]
 pub struct DoctorArgs {
-    /// Output format: text (one line per check) or json (an array of {check, ok, status, detail, fix})
-    #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
-    output: Output,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Output {
-    Text,
-    Json,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 /// How a check ended.
@@ -101,16 +95,17 @@ struct Check {
     fix: Option<String>,
 }
 
-/// Collects the checks and prints each as it comes (text) or all at the end (json).
+/// Collects the checks and prints each as it comes (text) or all at the end (json, ndjson,
+/// csv).
 struct Report {
-    output: Output,
+    output: Format,
     fancy: bool,
     checks: Vec<Check>,
 }
 
 impl Report {
-    fn new(output: Output) -> Self {
-        let fancy = output == Output::Text
+    fn new(output: Format) -> Self {
+        let fancy = output == Format::Table
             && std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none();
         Report {
@@ -121,7 +116,7 @@ impl Report {
     }
 
     fn add(&mut self, check: Check) -> Result<(), Failure> {
-        if self.output == Output::Text {
+        if self.output == Format::Table {
             let mark = if self.fancy {
                 check.status.mark()
             } else {
@@ -186,9 +181,9 @@ impl Report {
         self.other(Status::Skip, Kind::Local, name, detail, fix)
     }
 
-    /// Prints the JSON array (json output) and gives the exit code.
+    /// Prints the checks (json, ndjson, csv: text went line by line) and gives the exit code.
     fn finish(self) -> Result<u8, Failure> {
-        if self.output == Output::Json {
+        if self.output != Format::Table {
             let array: Vec<serde_json::Value> = self
                 .checks
                 .iter()
@@ -202,11 +197,22 @@ impl Report {
                     })
                 })
                 .collect();
-            let text = serde_json::to_string_pretty(&array).or_exit(1, "cannot write JSON")?;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{text}")
-                .and_then(|()| out.flush())
-                .or_exit(exit::IO, "cannot write the report")?;
+            let rows = self
+                .checks
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.name.clone(),
+                        (c.status != Status::Fail).to_string(),
+                        c.status.word().to_ascii_lowercase(),
+                        c.detail.clone(),
+                        c.fix.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            Printed::new(serde_json::Value::Array(array), "")
+                .rows(&["check", "ok", "status", "detail", "fix"], rows)
+                .print(self.output)?;
         }
         let failed = |kind| {
             self.checks
@@ -225,7 +231,7 @@ impl Report {
 
 /// Runs every check on the profile; see [`DoctorArgs`] for the list and the exit codes.
 pub fn run(args: DoctorArgs, globals: &Globals) -> Result<u8, Failure> {
-    let mut report = Report::new(args.output);
+    let mut report = Report::new(args.out.report());
     let Some(profile) = check_configuration(&mut report, globals)? else {
         return report.finish();
     };

@@ -12,6 +12,7 @@ use stet_transport::config;
 
 use crate::Globals;
 use crate::exit::{self, Failure, OrExit as _};
+use crate::output::{OutputArgs, Report};
 
 /// `stet init [--bank NAME] [--profile P] [--force]`.
 #[derive(Debug, clap::Args)]
@@ -33,6 +34,8 @@ pub struct InitArgs {
     /// Replace the profile if the file already has one of that name
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 /// Writes the profile and says on stderr where, and what to fill in.
@@ -70,6 +73,12 @@ pub fn run(args: InitArgs, globals: &Globals) -> Result<u8, Failure> {
         )
     })?;
     let written = write_profile(&path, &name, &section, args.force)?;
+    let what = match written {
+        Written::Created => "created",
+        Written::Appended => "appended",
+        Written::Replaced => "replaced",
+    };
+    let bank_name = bank.as_ref().map(|b| b.name.clone());
     if !globals.quiet {
         let verb = match written {
             Written::Created => "created",
@@ -84,6 +93,25 @@ pub fn run(args: InitArgs, globals: &Globals) -> Result<u8, Failure> {
         );
         eprintln!("then check everything with: stet doctor --profile {name}");
     }
+    Report::new(
+        serde_json::json!({
+            "profile": name,
+            "bank": bank_name,
+            "config": path.display().to_string(),
+            "written": what,
+        }),
+        "",
+    )
+    .rows(
+        &["profile", "bank", "config", "written"],
+        vec![vec![
+            name.clone(),
+            bank_name.clone().unwrap_or_default(),
+            path.display().to_string(),
+            what.to_owned(),
+        ]],
+    )
+    .print(args.out.report())?;
     Ok(0)
 }
 

@@ -1,14 +1,26 @@
-//! Printing data: a table for people, JSON, NDJSON or CSV for programs.
+//! What every command prints on stdout, in the format asked for with `--output` (`-o`): text
+//! for people, JSON, NDJSON or CSV for programs. One mechanism for every command: flatten
+//! [`OutputArgs`] into the command's arguments and print through it.
 //!
-//! The default is a table when stdout is a terminal and NDJSON (one JSON object a line) when it
-//! is piped: NDJSON streams, so `stet transactions --all | …` holds one page in memory whatever
-//! the history. JSON and NDJSON print each resource exactly as the bank sent it (the text of
-//! its object: amounts keep their digits, unknown fields and the key order are kept; an
-//! object the bank spread over several lines is put on one); the table and CSV show chosen
-//! columns.
+//! Two kinds of output:
 //!
-//! Rows can be prepared away from the writer, on any thread ([`Rows`]), and written in one go
-//! ([`Printer::rows`]): a sync formats each page where it was fetched and read.
+//! - **Lists of the bank's resources** (accounts, transactions, …) go through [`Printer`]. The
+//!   default is a table when stdout is a terminal and NDJSON (one JSON object a line) when it
+//!   is piped ([`OutputArgs::list`]): NDJSON streams, so `stet transactions --all | …` holds
+//!   one page in memory whatever the history. JSON and NDJSON print each resource exactly as
+//!   the bank sent it (the text of its object: amounts keep their digits, unknown fields and
+//!   the key order are kept; an object the bank spread over several lines is put on one); the
+//!   table and CSV show chosen columns. Rows can be prepared away from the writer, on any
+//!   thread ([`Rows`]), and written in one go ([`Printer::rows`]): a sync formats each page
+//!   where it was fetched and read.
+//! - **A command's result** (a payment's status, a funds check, the doctor's checks, the bank
+//!   profiles, …) is a [`Report`]: the text people read (the default, wherever stdout goes, so
+//!   scripts that read the text keep working), a JSON value with a documented shape
+//!   (`docs/output.md`), and rows for CSV. `json` prints the value, pretty; `ndjson` prints it
+//!   on one line (an array: one line per item); `csv` prints the rows with a header.
+//!
+//! A result is printed once the command has done its work, and only then: a command that
+//! fails prints nothing on stdout.
 
 use std::io::{IsTerminal as _, Write};
 
@@ -17,10 +29,32 @@ use serde_json::value::RawValue;
 
 use crate::exit::{self, Failure, OrExit as _};
 
+/// `--output`/`-o`, shared by every command that prints something.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputArgs {
+    /// table (text for people, also `text`), json, ndjson or csv
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+}
+
+impl OutputArgs {
+    /// The format for a list of the bank's resources: as asked, else a table on a terminal
+    /// and NDJSON when piped.
+    pub fn list(&self) -> Format {
+        Format::resolve(self.output)
+    }
+
+    /// The format for a command's result: as asked, else the text for people.
+    pub fn report(&self) -> Format {
+        self.output.unwrap_or(Format::Table)
+    }
+}
+
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Aligned columns, for a terminal
+    /// Aligned columns or lines of text, for a terminal
+    #[value(alias = "text")]
     Table,
     /// One JSON array
     Json,
@@ -257,6 +291,101 @@ impl Printer {
     }
 }
 
+/// A command's result in every format: the text people read, a JSON value with a documented
+/// shape, and the rows CSV prints.
+///
+/// ```ignore
+/// Report::new(json!({"id": id, "status": status}), format!("{id} {status}\n"))
+///     .rows(&["id", "status"], vec![vec![id, status]])
+///     .print(args.out.report())?;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Report {
+    text: String,
+    json: serde_json::Value,
+    columns: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Report {
+    /// A result whose JSON is `json` and whose text is `text` (printed as is; empty prints
+    /// nothing, for commands that say everything on stderr).
+    pub fn new(json: serde_json::Value, text: impl Into<String>) -> Report {
+        Report {
+            text: text.into(),
+            json,
+            columns: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// The CSV columns and rows (one row for a single result).
+    #[must_use]
+    pub fn rows(mut self, columns: &[&'static str], rows: Vec<Vec<String>>) -> Report {
+        self.columns = columns.to_vec();
+        self.rows = rows;
+        self
+    }
+
+    /// The JSON value.
+    pub fn json(&self) -> &serde_json::Value {
+        &self.json
+    }
+
+    /// Prints the result on stdout in `format`.
+    pub fn print(&self, format: Format) -> Result<(), Failure> {
+        let out = self.render(format)?;
+        if out.is_empty() {
+            return Ok(());
+        }
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(&out)
+            .and_then(|()| stdout.flush())
+            .or_exit(exit::IO, "cannot write to stdout")
+    }
+
+    /// The bytes [`print`](Self::print) writes.
+    fn render(&self, format: Format) -> Result<Vec<u8>, Failure> {
+        let mut out = Vec::new();
+        match format {
+            Format::Table => out.extend_from_slice(self.text.as_bytes()),
+            Format::Json => {
+                let text = serde_json::to_string_pretty(&self.json)
+                    .or_exit(1, "cannot write the result as JSON")?;
+                out.extend_from_slice(text.as_bytes());
+                out.push(b'\n');
+            }
+            Format::Ndjson => {
+                let items = match &self.json {
+                    serde_json::Value::Array(items) => items.iter().collect(),
+                    one => vec![one],
+                };
+                for item in items {
+                    let line = serde_json::to_string(item)
+                        .or_exit(1, "cannot write the result as JSON")?;
+                    out.extend_from_slice(line.as_bytes());
+                    out.push(b'\n');
+                }
+            }
+            Format::Csv => {
+                let line = |cells: &mut dyn Iterator<Item = String>| {
+                    let mut text = cells.collect::<Vec<_>>().join(",");
+                    text.push_str("\r\n");
+                    text
+                };
+                out.extend_from_slice(
+                    line(&mut self.columns.iter().map(|c| csv_field(c))).as_bytes(),
+                );
+                for row in &self.rows {
+                    out.extend_from_slice(line(&mut row.iter().map(|c| csv_field(c))).as_bytes());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn layout(cells: &[String], widths: &[usize]) -> String {
     let mut line = String::new();
     for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
@@ -355,6 +484,42 @@ mod tests {
         rows.push(&items[0], || cells("1"));
         assert_eq!(rows.cells, [cells("1")]);
         assert!(rows.text.is_empty());
+    }
+
+    #[test]
+    fn a_report_in_each_format() {
+        let report = Report::new(
+            serde_json::json!([{"a": 1, "b": "x,y"}, {"a": 2, "b": "=z"}]),
+            "two lines\n",
+        )
+        .rows(
+            &["a", "b"],
+            vec![
+                vec!["1".into(), "x,y".into()],
+                vec!["2".into(), "=z".into()],
+            ],
+        );
+        let text = |f| String::from_utf8(report.render(f).unwrap()).unwrap();
+        assert_eq!(text(Format::Table), "two lines\n");
+        assert_eq!(
+            text(Format::Ndjson),
+            "{\"a\":1,\"b\":\"x,y\"}\n{\"a\":2,\"b\":\"=z\"}\n"
+        );
+        assert_eq!(text(Format::Csv), "a,b\r\n1,\"x,y\"\r\n2,'=z\r\n");
+        let pretty: serde_json::Value = serde_json::from_str(&text(Format::Json)).unwrap();
+        assert_eq!(&pretty, report.json());
+        // One object: one NDJSON line; empty text prints nothing.
+        let one = Report::new(serde_json::json!({"ok": true}), "");
+        assert_eq!(one.render(Format::Ndjson).unwrap(), b"{\"ok\":true}\n");
+        assert!(one.render(Format::Table).unwrap().is_empty());
+        // Formats parse from their names, `text` being the table's other name.
+        assert_eq!(Format::from_str("text", true).unwrap(), Format::Table);
+        assert_eq!(Format::from_str("ndjson", true).unwrap(), Format::Ndjson);
+        assert_eq!(
+            OutputArgs::default().report(),
+            Format::Table,
+            "a result defaults to text, piped or not"
+        );
     }
 
     #[test]

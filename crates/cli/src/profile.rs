@@ -77,9 +77,13 @@ pub fn data_dir() -> Result<PathBuf, Failure> {
 }
 
 /// The transport for `profile`, signing as `bank` asks: tokens in the platform's data folder,
-/// or `STET_ACCESS_TOKEN` when set.
+/// or `STET_ACCESS_TOKEN` when set (set but empty is unset: an empty Bearer token is never
+/// sent).
 pub fn transport(profile: &Profile, bank: &BankProfile) -> Result<Transport, Failure> {
-    let access_token = std::env::var("STET_ACCESS_TOKEN").ok().map(Secret::new);
+    let access_token = std::env::var("STET_ACCESS_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(Secret::new);
     if access_token.is_some() {
         tracing::warn!("using the token in STET_ACCESS_TOKEN instead of OAuth");
     }

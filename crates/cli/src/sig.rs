@@ -12,6 +12,7 @@ use stet_httpsig::{
 };
 
 use crate::exit::{self, Failure, OrExit as _};
+use crate::output::{OutputArgs, Report};
 
 /// The largest request or body `stet sig` reads: STET requests are a few KiB.
 const MAX_INPUT: u64 = 16 * 1024 * 1024;
@@ -93,6 +94,8 @@ pub struct VerifyArgs {
     /// The raw request to verify; `-` or nothing reads stdin
     #[arg(value_name = "FILE")]
     input: Option<PathBuf>,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +103,8 @@ pub struct DigestArgs {
     /// The body; `-` or nothing reads stdin
     #[arg(value_name = "FILE")]
     input: Option<PathBuf>,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 pub fn run(command: SigCommand) -> Result<u8, Failure> {
@@ -108,7 +113,16 @@ pub fn run(command: SigCommand) -> Result<u8, Failure> {
         SigCommand::Verify(args) => verify(args),
         SigCommand::Digest(args) => {
             let (body, _) = read_input(args.input.as_deref())?;
-            print_stdout(format!("{}\n", digest_header_value(&body)).as_bytes())?;
+            let digest = digest_header_value(&body);
+            Report::new(
+                serde_json::json!({"digest": digest, "length": body.len()}),
+                format!("{digest}\n"),
+            )
+            .rows(
+                &["digest", "length"],
+                vec![vec![digest.clone(), body.len().to_string()]],
+            )
+            .print(args.out.report())?;
             Ok(0)
         }
     }
@@ -193,16 +207,50 @@ fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         min_key_bits: args.min_key_bits,
         ..VerifyPolicy::default()
     };
-    match verify_request(&request, &policy, &key, SystemTime::now()) {
-        Ok(_) => {
-            print_stdout(b"ok\n")?;
-            Ok(0)
-        }
+    let outcome = verify_request(&request, &policy, &key, SystemTime::now());
+    let (json, text, row) = match &outcome {
+        Ok(verified) => (
+            serde_json::json!({
+                "valid": true,
+                "key_id": verified.key_id,
+                "headers": verified.headers,
+                "reason": null,
+            }),
+            "ok\n".to_owned(),
+            vec![
+                "true".to_owned(),
+                verified.key_id.clone(),
+                verified.headers.join(" "),
+                String::new(),
+            ],
+        ),
         Err(reason) => {
             eprintln!("invalid signature: {reason}");
-            Ok(exit::CHECK_FAILED)
+            (
+                serde_json::json!({
+                    "valid": false,
+                    "key_id": null,
+                    "headers": null,
+                    "reason": reason.to_string(),
+                }),
+                String::new(),
+                vec![
+                    "false".to_owned(),
+                    String::new(),
+                    String::new(),
+                    reason.to_string(),
+                ],
+            )
         }
-    }
+    };
+    Report::new(json, text)
+        .rows(&["valid", "key_id", "headers", "reason"], vec![row])
+        .print(args.out.report())?;
+    Ok(if outcome.is_ok() {
+        0
+    } else {
+        exit::CHECK_FAILED
+    })
 }
 
 fn split_list(list: &str) -> Vec<String> {

@@ -17,7 +17,8 @@ use stet_powens::{PowensClient, PowensConfig, PowensError, PowensId, Transaction
 use stet_transport::{AggregatorProfile, FileTokenStore, Provider, config};
 
 use crate::Globals;
-use crate::data::{AccountsArgs, BalancesArgs, OutputArgs, StatusFilter, TransactionsArgs};
+use crate::data::{AccountsArgs, BalancesArgs, StatusFilter, TransactionsArgs};
+use crate::output::OutputArgs;
 use crate::exit::{self, Failure, OrExit as _};
 use crate::output::{Format, Printer};
 
