@@ -535,7 +535,9 @@ impl StetClient {
         };
         let target = format!("payment-requests/{}{seg}", segment(id));
         let mut call = Call::new(Method::POST, target, auth);
-        call.body = Some(self.body(&ConfirmationResource::default())?);
+        if self.bank().payment.confirmation_body {
+            call.body = Some(self.body(&ConfirmationResource::default())?);
+        }
         let what = format!("POST payment-requests/{id}{seg}");
         let hal: Option<HalPaymentRequest> = match self.execute(&call).await? {
             Some(r) if !r.body.is_empty() => Some(parse(&what, &r.body)?),

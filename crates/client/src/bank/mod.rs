@@ -30,7 +30,27 @@
 //! # source: the bank's signature guide
 //! headers = ["(request-target)", "date", "digest", "x-request-id"]
 //! key_id = "registration-id"
+//!
+//! [payment]
+//! # source: the bank's OpenAPI file, `required` of its credit transfer
+//! requested_execution_date = "each-transfer"
 //! ```
+//!
+//! Besides the dialect, a profile says what goes on the wire for the bank:
+//!
+//! - `[signature]`: the signed header list (`headers`), a list of its own for requests
+//!   without a body when the bank signs GETs differently (`headers_without_body`), or a
+//!   Content-Type sent on them too so a list naming `content-type` can sign it
+//!   (`content_type_without_body`), the keyId form, Digest on GETs, `PSU-*` headers;
+//! - `[payment]` ([`PaymentRules`]): where the payee and the execution date go
+//!   (`each-transfer`, as STET 1.5.0.43 requires, or `payment-level`), how a standing order is
+//!   written (`characteristics` or 1.4's `flat`), whether the report URLs are required, whether
+//!   cancellation exists, whether the confirmation has a body;
+//! - `[funds_confirmation]` ([`FundsConfirmationRules`]): whether `payee` is required and
+//!   the headers the bank wants on it.
+//!
+//! A profile that would sign a header its requests cannot carry (`content-type` or
+//! `content-length` on a GET) is refused when it is resolved, saying which way out to take.
 //!
 //! Users add or change profiles with [`BankProfiles::add_toml`] or [`BankProfiles::add_dir`]:
 //! a file with a new name adds a profile, a file with a built-in's name replaces it, and a file
@@ -53,7 +73,9 @@
 //!
 //! None of the bank profiles has been checked against the bank's live sandbox
 //! ([`BankProfile::verified_against_live_sandbox`] is `false` for each): they are built from
-//! open-source TPP code, bank portals and the banks' own spec files, as cited in each file.
+//! open-source TPP code, bank portals and the banks' own spec files, as cited in each file, and
+//! each profile's `notes` say which. Where a bank publishes its spec (Crédit Agricole), the
+//! tests drive every command with its profile against that spec, served by an OpenAPI mock.
 
 mod registry;
 mod sources;
@@ -327,6 +349,9 @@ pub struct PaymentRules {
     pub report_urls_required: bool,
     /// The bank offers cancellation (`PUT /payment-requests/{id}`).
     pub cancellation: bool,
+    /// The confirmation carries a JSON body, `{}` at least (STET 1.5: "a Json (void) body
+    /// structure must be provided"); `false`: no body, for a bank whose spec declares none.
+    pub confirmation_body: bool,
 }
 
 impl Default for PaymentRules {
@@ -338,6 +363,7 @@ impl Default for PaymentRules {
             standing_order: StandingOrderForm::Characteristics,
             report_urls_required: false,
             cancellation: true,
+            confirmation_body: true,
         }
     }
 }
@@ -603,6 +629,10 @@ impl BankProfile {
                 Flag(self.payment.report_urls_required),
             ),
             ("payment.cancellation", Flag(self.payment.cancellation)),
+            (
+                "payment.confirmation_body",
+                Flag(self.payment.confirmation_body),
+            ),
             (
                 "funds_confirmation.payee_required",
                 Flag(self.funds_confirmation.payee_required),

@@ -119,6 +119,7 @@ struct PaymentFile {
     standing_order: Option<StandingOrderForm>,
     report_urls_required: Option<bool>,
     cancellation: Option<bool>,
+    confirmation_body: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
