@@ -35,6 +35,9 @@ const DOCUMENTED: [i32; 10] = [1, 2, 65, 66, 69, 74, 75, 77, 78, 0];
 
 /// A temporary HOME with the sandbox's test PKI (CA, QWAC, QSealC) and a configuration file
 /// whose URLs point at a port where nothing listens.
+/// A second valid IBAN, for payments to several payees.
+const PAYEE_2: &str = "FR7630004000031234567890143";
+
 struct Offline {
     dir: tempfile::TempDir,
 }
@@ -646,6 +649,69 @@ fn arg_amount_not_a_number() {
     let out = env.run(&["funds-check", "--account", PAYEE, "--amount", "1e3"]);
     out.fails(2, "`1e3` is not an amount");
     out.error_line("digits");
+}
+
+#[test]
+fn arg_payee_without_a_name() {
+    let env = Offline::new();
+    env.config(&[]);
+    // SEPA transfers carry the payee's name: without --to-name it is looked up among the PSU's
+    // trusted beneficiaries, which cannot be read here; nothing is paid nameless.
+    let out = env.run(&[
+        "pay", "create", "--to", PAYEE, "--amount", "1.00", "--label", "x",
+    ]);
+    out.fails(
+        2,
+        "--to-name NAME is required for FR7630006000011234567890189",
+    );
+    out.error_line("trusted beneficiaries could not be read");
+}
+
+#[test]
+fn arg_payees_and_amounts_that_do_not_pair() {
+    let env = Offline::new();
+    env.config(&[]);
+    let two = [
+        "pay",
+        "create",
+        "--to",
+        PAYEE,
+        "--to",
+        PAYEE_2,
+        "--to-name",
+        "A",
+        "--to-name",
+        "B",
+        "--label",
+        "x",
+    ];
+    let mut args = two.to_vec();
+    args.extend(["--amount", "1.00"]);
+    env.run(&args).fails(
+        2,
+        "--amount: give one per --to, in the same order (2 payees, 1 amounts)",
+    );
+    // A standing order pays one payee.
+    let mut args = two.to_vec();
+    args.extend([
+        "--amount",
+        "1.00",
+        "--amount",
+        "2.00",
+        "--every",
+        "monthly",
+        "--date",
+        "2099-01-05",
+    ]);
+    env.run(&args).fails(2, "a standing order pays one payee");
+}
+
+#[test]
+fn arg_funds_check_without_the_payee_a_bank_requires() {
+    let env = Offline::new();
+    env.config(&[("bank", "\"credit-agricole\"")]);
+    env.run(&["funds-check", "--account", PAYEE, "--amount", "1.00"])
+        .fails(2, "--payee NAME is required: Crédit Agricole");
 }
 
 // ---------------------------------------------------------------------------------------------

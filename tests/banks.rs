@@ -159,7 +159,8 @@ fn one_profile_in_full_with_sources() {
         out.contains("set by generic-1.4 (built-in banks/generic-1.4.toml)"),
         "{out}"
     );
-    assert!(out.contains("notes:\n  Sandbox:"), "{out}");
+    assert!(out.contains("notes:\n  Second-hand only"), "{out}");
+    assert!(out.contains("\n  Sandbox:"), "{out}");
 
     let one = json(&["banks", "bpce", "--output", "json"]);
     assert_eq!(one["profile"]["name"], "bpce");

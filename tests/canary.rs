@@ -306,7 +306,7 @@ fn no_secret_in_any_command_at_trace() {
     trace(&env, &mut t, &["doctor", "--output", "json"]);
 
     // Consent: by the loopback listener, then by pasting the redirect.
-    let (out, location) = env.login(&["-vvv"]);
+    let (out, location) = env.login(&["-vvv", "-o", "json"]);
     t.add(&out);
     secrets.push(code_of(&location));
     let mut running = env.spawn(&["-vvv", "auth", "login", "--no-browser"]);
@@ -320,6 +320,7 @@ fn no_secret_in_any_command_at_trace() {
     secrets.extend(tokens(&env, "sandbox"));
     trace(&env, &mut t, &["auth", "status"]).ok();
     trace(&env, &mut t, &["auth", "status", "--output", "json"]).ok();
+    trace(&env, &mut t, &["auth", "status", "--output", "csv"]).ok();
 
     // Account information.
     let accounts = trace_present(&env, &mut t, &["accounts", "--output", "json"]).json_array();
@@ -372,7 +373,18 @@ fn no_secret_in_any_command_at_trace() {
 
     // Payments (client credentials and the PSU's approval) and funds confirmation.
     let mut running = env.spawn(&[
-        "-vvv", "pay", "--to", PAYEE, "--amount", "3.21", "--label", "canary", "--psu-ip", PSU_IP,
+        "-vvv",
+        "pay",
+        "--to",
+        PAYEE,
+        "--to-name",
+        "Ana Smith",
+        "--amount",
+        "3.21",
+        "--label",
+        "canary",
+        "--psu-ip",
+        PSU_IP,
     ]);
     secrets.push(code_of(&env.approve_payment(&mut running)));
     let out = running.finish();
@@ -382,7 +394,16 @@ fn no_secret_in_any_command_at_trace() {
         &env,
         &mut t,
         &[
-            "pay", "create", "--to", PAYEE, "--amount", "7.00", "--label", "steps",
+            "pay",
+            "create",
+            "--to",
+            PAYEE,
+            "--to-name",
+            "Ana Smith",
+            "--amount",
+            "7.00",
+            "--label",
+            "steps",
         ],
     );
     let line = created.ok().trim().to_owned();
@@ -406,15 +427,105 @@ fn no_secret_in_any_command_at_trace() {
         &env,
         &mut t,
         &[
-            "pay", "create", "--to", PAYEE, "--amount", "8.00", "--label", "cancel",
+            "pay",
+            "create",
+            "--to",
+            PAYEE,
+            "--to-name",
+            "Ana Smith",
+            "--amount",
+            "8.00",
+            "--label",
+            "cancel",
         ],
     );
     let other = created.ok().split(' ').next().unwrap().to_owned();
-    trace_present(&env, &mut t, &["pay", "cancel", &other]).ok();
+    trace_present(&env, &mut t, &["pay", "cancel", &other, "-o", "json"]).ok();
+    // Several payees, the payee's name taken from the PSU's trusted beneficiaries, a standing
+    // order, a confirmation with the TPP's own token, every result as JSON.
+    let beneficiary = trace_present(&env, &mut t, &["beneficiaries", "-o", "json"]).json_array()[0]
+        ["creditorAccount"]["iban"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let several = trace_present(
+        &env,
+        &mut t,
+        &[
+            "pay",
+            "create",
+            "--to",
+            PAYEE,
+            "--to",
+            &beneficiary,
+            "--to-name",
+            "Ana Smith",
+            "--to-name",
+            "Marie Martin",
+            "--amount",
+            "1.00",
+            "--amount",
+            "2.00",
+            "--label",
+            "several",
+            "-o",
+            "json",
+        ],
+    )
+    .json();
+    let (id, link) = (
+        several["id"].as_str().unwrap().to_owned(),
+        several["consent_approval"].as_str().unwrap().to_owned(),
+    );
+    secrets.push(code_of(&env.approve_at_bank(&link)));
+    trace_present(
+        &env,
+        &mut t,
+        &["pay", "confirm", &id, "--approved", "-o", "json"],
+    )
+    .ok();
+    trace_present(&env, &mut t, &["pay", "status", &id, "-o", "csv"]).ok();
+    trace_present(
+        &env,
+        &mut t,
+        &[
+            "pay",
+            "create",
+            "--to",
+            &beneficiary,
+            "--amount",
+            "9.00",
+            "--label",
+            "rent",
+            "--every",
+            "monthly",
+            "--date",
+            &support::day(5),
+            "-o",
+            "json",
+        ],
+    )
+    .ok();
     trace_present(
         &env,
         &mut t,
         &["funds-check", "--account", &iban, "--amount", "10.00"],
+    )
+    .ok();
+    trace_present(
+        &env,
+        &mut t,
+        &[
+            "funds-check",
+            "--account",
+            &iban,
+            "--amount",
+            "10.00",
+            "--payee",
+            "Shop",
+            "-o",
+            "json",
+        ],
     )
     .ok();
     // The secret in the request body (client_secret_post) rather than in a header.
@@ -475,7 +586,7 @@ fn no_secret_in_any_command_at_trace() {
     .ok();
     secrets.extend(tokens(&env, "sandbox"));
 
-    trace(&env, &mut t, &["auth", "logout"]).ok();
+    trace(&env, &mut t, &["auth", "logout", "-o", "json"]).ok();
     let log = sandbox_log(dir.path());
     assert!(
         log.lines().count() > 100,

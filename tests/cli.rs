@@ -620,7 +620,17 @@ fn pay_in_steps_and_cancel() {
     let env = Env::new();
     let args = |label: &'static str| {
         vec![
-            "pay", "create", "--to", PAYEE, "--amount", "99.90", "--label", label, "--psu-ip",
+            "pay",
+            "create",
+            "--to",
+            PAYEE,
+            "--to-name",
+            "Ana Smith",
+            "--amount",
+            "99.90",
+            "--label",
+            label,
+            "--psu-ip",
             PSU_IP,
         ]
     };
@@ -673,7 +683,17 @@ fn pay_in_steps_and_cancel() {
 fn pay_over_the_limit_is_rejected() {
     let env = Env::new();
     let mut running = env.spawn(&[
-        "pay", "--to", PAYEE, "--amount", "5000.01", "--label", "too much", "--psu-ip", PSU_IP,
+        "pay",
+        "--to",
+        PAYEE,
+        "--to-name",
+        "Ana Smith",
+        "--amount",
+        "5000.01",
+        "--label",
+        "too much",
+        "--psu-ip",
+        PSU_IP,
     ]);
     env.approve_payment(&mut running);
     let out = running.finish();
@@ -837,4 +857,124 @@ fn configuration_errors_exit_78() {
     let mismatch = env.config_with("mismatch", &[("qwac_key", &qseal_key)]);
     env.present(&["accounts", "--config", mismatch.to_str().unwrap()])
         .fails(78, "key");
+}
+
+#[test]
+fn an_empty_access_token_is_unset() {
+    let env = Env::new();
+    let accounts = |env: &Env| {
+        let args = ["accounts", "--psu-ip", PSU_IP, "-o", "json"];
+        let mut cmd = env.command(&args);
+        cmd.env("STET_ACCESS_TOKEN", "");
+        finished(&args, cmd)
+    };
+    // Set but empty is no token: OAuth is used, so without a login the consent is asked for,
+    // and no empty Bearer token is sent.
+    let out = accounts(&env);
+    out.fails(77, "stet auth login");
+    assert!(!out.stderr.contains("STET_ACCESS_TOKEN"), "{out}");
+    env.login(&[]);
+    let out = accounts(&env);
+    assert_eq!(out.json_array().len(), 3, "{out}");
+    assert!(!out.stderr.contains("STET_ACCESS_TOKEN"), "{out}");
+}
+
+/// A bank on plain HTTP (loopback) that answers every request `201 Created`, with a Location,
+/// and `body`, as STET 1.4.0.47's own example writes a creation's answer.
+fn answering_bank(body: &'static str) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("port").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let reply = format!(
+                "HTTP/1.1 201 Created\r\nLocation: /v1/payment-requests/PR-ODD\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn a_creation_answer_in_an_odd_shape_keeps_the_id_and_says_so_at_v() {
+    let env = Env::new();
+    let port = answering_bank(
+        r#"{"appliedAuthenticationApproach": {"appliedAuthenticationApproach": "REDIRECT"},
+            "_links": {"consentApproval": {"href": "https://psd2.aspsp/consent-approval"}}}"#,
+    );
+    let api = format!("\"http://127.0.0.1:{port}/v1/\"");
+    let config = env.config_with(
+        "odd",
+        &[
+            ("api_base", &api),
+            ("allow_insecure_http", "true"),
+            ("bank", "\"generic-1.4\""),
+        ],
+    );
+    let create = |verbose: bool| {
+        let mut args = vec!["pay", "create", "--config", config.to_str().unwrap()];
+        args.extend([
+            "--to",
+            PAYEE,
+            "--to-name",
+            "Ana Smith",
+            "--amount",
+            "1.00",
+            "--label",
+            "odd",
+            "-o",
+            "json",
+        ]);
+        if verbose {
+            args.push("-v");
+        }
+        let mut cmd = env.command(&args);
+        cmd.env("STET_ACCESS_TOKEN", "compliance-test-token");
+        finished(&args, cmd)
+    };
+    let quiet = create(false);
+    let created = quiet.json();
+    assert_eq!(created["id"], "PR-ODD");
+    assert_eq!(
+        created["consent_approval"],
+        "https://psd2.aspsp/consent-approval"
+    );
+    assert_eq!(
+        created["answer"]["appliedAuthenticationApproach"]["appliedAuthenticationApproach"],
+        "REDIRECT"
+    );
+    assert!(
+        !quiet.stderr.contains("appliedAuthenticationApproach"),
+        "{quiet}"
+    );
+    let verbose = create(true);
+    assert_eq!(verbose.json()["id"], "PR-ODD");
+    assert!(
+        verbose.stderr.contains(
+            r#"appliedAuthenticationApproach as {"appliedAuthenticationApproach": "REDIRECT"}"#
+        ) && verbose.stderr.contains("kept as received"),
+        "{verbose}"
+    );
 }

@@ -293,7 +293,17 @@ fn a_consent_revoked_mid_sync_exits_77_and_logging_in_again_resumes() {
 /// Runs `stet pay` for `amount` and plays the PSU when (if) it asks for approval.
 fn pay(env: &Env, amount: &str, label: &str) -> Out {
     let mut running = env.spawn(&[
-        "pay", "--to", PAYEE, "--amount", amount, "--label", label, "--psu-ip", PSU_IP,
+        "pay",
+        "--to",
+        PAYEE,
+        "--to-name",
+        "Ana Smith",
+        "--amount",
+        amount,
+        "--label",
+        label,
+        "--psu-ip",
+        PSU_IP,
     ]);
     loop {
         match running.lines.recv_timeout(LINE_TIMEOUT) {

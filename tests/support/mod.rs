@@ -428,6 +428,25 @@ impl Env {
         location
     }
 
+    /// Plays the PSU approving a payment at the bank from its approval link, with no stet
+    /// listening for the redirect (the bank sends the PSU back to the TPP's report URL); then
+    /// `stet pay confirm ID --approved` confirms it. Gives the redirect.
+    pub fn approve_at_bank(&self, link: &str) -> String {
+        let mut url = url::Url::parse(link).expect("an approval link");
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", self.sandbox.get("client_id"))
+            .append_pair("redirect_uri", self.sandbox.get("redirect_uri"))
+            .append_pair("scope", "pisp")
+            .append_pair("state", "approved-at-the-bank")
+            .append_pair(
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            )
+            .append_pair("code_challenge_method", "S256");
+        self.consent_at_bank(url.as_str())
+    }
+
     pub fn token_file(&self, profile: &str) -> PathBuf {
         self.home
             .path()

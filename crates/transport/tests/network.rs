@@ -173,6 +173,85 @@ async fn requests_are_signed_as_sent() {
     );
 }
 
+#[tokio::test]
+async fn an_empty_access_token_is_no_token() {
+    // STET_ACCESS_TOKEN set but empty (or blank) means unset: OAuth is used, and no empty
+    // Bearer token ever goes out.
+    let pki = Pki::new();
+    let server = Server::start(&pki, true, bank).await;
+    for empty in ["", "  "] {
+        let transport = Transport::builder(&pki.profile(server.port, ""))
+            .access_token(Some(Secret::new(empty)))
+            .build()
+            .unwrap();
+        transport
+            .send(&StetRequest::get(
+                "accounts",
+                Auth::ClientCredentials(vec!["aisp".into()]),
+            ))
+            .await
+            .unwrap();
+    }
+    let api: Vec<_> = server
+        .received()
+        .into_iter()
+        .filter(|r| r.target.contains("accounts"))
+        .collect();
+    assert_eq!(api.len(), 2);
+    assert!(
+        api.iter()
+            .all(|r| r.header("authorization") == Some("Bearer cc-token")),
+        "the token from the token endpoint"
+    );
+    assert_eq!(server.count("/oauth/token"), 2);
+}
+
+/// One `Host` on the wire, written by the HTTP client, equal to the one signed.
+#[tokio::test]
+async fn the_host_goes_out_once() {
+    let pki = Pki::new();
+    let server = Server::start(&pki, true, bank).await;
+    let mut profile = pki.profile(server.port, "");
+    profile.signed_headers = Some(vec![
+        "(request-target)".into(),
+        "host".into(),
+        "date".into(),
+        "x-request-id".into(),
+    ]);
+    let transport = Transport::builder(&profile).build().unwrap();
+    transport
+        .send(&StetRequest::get(
+            "accounts",
+            Auth::ClientCredentials(vec!["aisp".into()]),
+        ))
+        .await
+        .unwrap();
+    let req = server
+        .received()
+        .into_iter()
+        .find(|r| r.target.contains("accounts"))
+        .unwrap();
+    let hosts: Vec<_> = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .collect();
+    assert_eq!(hosts.len(), 1, "{:?}", req.headers);
+    assert_eq!(hosts[0].1, format!("127.0.0.1:{}", server.port));
+    let public = PublicKey::from_bytes(&std::fs::read(pki.path("qseal.pub.pem")).unwrap()).unwrap();
+    let verified = verify_request(
+        &req.to_signed(),
+        &VerifyPolicy::stet(),
+        &public,
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        verified.headers,
+        ["(request-target)", "host", "date", "x-request-id"]
+    );
+}
+
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }
