@@ -341,6 +341,19 @@ fn every_command_is_valid_under_the_official_stet_1_5_spec() {
         let done = v.pay_in_steps(&args);
         assert_eq!(done["status"], "ACSC", "{done}");
     }
+    // No --to-name: the name of the PSU's trusted beneficiary with that IBAN goes out.
+    let beneficiary = &v.run(&["beneficiaries", "-o", "json"]).json_array()[0];
+    let (b_iban, b_name) = (
+        beneficiary["creditorAccount"]["iban"].as_str().unwrap(),
+        beneficiary["creditor"]["name"].as_str().unwrap(),
+    );
+    v.create(&["--to", b_iban, "--amount", "2.00", "--label", "by name"]);
+    // A payee that is no trusted beneficiary and has no name: refused before anything is sent.
+    v.run(&[
+        "pay", "create", "--to", PAYEE, "--amount", "2.00", "--label", "x",
+    ])
+    .fails(2, "no trusted beneficiary of the PSU has that IBAN");
+
     // The whole journey: the PSU's approval comes back as an authorization code.
     let mut running = v.spawn(&[
         "pay",
@@ -382,6 +395,19 @@ fn every_command_is_valid_under_the_official_stet_1_5_spec() {
     assert_ne!(broken.code, 0, "{broken}");
 
     let covered = v.verdicts(&["deliberately-incomplete"], &[]);
+    // (Read once the witness has seen everything.)
+    let named = v
+        .witness
+        .lines()
+        .into_iter()
+        .filter(|s| s["method"] == "POST" && s["body"].as_str().unwrap().contains(b_iban))
+        .map(|s| serde_json::from_str::<Value>(s["body"].as_str().unwrap()).unwrap())
+        .next()
+        .expect("the payment to the trusted beneficiary, as sent");
+    assert_eq!(
+        named["creditTransferTransaction"][0]["beneficiary"]["creditor"]["name"],
+        b_name
+    );
     let wanted = ops(&[
         "GET /accounts",
         "GET /accounts/{id}/balances",
