@@ -920,20 +920,16 @@ fn answering_bank(body: &'static str) -> u16 {
 #[test]
 fn a_creation_answer_in_an_odd_shape_keeps_the_id_and_says_so_at_v() {
     let env = Env::new();
-    let port = answering_bank(
-        r#"{"appliedAuthenticationApproach": {"appliedAuthenticationApproach": "REDIRECT"},
-            "_links": {"consentApproval": {"href": "https://psd2.aspsp/consent-approval"}}}"#,
-    );
-    let api = format!("\"http://127.0.0.1:{port}/v1/\"");
-    let config = env.config_with(
-        "odd",
-        &[
-            ("api_base", &api),
-            ("allow_insecure_http", "true"),
-            ("bank", "\"generic-1.4\""),
-        ],
-    );
-    let create = |verbose: bool| {
+    let create = |body: &'static str, verbose: bool| {
+        let api = format!("\"http://127.0.0.1:{}/v1/\"", answering_bank(body));
+        let config = env.config_with(
+            "odd",
+            &[
+                ("api_base", &api),
+                ("allow_insecure_http", "true"),
+                ("bank", "\"generic-1.4\""),
+            ],
+        );
         let mut args = vec!["pay", "create", "--config", config.to_str().unwrap()];
         args.extend([
             "--to",
@@ -954,7 +950,12 @@ fn a_creation_answer_in_an_odd_shape_keeps_the_id_and_says_so_at_v() {
         cmd.env("STET_ACCESS_TOKEN", "compliance-test-token");
         finished(&args, cmd)
     };
-    let quiet = create(false);
+
+    // STET 1.4.0.47's own example of the answer: appliedAuthenticationApproach as an object.
+    // Kept as received, said at -v only, and the id and the approval link come through.
+    let example = r#"{"appliedAuthenticationApproach": {"appliedAuthenticationApproach": "REDIRECT"},
+        "_links": {"consentApproval": {"href": "https://psd2.aspsp/consent-approval"}}}"#;
+    let quiet = create(example, false);
     let created = quiet.json();
     assert_eq!(created["id"], "PR-ODD");
     assert_eq!(
@@ -969,7 +970,7 @@ fn a_creation_answer_in_an_odd_shape_keeps_the_id_and_says_so_at_v() {
         !quiet.stderr.contains("appliedAuthenticationApproach"),
         "{quiet}"
     );
-    let verbose = create(true);
+    let verbose = create(example, true);
     assert_eq!(verbose.json()["id"], "PR-ODD");
     assert!(
         verbose.stderr.contains(
@@ -977,4 +978,17 @@ fn a_creation_answer_in_an_odd_shape_keeps_the_id_and_says_so_at_v() {
         ) && verbose.stderr.contains("kept as received"),
         "{verbose}"
     );
+
+    // Fields the models cannot read at all (a number for the nonce, a string for a flag):
+    // the link is read from the answer as received, the id from the Location.
+    let odd = r#"{"_links": {"consentApproval": {"href": "https://bank.example/approve", "templated": "no"}}, "nonce": 12}"#;
+    let created = create(odd, false).json();
+    assert_eq!(created["id"], "PR-ODD");
+    assert_eq!(created["consent_approval"], "https://bank.example/approve");
+    assert_eq!(created["answer"]["nonce"], 12);
+
+    // Not JSON at all: the id still comes from the Location.
+    let created = create("<html>created</html>", false).json();
+    assert_eq!(created["id"], "PR-ODD");
+    assert!(created["consent_approval"].is_null() && created["answer"].is_null());
 }

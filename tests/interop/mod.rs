@@ -68,6 +68,14 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str, log: impl Fn() -> Str
     }
 }
 
+/// A temporary folder named `prefix…`.
+fn temp(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temp dir")
+}
+
 fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
@@ -81,10 +89,7 @@ pub struct Pki {
 
 impl Pki {
     pub fn new() -> Pki {
-        let dir = tempfile::Builder::new()
-            .prefix("stet-pki-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = temp("stet-pki-");
         let out = Command::new(STET)
             .args(["sandbox", "certs", "--out"])
             .arg(dir.path())
@@ -133,10 +138,7 @@ pub struct Nginx {
 impl Nginx {
     pub fn start(pki: &Pki, fronts: &[Front]) -> Nginx {
         let nginx = stet_testkit::nginx();
-        let dir = tempfile::Builder::new()
-            .prefix("stet-nginx-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = temp("stet-nginx-");
         let d = dir.path().display().to_string();
         std::fs::create_dir_all(dir.path().join("tmp")).expect("nginx tmp");
         let mut servers = String::new();
@@ -259,10 +261,7 @@ pub struct Witness {
 impl Witness {
     /// `cert`: check signatures with this QSealC; `prism`: hand requests under `prefix` to it.
     pub fn start(cert: Option<&Path>, prism: Option<(&Prism, &str)>) -> Witness {
-        let dir = tempfile::Builder::new()
-            .prefix("stet-witness-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = temp("stet-witness-");
         let out = dir.path().join("seen.jsonl");
         let port_file = dir.path().join("port");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/witness.py");
@@ -351,10 +350,7 @@ pub struct Prism {
 
 impl Prism {
     pub fn start(spec: &Path) -> Prism {
-        let dir = tempfile::Builder::new()
-            .prefix("stet-prism-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = temp("stet-prism-");
         let log = dir.path().join("prism.log");
         let port = free_port();
         let mut child = Command::new(stet_testkit::prism())

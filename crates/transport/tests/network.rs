@@ -152,14 +152,7 @@ async fn requests_are_signed_as_sent() {
     assert!(uuid_like(req.header("x-request-id").unwrap()));
     assert!(httpdate::parse_http_date(req.header("date").unwrap()).is_ok());
     assert_eq!(req.body, body);
-    let public = PublicKey::from_bytes(&std::fs::read(pki.path("qseal.pub.pem")).unwrap()).unwrap();
-    let verified = verify_request(
-        &req.to_signed(),
-        &VerifyPolicy::stet(),
-        &public,
-        SystemTime::now(),
-    )
-    .unwrap();
+    let verified = verified(&pki, &req);
     assert_eq!(verified.key_id, "qseal-1");
     assert_eq!(
         verified.headers,
@@ -238,18 +231,22 @@ async fn the_host_goes_out_once() {
         .collect();
     assert_eq!(hosts.len(), 1, "{:?}", req.headers);
     assert_eq!(hosts[0].1, format!("127.0.0.1:{}", server.port));
+    assert_eq!(
+        verified(&pki, &req).headers,
+        ["(request-target)", "host", "date", "x-request-id"]
+    );
+}
+
+/// The signature of `req`, as the server received it, checked with the QSealC's public key.
+fn verified(pki: &Pki, req: &Received) -> stet_httpsig::Verified {
     let public = PublicKey::from_bytes(&std::fs::read(pki.path("qseal.pub.pem")).unwrap()).unwrap();
-    let verified = verify_request(
+    verify_request(
         &req.to_signed(),
         &VerifyPolicy::stet(),
         &public,
         SystemTime::now(),
     )
-    .unwrap();
-    assert_eq!(
-        verified.headers,
-        ["(request-target)", "host", "date", "x-request-id"]
-    );
+    .unwrap()
 }
 
 fn uuid_like(s: &str) -> bool {
