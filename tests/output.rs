@@ -43,7 +43,7 @@ fn every_command_prints_its_documented_shape() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/output.md"),
     )
     .expect("docs/output.md");
-    let mut documented = |command: &str| {
+    let documented = |command: &str| {
         assert!(
             docs.contains(&format!("### `stet {command}`")),
             "docs/output.md documents `stet {command}`"
