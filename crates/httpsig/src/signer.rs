@@ -34,6 +34,11 @@ pub trait Signer: Send + Sync + std::fmt::Debug {
     fn key_bits(&self) -> usize;
     /// A short name of the backend, for messages.
     fn backend(&self) -> &'static str;
+    /// Whether a signature waits on a device (an HSM over PKCS#11) rather than the CPU alone:
+    /// async callers then sign on a thread where blocking is allowed. `false` by default.
+    fn blocking(&self) -> bool {
+        false
+    }
 }
 
 /// The software signing backends.

@@ -167,6 +167,80 @@ pub fn pkcs11_module() -> PathBuf {
     )
 }
 
+/// A SoftHSM2 token of this test's own, initialised with a unique label, and its PIN.
+///
+/// Tests running at the same time each get their own token, so they never see each other's
+/// keys; slot numbers change as tokens are added, so a token is found by its label.
+#[derive(Debug, Clone)]
+pub struct SoftHsmToken {
+    /// SoftHSM2's PKCS#11 module.
+    pub module: PathBuf,
+    /// The token's label (`PREFIX-PID-N`).
+    pub label: String,
+    /// The user PIN.
+    pub pin: String,
+}
+
+/// Initialises a new SoftHSM2 token labelled `PREFIX-PID-N` in the run's token folder.
+pub fn softhsm_token(prefix: &str) -> SoftHsmToken {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let module = pkcs11_module();
+    let label = format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let tool = system_tool("softhsm2-util", "softhsm2");
+    let output = Command::new(tool)
+        .args(["--init-token", "--free", "--label", &label])
+        .args(["--so-pin", "87654321", "--pin", "1234"])
+        .output()
+        .unwrap_or_else(|e| panic!("softhsm2-util could not run: {e}"));
+    assert!(
+        output.status.success(),
+        "softhsm2-util --init-token --label {label} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    SoftHsmToken {
+        module,
+        label,
+        pin: "1234".to_owned(),
+    }
+}
+
+impl SoftHsmToken {
+    /// Imports a private key (PKCS#8 PEM, as `softhsm2-util --import` needs) with the label
+    /// `object` and the id `id_hex` (e.g. `0a01`).
+    pub fn import(&self, pkcs8_pem: &std::path::Path, object: &str, id_hex: &str) {
+        let tool = system_tool("softhsm2-util", "softhsm2");
+        let output = Command::new(tool)
+            .arg("--import")
+            .arg(pkcs8_pem)
+            .args(["--token", &self.label, "--label", object, "--id", id_hex])
+            .args(["--pin", &self.pin])
+            .output()
+            .unwrap_or_else(|e| panic!("softhsm2-util could not run: {e}"));
+        assert!(
+            output.status.success(),
+            "softhsm2-util --import {} failed: {}{}",
+            pkcs8_pem.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The RFC 7512 URI of the key `object`, the module and the PIN (as `pin-value`) included.
+    pub fn uri(&self, object: &str) -> String {
+        format!(
+            "pkcs11:token={};object={object}?module-path={}&pin-value={}",
+            self.label,
+            self.module.display(),
+            self.pin
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;
