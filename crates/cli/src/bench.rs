@@ -41,6 +41,16 @@ pub struct SignArgs {
     /// Print the figures as JSON
     #[arg(long)]
     json: bool,
+    /// What signs: `software` (each built-in backend, with a throwaway key) or `pkcs11` (the
+    /// HSM key given with --key)
+    #[arg(long, default_value = "software", value_parser = ["software", "pkcs11"])]
+    backend: String,
+    /// With --backend pkcs11: the key, as a `pkcs11:` URI (an RSA key)
+    #[arg(long, value_name = "URI", required_if_eq("backend", "pkcs11"))]
+    key: Option<String>,
+    /// With --backend pkcs11: the module, when the URI has no module-path
+    #[arg(long, env = "STET_PKCS11_MODULE", value_name = "MODULE.so")]
+    pkcs11_module: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +143,9 @@ fn signing_time(signer: &dyn Signer, seconds: f64) -> Result<f64, Failure> {
 }
 
 fn sign(args: SignArgs) -> Result<u8, Failure> {
+    if args.backend == "pkcs11" {
+        return sign_pkcs11(&args);
+    }
     let dir = tempfile::tempdir().or_exit(exit::IO, "cannot create a temporary folder")?;
     let key = bench_key(dir.path())?;
     let mut rows = Vec::new();
@@ -164,6 +177,83 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
         for (backend, stet, raw) in rows {
             println!("  {backend:<11} STET request {stet:>8.0}/s   bare RSA {raw:>8.0}/s");
         }
+    }
+    Ok(0)
+}
+
+/// The HSM's rate: a STET request and a bare signature on one thread, then bare signatures
+/// from as many threads as the key's session pool holds (an HSM signs in parallel).
+fn sign_pkcs11(args: &SignArgs) -> Result<u8, Failure> {
+    let uri = args.key.as_deref().unwrap_or_default();
+    let signer = crate::sig::hsm_signer(uri, args.pkcs11_module.as_deref())?;
+    let stet = 1.0 / signing_time(&signer, args.seconds)?;
+    let message = [0x5au8; 300];
+    let raw = rate(args.seconds, || {
+        signer
+            .sign(&message)
+            .map(drop)
+            .map_err(|e| Failure::new(1, e))
+    })?;
+    // Parallel: one key (and so one session pool) shared by the threads, as the transport
+    // shares it.
+    let key = stet_pkcs11::Pkcs11Key::open_uri(
+        uri,
+        args.pkcs11_module.as_deref(),
+        stet_pkcs11::DEFAULT_SESSIONS,
+    )
+    .map_err(|e| Failure::new(exit::CONFIG, e))?;
+    let shared =
+        Arc::new(stet_pkcs11::Pkcs11Signer::new(key).map_err(|e| Failure::new(exit::CONFIG, e))?);
+    let threads = stet_pkcs11::DEFAULT_SESSIONS;
+    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds.max(0.1));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let signer = shared.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    if signer.sign(&message).is_err() {
+                        return None;
+                    }
+                    n += 1;
+                }
+                Some(n)
+            })
+        })
+        .collect();
+    let mut total = 0u64;
+    for worker in workers {
+        total += worker
+            .join()
+            .ok()
+            .flatten()
+            .ok_or_else(|| Failure::new(1, "the HSM failed to sign during the run"))?;
+    }
+    let parallel = total as f64 / started.elapsed().as_secs_f64();
+    let bits = signer.key_bits();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "key_bits": bits,
+                "backend": "pkcs11",
+                "module": signer.key().module().display().to_string(),
+                "stet_request_per_s": stet.round(),
+                "raw_per_s": raw.round(),
+                "threads": threads,
+                "raw_parallel_per_s": parallel.round(),
+            })
+        );
+    } else {
+        println!(
+            "RSA-{bits} signatures per second through {}:",
+            signer.key().module().display()
+        );
+        println!("  pkcs11      STET request {stet:>8.0}/s   bare RSA {raw:>8.0}/s   (one thread)");
+        println!(
+            "  pkcs11      bare RSA {parallel:>8.0}/s from {threads} threads (one session each)"
+        );
     }
     Ok(0)
 }

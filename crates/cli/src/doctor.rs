@@ -20,6 +20,9 @@ use crate::Globals;
 use crate::exit::{self, Failure, OrExit as _};
 use crate::output::{Format, OutputArgs, Report as Printed};
 
+#[path = "doctor_hsm.rs"]
+mod hsm;
+
 /// A certificate with fewer days left than this is flagged for renewal.
 const RENEW_WITHIN_DAYS: i64 = 30;
 /// Clock skew beyond which banks refuse the `Date` header (and tokens look expired).
@@ -35,8 +38,10 @@ const MAX_SKEW: Duration = Duration::from_secs(30);
 Checks, in order: the configuration loads; the QWAC (dates and days left, key, chain order,
 QcType web, PSD2 roles, NCA, organizationIdentifier); the QSealC key and, with qseal_cert, its
 certificate (dates, key match, QcType seal, roles); the roles the profile's scopes need; the
-permissions of the key files and the configuration file; the TLS handshake with the QWAC and
-the clock against the bank's Date; the token endpoint.
+permissions of the key files (or PIN files) and the configuration file; the TLS handshake with
+the QWAC and the clock against the bank's Date; the token endpoint. A key given as a pkcs11:
+URI gets its own lines: the module loads, the token and key are found, the key signs once in
+the HSM and the certificate verifies it.
 
 Exit codes: 0 every check passed (warnings allowed), 78 a certificate, key, permission or
 configuration check failed, 69 only network checks failed (the bank is unreachable).")]
@@ -236,9 +241,17 @@ pub fn run(args: DoctorArgs, globals: &Globals) -> Result<u8, Failure> {
         return report.finish();
     };
     let now = SystemTime::now();
-    let qwac = check_qwac(&mut report, &profile, now)?;
-    let qseal_key = check_qseal_key(&mut report, &profile)?;
-    let qseal = check_qseal_cert(&mut report, &profile, qseal_key.as_ref(), now)?;
+    let qwac = match profile.qwac_key_uri() {
+        Some(uri) => hsm::check_qwac(&mut report, &profile, uri, now)?,
+        None => check_qwac(&mut report, &profile, now)?,
+    };
+    let qseal = match profile.qseal_key_uri() {
+        Some(uri) => hsm::check_qseal(&mut report, &profile, uri, now)?,
+        None => {
+            let qseal_key = check_qseal_key(&mut report, &profile)?;
+            check_qseal_cert(&mut report, &profile, qseal_key.as_ref(), now)?
+        }
+    };
     check_scopes(&mut report, &profile, qwac.as_ref(), qseal.as_ref())?;
     check_permissions(&mut report, &profile)?;
     check_network(&mut report, &profile)?;
@@ -781,10 +794,15 @@ fn check_scopes(
 fn check_permissions(report: &mut Report, profile: &Profile) -> Result<(), Failure> {
     let mut files: Vec<(&str, PathBuf)> = Vec::new();
     match &profile.qwac {
+        // A key in an HSM has no file: its PIN file is checked instead (below).
+        QwacSource::Pem { .. } if profile.qwac_key_uri().is_some() => {}
         QwacSource::Pem { key, .. } => files.push(("QWAC key", key.clone())),
         QwacSource::Pkcs12 { path, .. } => files.push(("QWAC PKCS#12 bundle", path.clone())),
     }
-    files.push(("QSealC key", profile.qseal_key.clone()));
+    if profile.qseal_key_uri().is_none() {
+        files.push(("QSealC key", profile.qseal_key.clone()));
+    }
+    files.extend(hsm::pin_files(profile));
     if let Some(source) = &profile.source {
         files.push(("configuration file", source.clone()));
     }

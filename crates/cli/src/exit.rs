@@ -51,6 +51,7 @@ pub fn for_transport(e: &stet_transport::TransportError) -> u8 {
     use stet_transport::TransportError as E;
     match e {
         E::Config(_) | E::Identity(_) | E::SigningKey { .. } | E::KeyFile { .. } => CONFIG,
+        E::Hsm { .. } => CONFIG,
         E::Sign(_) => CONFIG,
         E::UntrustedServer { .. } | E::Tls { .. } | E::TokenRedirect { .. } => CONFIG,
         E::Connect { .. } | E::Timeout { .. } | E::TokenEndpoint { .. } => UNAVAILABLE,

@@ -40,9 +40,13 @@ pub enum SigCommand {
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// The private key (QSealC key): PEM or DER; PKCS#1, PKCS#8 or encrypted PKCS#8
+    /// The private key (QSealC key): PEM or DER; PKCS#1, PKCS#8 or encrypted PKCS#8; or a key
+    /// in an HSM as an RFC 7512 URI, `pkcs11:token=…;object=…?pin-source=file:…`
     #[arg(long, value_name = "KEY")]
     key: PathBuf,
+    /// The PKCS#11 module for a `pkcs11:` key whose URI has no module-path
+    #[arg(long, env = "STET_PKCS11_MODULE", value_name = "MODULE.so")]
+    pkcs11_module: Option<PathBuf>,
     /// The keyId to write in the Signature header, as the bank expects it
     #[arg(long, value_name = "ID")]
     key_id: String,
@@ -61,7 +65,7 @@ pub struct SignArgs {
     /// Print the signing string to stderr
     #[arg(long)]
     explain: bool,
-    /// The signing backend: aws-lc (default, RSA >= 2048) or rustcrypto (RSA >= 1024)
+    /// The signing backend for a key file: aws-lc (default, RSA >= 2048) or rustcrypto (RSA >= 1024)
     #[arg(long, value_name = "NAME", default_value_t = Backend::default())]
     backend: Backend,
     /// The raw request to sign; `-` or nothing reads stdin
@@ -129,6 +133,26 @@ pub fn run(command: SigCommand) -> Result<u8, Failure> {
 }
 
 fn sign(args: SignArgs) -> Result<u8, Failure> {
+    let signer: Box<dyn stet_httpsig::Signer> =
+        match args.key.to_str().filter(|k| stet_pkcs11::is_pkcs11_uri(k)) {
+            Some(uri) => Box::new(hsm_signer(uri, args.pkcs11_module.as_deref())?),
+            None => file_signer(&args)?,
+        };
+    sign_with(args, signer.as_ref())
+}
+
+/// The `rsa-sha256` signer of a key in an HSM.
+pub(crate) fn hsm_signer(
+    uri: &str,
+    module: Option<&Path>,
+) -> Result<stet_pkcs11::Pkcs11Signer, Failure> {
+    let key = stet_pkcs11::Pkcs11Key::open_uri(uri, module, 1)
+        .map_err(|e| Failure::new(exit::CONFIG, format!("--key: {e}")))?;
+    stet_pkcs11::Pkcs11Signer::new(key)
+        .map_err(|e| Failure::new(exit::CONFIG, format!("--key: {e}")))
+}
+
+fn file_signer(args: &SignArgs) -> Result<Box<dyn stet_httpsig::Signer>, Failure> {
     let passphrase = match &args.passphrase_env {
         Some(var) => Some(std::env::var(var).map_err(|_| {
             Failure::new(
@@ -150,7 +174,10 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
             "warning: the rustcrypto signer is not constant-time (RUSTSEC-2023-0071): for test keys only"
         );
     }
+    Ok(signer)
+}
 
+fn sign_with(args: SignArgs, signer: &dyn stet_httpsig::Signer) -> Result<u8, Failure> {
     let (input, name) = read_input(args.input.as_deref())?;
     let mut request = parse(&input, &name)?;
     if args.date_now {
@@ -169,7 +196,7 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
         .validate()
         .map_err(|e| Failure::new(2, format!("--headers/--key-id: {e}")))?;
 
-    let signed = sign_request(&mut request, &profile, signer.as_ref(), SystemTime::now())
+    let signed = sign_request(&mut request, &profile, signer, SystemTime::now())
         .or_exit(exit::DATA, format!("cannot sign {name}"))?;
     if args.explain {
         eprintln!(

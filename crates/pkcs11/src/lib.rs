@@ -54,5 +54,7 @@ pub mod uri;
 
 pub use error::Pkcs11Error;
 pub use key::{DEFAULT_SESSIONS, KeyKind, Pkcs11Key, SignatureMechanism, module_for};
-pub use tls::{HsmClientCert, KeyMatch, Pkcs11Signer, Pkcs11TlsKey, check_certificate};
+pub use tls::{
+    HsmClientCert, KeyMatch, Pkcs11Signer, Pkcs11TlsKey, check_certificate, check_public_key,
+};
 pub use uri::{PinSource, Pkcs11Uri, is_pkcs11_uri};

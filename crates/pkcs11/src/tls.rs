@@ -193,11 +193,21 @@ pub enum KeyMatch {
 /// the key is the certificate's and that the token signs, in one go. `Err` when the token
 /// could not sign or the certificate cannot be read.
 pub fn check_certificate(key: &Pkcs11Key, cert_der: &[u8]) -> Result<KeyMatch, String> {
-    use aws_lc_rs::signature::{self as sig, UnparsedPublicKey};
     let cert = x509_cert::Certificate::from_der(cert_der)
         .map_err(|e| format!("the certificate cannot be read: {e}"))?;
     let spki = &cert.tbs_certificate.subject_public_key_info;
-    let public = spki.subject_public_key.raw_bytes();
+    verify_with(key, spki.subject_public_key.raw_bytes())
+}
+
+/// [`check_certificate`] with the certificate's public key as a DER SubjectPublicKeyInfo.
+pub fn check_public_key(key: &Pkcs11Key, spki_der: &[u8]) -> Result<KeyMatch, String> {
+    let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki_der)
+        .map_err(|e| format!("the public key cannot be read: {e}"))?;
+    verify_with(key, spki.subject_public_key.raw_bytes())
+}
+
+fn verify_with(key: &Pkcs11Key, public: &[u8]) -> Result<KeyMatch, String> {
+    use aws_lc_rs::signature::{self as sig, UnparsedPublicKey};
     let message = b"stet: does this HSM key belong to this certificate?";
     let (mechanism, algorithm): (SignatureMechanism, &dyn sig::VerificationAlgorithm) =
         match key.kind() {

@@ -74,11 +74,12 @@ fn the_drafts_signatures_byte_for_byte_through_the_hsm() {
         raw::parse_request(&std::fs::read(httpsig_file("cavage/request.http")).unwrap()).unwrap();
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_388_957_500);
 
+    let pin = stet_testkit::PIN;
     // By label, and by id alone.
     for uri in [
         token.uri("cavage"),
         format!(
-            "pkcs11:token={};id=%0a%01;type=private?module-path={}&pin-value=1234",
+            "pkcs11:token={};id=%0a%01;type=private?module-path={}&pin-value={pin}",
             token.label,
             token.module.display()
         ),
@@ -212,6 +213,7 @@ fn each_failure_says_what_to_do() {
     let token = &tokens().errors;
     let module = token.module.display().to_string();
     let label = &token.label;
+    let pin = stet_testkit::PIN;
     let err = |uri: String| open(&uri).unwrap_err().to_string();
 
     let e = err(format!(
@@ -224,7 +226,7 @@ fn each_failure_says_what_to_do() {
     assert!(!e.contains("0000"), "the PIN must not show: {e}");
 
     let e = err(format!(
-        "pkcs11:token=no-such-token;object=qseal?module-path={module}&pin-value=1234"
+        "pkcs11:token=no-such-token;object=qseal?module-path={module}&pin-value={pin}"
     ));
     assert!(
         e.contains("no token matches token `no-such-token`") && e.contains(label.as_str()),
@@ -232,7 +234,7 @@ fn each_failure_says_what_to_do() {
     );
 
     let e = err(format!(
-        "pkcs11:token={label};object=qsael?module-path={module}&pin-value=1234"
+        "pkcs11:token={label};object=qsael?module-path={module}&pin-value={pin}"
     ));
     assert!(
         e.contains("no private key with object `qsael`") && e.contains("object=`qseal` id=%01"),
@@ -240,7 +242,7 @@ fn each_failure_says_what_to_do() {
     );
 
     let e = err(format!(
-        "pkcs11:token={label};object=qseal?module-path=/nonexistent/libhsm.so&pin-value=1234"
+        "pkcs11:token={label};object=qseal?module-path=/nonexistent/libhsm.so&pin-value={pin}"
     ));
     assert!(
         e.contains("cannot load the PKCS#11 module /nonexistent/libhsm.so"),
@@ -248,7 +250,7 @@ fn each_failure_says_what_to_do() {
     );
     // A file that is not a shared library.
     let e = err(format!(
-        "pkcs11:token={label};object=qseal?module-path={}&pin-value=1234",
+        "pkcs11:token={label};object=qseal?module-path={}&pin-value={pin}",
         httpsig_file("data/rsa2048.pkcs8.pem").display()
     ));
     assert!(e.contains("cannot load the PKCS#11 module"), "{e}");
@@ -278,7 +280,7 @@ fn each_failure_says_what_to_do() {
     // A PIN file written with `echo` (a trailing newline) works.
     let dir = tempfile::tempdir().unwrap();
     let pin = dir.path().join("pin");
-    std::fs::write(&pin, "1234\n").unwrap();
+    std::fs::write(&pin, format!("{}\n", stet_testkit::PIN)).unwrap();
     let key = open(&format!(
         "pkcs11:token={label};object=qseal?module-path={module}&pin-source=file:{}",
         pin.display()

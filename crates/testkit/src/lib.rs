@@ -181,6 +181,10 @@ pub struct SoftHsmToken {
     pub pin: String,
 }
 
+/// The user PIN of every test token: long and recognisable, so a test can prove it never
+/// shows in any output.
+pub const PIN: &str = "hsm-PIN-Qx7v2Lm9Tz";
+
 /// Initialises a new SoftHSM2 token labelled `PREFIX-PID-N` in the run's token folder.
 pub fn softhsm_token(prefix: &str) -> SoftHsmToken {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -193,7 +197,7 @@ pub fn softhsm_token(prefix: &str) -> SoftHsmToken {
     let tool = system_tool("softhsm2-util", "softhsm2");
     let output = Command::new(tool)
         .args(["--init-token", "--free", "--label", &label])
-        .args(["--so-pin", "87654321", "--pin", "1234"])
+        .args(["--so-pin", "87654321", "--pin", PIN])
         .output()
         .unwrap_or_else(|e| panic!("softhsm2-util could not run: {e}"));
     assert!(
@@ -205,7 +209,7 @@ pub fn softhsm_token(prefix: &str) -> SoftHsmToken {
     SoftHsmToken {
         module,
         label,
-        pin: "1234".to_owned(),
+        pin: PIN.to_owned(),
     }
 }
 

@@ -229,45 +229,64 @@ impl<'a> TransportBuilder<'a> {
         let options = LoadOptions {
             allow_invalid_dates: p.allow_expired_certificate,
         };
-        let identity = match &p.qwac {
+        // The QWAC: a key file (or PKCS#12) as reqwest's identity, or a key in an HSM with a
+        // TLS configuration of our own.
+        enum Qwac {
+            File(QwacIdentity),
+            Hsm(crate::hsm::HsmQwac),
+        }
+        let qwac = match &p.qwac {
+            QwacSource::Pem { cert, .. } if p.qwac_key_uri().is_some() => {
+                Qwac::Hsm(crate::hsm::HsmQwac::load(
+                    cert,
+                    p.qwac_key_uri().unwrap_or_default(),
+                    p.pkcs11_module.as_deref(),
+                    options,
+                )?)
+            }
             QwacSource::Pem { cert, key } => {
                 crate::token::warn_if_readable_by_others(key);
-                QwacIdentity::from_pem_files(cert, key, options)?
+                Qwac::File(QwacIdentity::from_pem_files(cert, key, options)?)
             }
             QwacSource::Pkcs12 { path, password_env } => {
                 crate::token::warn_if_readable_by_others(path);
                 let password =
                     env_secret(&p.name, password_env.as_deref(), "qwac_p12_password_env")?;
-                QwacIdentity::from_pkcs12_file(
+                Qwac::File(QwacIdentity::from_pkcs12_file(
                     path,
                     password.as_ref().map_or("", |s| s.expose()),
                     options,
-                )?
+                )?)
             }
         };
-        let passphrase = env_secret(
-            &p.name,
-            p.qseal_key_passphrase_env.as_deref(),
-            "qseal_key_passphrase_env",
-        )?;
-        let key_err = |source| TransportError::SigningKey {
-            path: p.qseal_key.display().to_string(),
-            source,
+        let signer: Arc<dyn Signer> = match p.qseal_key_uri() {
+            Some(uri) => Arc::new(crate::hsm::qseal_signer(uri, p.pkcs11_module.as_deref())?),
+            None => {
+                let passphrase = env_secret(
+                    &p.name,
+                    p.qseal_key_passphrase_env.as_deref(),
+                    "qseal_key_passphrase_env",
+                )?;
+                let key_err = |source| TransportError::SigningKey {
+                    path: p.qseal_key.display().to_string(),
+                    source,
+                };
+                let key_bytes =
+                    std::fs::read(&p.qseal_key).map_err(|source| TransportError::KeyFile {
+                        path: p.qseal_key.display().to_string(),
+                        source,
+                    })?;
+                crate::token::warn_if_readable_by_others(&p.qseal_key);
+                let key = PrivateKey::from_bytes(
+                    &key_bytes,
+                    passphrase.as_ref().map(|s| s.expose().as_bytes()),
+                )
+                .map_err(key_err)?;
+                Arc::from(key.signer(self.backend).map_err(key_err)?)
+            }
         };
-        let key_bytes = std::fs::read(&p.qseal_key).map_err(|source| TransportError::KeyFile {
-            path: p.qseal_key.display().to_string(),
-            source,
-        })?;
-        crate::token::warn_if_readable_by_others(&p.qseal_key);
-        let key = PrivateKey::from_bytes(
-            &key_bytes,
-            passphrase.as_ref().map(|s| s.expose().as_bytes()),
-        )
-        .map_err(key_err)?;
-        let signer: Arc<dyn Signer> = Arc::from(key.signer(self.backend).map_err(key_err)?);
 
         let mut builder = reqwest::Client::builder()
-            .identity(identity.to_reqwest()?)
             .connect_timeout(p.connect_timeout)
             .timeout(p.timeout)
             // Nothing a bank sends is followed: a redirect would carry the signature, and on
@@ -275,9 +294,20 @@ impl<'a> TransportBuilder<'a> {
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(90))
             .https_only(!p.allow_insecure_http);
-        if let Some(ca) = &p.ca_bundle {
-            builder = builder.tls_certs_merge(load_ca_bundle(ca)?);
-        }
+        let qwac_not_after = match &qwac {
+            Qwac::File(identity) => {
+                builder = builder.identity(identity.to_reqwest()?);
+                if let Some(ca) = &p.ca_bundle {
+                    builder = builder.tls_certs_merge(load_ca_bundle(ca)?);
+                }
+                identity.not_after
+            }
+            Qwac::Hsm(hsm) => {
+                builder =
+                    builder.tls_backend_preconfigured(hsm.tls_config(p.ca_bundle.as_deref())?);
+                hsm.not_after
+            }
+        };
         let http = builder.build().map_err(|e| TransportError::Tls {
             host: p.api_base.host_str().unwrap_or_default().to_owned(),
             detail: error_chain(&e),
@@ -341,7 +371,7 @@ impl<'a> TransportBuilder<'a> {
                 timeout: p.timeout,
                 accept: self.accept,
                 max_body: self.max_body,
-                qwac_not_after: identity.not_after,
+                qwac_not_after,
             }),
         })
     }
@@ -524,7 +554,8 @@ impl Transport {
                 .tokens
                 .token(inner.oauth.as_ref(), &request.auth, false)
                 .await?;
-            let (http_request, request_id) = self.prepare(request, &url, token.as_ref())?;
+            let (http_request, request_id) =
+                self.prepare_signed(request, &url, token.clone()).await?;
             let t0 = Instant::now();
             let outcome = inner.http.execute(http_request).await;
             let response = match outcome {
@@ -625,6 +656,30 @@ impl Transport {
     /// Waits before the next attempt when the policy allows one.
     async fn may_retry(&self, attempt: u32, waited: &mut Duration, hint: Option<Duration>) -> bool {
         wait_before_retry(&self.inner.retry, attempt, waited, hint).await
+    }
+
+    /// [`prepare`](Self::prepare), on a blocking thread when the signer waits on a device (an
+    /// HSM), so the runtime's threads keep serving other requests meanwhile.
+    async fn prepare_signed(
+        &self,
+        request: &StetRequest,
+        url: &Url,
+        token: Option<Token>,
+    ) -> Result<(reqwest::Request, String), TransportError> {
+        if !self.inner.signer.blocking() {
+            return self.prepare(request, url, token.as_ref());
+        }
+        let (this, request, url) = (self.clone(), request.clone(), url.clone());
+        tokio::task::spawn_blocking(move || this.prepare(&request, &url, token.as_ref()))
+            .await
+            .map_err(|e| TransportError::Hsm {
+                what: "the QSealC key (qseal_key)",
+                source: stet_pkcs11::Pkcs11Error::Token {
+                    operation: "signing",
+                    token: String::new(),
+                    detail: format!("the signing thread stopped: {e}"),
+                },
+            })?
     }
 
     /// Builds the wire request: every header in place, then signed.

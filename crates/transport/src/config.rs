@@ -18,6 +18,23 @@
 //! ca_bundle = "certs/ca.pem"             # extra roots, for sandboxes with a private CA
 //! ```
 //!
+//! Keys in a hardware security module are RFC 7512 URIs in place of the key files (see
+//! `stet_pkcs11`), with the module in `pkcs11_module` (or `STET_PKCS11_MODULE`, or the URI's
+//! `module-path`):
+//!
+//! ```toml
+//! qseal_key = "pkcs11:token=tpp-keys;object=qseal?pin-source=file:/run/secrets/hsm-pin"
+//! qwac_key = "pkcs11:token=tpp-keys;object=qwac?pin-source=file:/run/secrets/hsm-pin"
+//! pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
+//! ```
+//!
+//! Registration at the bank (`stet register`) reads `registration_url` (default: the bank
+//! profile's registration endpoint on the API's host) and a `[profiles.NAME.registration]`
+//! table with what only the TPP knows, in the registration spec's own names (`contacts`,
+//! `client_name`, `client_uri`, `logo_uri`, `tos_uri`, `policy_uri`, `client_legal_id`), and
+//! writes back what the bank answered (`client_id`, `key_id`, `registration_client_uri`,
+//! `status`).
+//!
 //! Where it is: `--config` or `STET_CONFIG`, otherwise the platform's configuration folder
 //! (`~/.config/stet/config.toml` on Linux). Which profile: `--profile` or `STET_PROFILE`, else
 //! `default_profile`, else the only one. Any value can be overridden from the environment as
@@ -144,6 +161,39 @@ pub struct ProfileFile {
     pub provider: Option<String>,
     pub domain: Option<String>,
     pub store: Option<String>,
+    pub pkcs11_module: Option<PathBuf>,
+    pub registration_url: Option<String>,
+    pub registration: Option<RegistrationMetadata>,
+}
+
+/// The `registration` table of a profile: what the TPP registers at the bank beyond what its
+/// certificates say, in STET registration 1.0.5's field names, and what the bank answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationMetadata {
+    /// `contacts`: e-mail addresses of people responsible for the client.
+    pub contacts: Option<Vec<String>>,
+    /// `client_name`, when it must differ from the QSealC's organisation name (banks that
+    /// want it unique).
+    pub client_name: Option<String>,
+    /// `client_uri`: the TPP's home page.
+    pub client_uri: Option<String>,
+    /// `logo_uri`.
+    pub logo_uri: Option<String>,
+    /// `tos_uri`: the terms of service.
+    pub tos_uri: Option<String>,
+    /// `policy_uri`: the privacy policy.
+    pub policy_uri: Option<String>,
+    /// `client_legal_id`: the agent's number, when an agent registers for the TPP.
+    pub client_legal_id: Option<String>,
+    /// `redirect_uris` (default: the profile's `redirect_uri`).
+    pub redirect_uris: Option<Vec<String>>,
+    /// `scope`: the scopes to register (default: every scope the QSealC's roles allow).
+    pub scope: Option<Vec<String>>,
+    /// Written by `stet register`: where the registration is managed.
+    pub registration_client_uri: Option<String>,
+    /// Written by `stet register`: `active`, or `pending` while the bank approves by hand.
+    pub status: Option<String>,
 }
 
 /// A profile with everything resolved: environment applied, paths absolute, URLs parsed.
@@ -198,6 +248,12 @@ pub struct Profile {
     /// Where `stet sync` keeps this profile's data (`sqlite:PATH`, `postgres://…`); `None`
     /// for the default SQLite file.
     pub store: Option<String>,
+    /// The PKCS#11 module for keys given as `pkcs11:` URIs without `module-path`.
+    pub pkcs11_module: Option<PathBuf>,
+    /// Where `stet register` registers (default: the bank profile's endpoint).
+    pub registration_url: Option<Url>,
+    /// The profile's `registration` table.
+    pub registration: RegistrationMetadata,
 }
 
 /// Where the QWAC comes from.
@@ -220,6 +276,21 @@ pub enum QwacSource {
 }
 
 impl Profile {
+    /// The QSealC key's `pkcs11:` URI, when the key is in an HSM.
+    pub fn qseal_key_uri(&self) -> Option<&str> {
+        self.qseal_key
+            .to_str()
+            .filter(|s| stet_pkcs11::is_pkcs11_uri(s))
+    }
+
+    /// The QWAC key's `pkcs11:` URI, when the key is in an HSM.
+    pub fn qwac_key_uri(&self) -> Option<&str> {
+        match &self.qwac {
+            QwacSource::Pem { key, .. } => key.to_str().filter(|s| stet_pkcs11::is_pkcs11_uri(s)),
+            QwacSource::Pkcs12 { .. } => None,
+        }
+    }
+
     /// The weakened-security settings in force, to be said on every run.
     pub fn security_warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -396,7 +467,9 @@ impl Resolver<'_> {
         let p = (self.env)(&format!("STET_{}", key.to_ascii_uppercase()))
             .map(PathBuf::from)
             .or_else(|| file.clone())?;
-        Some(if p.is_relative() {
+        // A key in an HSM is a `pkcs11:` URI, not a file under this folder.
+        let uri = p.to_str().is_some_and(stet_pkcs11::is_pkcs11_uri);
+        Some(if p.is_relative() && !uri {
             self.base_dir.join(p)
         } else {
             p
@@ -585,6 +658,13 @@ impl Resolver<'_> {
             api_base,
             source: source.map(Path::to_path_buf),
             store: self.text("store", &r.store),
+            pkcs11_module: self.path("pkcs11_module", &r.pkcs11_module),
+            registration_url: self.url(
+                "registration_url",
+                self.text("registration_url", &r.registration_url),
+                allow_insecure_http,
+            )?,
+            registration: r.registration.clone().unwrap_or_default(),
         })
     }
 }

@@ -23,6 +23,14 @@ pub enum TransportError {
         /// Why.
         source: stet_httpsig::KeyError,
     },
+    /// A key in an HSM cannot be opened or used.
+    #[error("{what}: {source}")]
+    Hsm {
+        /// Which key.
+        what: &'static str,
+        /// Why.
+        source: stet_pkcs11::Pkcs11Error,
+    },
     /// The QSealC key file cannot be read.
     #[error("cannot read the QSealC key {path}: {source}: check `qseal_key` in the profile")]
     KeyFile {

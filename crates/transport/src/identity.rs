@@ -315,6 +315,27 @@ impl Drop for QwacIdentity {
     }
 }
 
+/// The checks of a QWAC chain whose key is elsewhere (an HSM): parses, dates, order, usage.
+/// Gives the leaf's subject and expiry.
+pub(crate) fn check_chain(
+    chain: &[CertificateDer<'static>],
+    name: &str,
+    options: LoadOptions,
+) -> Result<(String, SystemTime), IdentityError> {
+    let parsed = parse_chain(chain, name)?;
+    check_validity(&parsed, name, options, SystemTime::now())?;
+    check_order(&parsed, name)?;
+    check_usage(&parsed[0], name)?;
+    Ok((
+        parsed[0].tbs_certificate.subject.to_string(),
+        parsed[0]
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_system_time(),
+    ))
+}
+
 /// Reads a PEM bundle of CA certificates to trust in addition to the platform's roots.
 pub fn load_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, IdentityError> {
     let bytes = read(path, "CA bundle")?;

@@ -17,6 +17,10 @@
 //!   bank, and a lost answer (or a gateway's 502/504, which may come after the bank acted)
 //!   becomes [`TransportError::OutcomeUnknown`], which says how to check;
 //! - the **configuration** file with named profiles ([`config`]);
+//! - **keys in an HSM**: `qseal_key` and `qwac_key` may be RFC 7512 `pkcs11:` URIs
+//!   ([`stet_pkcs11`]); the QSealC then signs in the HSM (on a blocking thread, off the async
+//!   runtime's), and the TLS handshake is signed there too, with a rustls configuration built
+//!   here (the platform's roots plus `ca_bundle`, as reqwest's own);
 //! - **certificate inspection** ([`inspect`]): validity, `organizationIdentifier`, QcType and
 //!   the PSD2 roles and NCA of the eIDAS QCStatements, for `stet doctor`;
 //! - a **plain HTTPS client** ([`HttpsClient`]) for APIs reached with a bearer token alone (the
@@ -54,6 +58,7 @@ mod client;
 pub mod config;
 mod error;
 mod https;
+mod hsm;
 mod identity;
 pub mod inspect;
 mod oauth;
@@ -65,7 +70,9 @@ mod token;
 pub use client::{
     Auth, Probe, RawRequest, StetRequest, StetResponse, Transport, TransportBuilder, origin,
 };
-pub use config::{AggregatorProfile, ConfigError, Profile, Provider, QwacSource};
+pub use config::{
+    AggregatorProfile, ConfigError, Profile, Provider, QwacSource, RegistrationMetadata,
+};
 pub use error::{TransportError, bank_message};
 pub use https::{HttpsClient, HttpsOptions, HttpsRequest};
 pub use identity::{IdentityError, LoadOptions, QwacIdentity, load_ca_bundle};
@@ -75,6 +82,7 @@ pub use reqwest::Method;
 pub use retry::{RetryPolicy, is_idempotent, parse_retry_after};
 pub use secret::Secret;
 pub use stet_httpsig as httpsig;
+pub use stet_pkcs11 as pkcs11;
 pub use token::{
     FileLock, FileTokenStore, MemoryTokenStore, StoreError, Token, TokenSet, TokenStore, unix,
 };

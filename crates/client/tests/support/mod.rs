@@ -70,6 +70,9 @@ pub fn transport_profile(info: &SandboxInfo) -> Profile {
         allow_insecure_http: false,
         source: None,
         store: None,
+        pkcs11_module: None,
+        registration_url: None,
+        registration: Default::default(),
     }
 }
 
