@@ -16,6 +16,8 @@
 //! - [`UnattendedBudget`] and its [`BudgetStore`]s: the four unattended calls a day.
 //! - [`PaymentRequestBuilder`]: SEPA, instant and standing-order payment requests.
 //! - [`ClientError`]: one enum whose messages say what to do, with [`ClientError::exit_code`].
+//! - [`registration`]: STET dynamic client registration (1.0.5), each bank's variant as data
+//!   in its profile's `[registration]` table.
 //!
 //! ## Building a client
 //!
@@ -161,6 +163,7 @@ mod client;
 mod error;
 mod link;
 mod payment;
+pub mod registration;
 
 pub use budget::{
     BudgetEntry, BudgetLedger, BudgetStore, FileBudgetStore, MemoryBudgetStore, UnattendedBudget,

@@ -31,6 +31,9 @@ pub enum Auth {
     /// The PSU's consent token stored under this key (obtained through the authorization-code
     /// flow, e.g. by `stet auth login`); refreshed when it is about to expire.
     Consent(String),
+    /// This `Authorization` value as it is (`Bearer <registration access token>`, `Basic …`):
+    /// for calls outside OAuth, such as registration management. Never logged.
+    Header(Secret),
 }
 
 /// One STET call to make.
@@ -160,9 +163,18 @@ pub struct TransportBuilder<'a> {
     accept: String,
     backend: Backend,
     max_body: usize,
+    sign: bool,
 }
 
 impl<'a> TransportBuilder<'a> {
+    /// Sends requests without `Signature` (and so without `Digest`): only for the few bank
+    /// endpoints that refuse signed requests, such as some banks' registration endpoints.
+    #[must_use]
+    pub fn unsigned(mut self) -> Self {
+        self.sign = false;
+        self
+    }
+
     /// Where tokens are kept between runs (default: in memory only).
     #[must_use]
     pub fn token_store(mut self, store: Arc<dyn TokenStore>) -> Self {
@@ -371,6 +383,7 @@ impl<'a> TransportBuilder<'a> {
                 timeout: p.timeout,
                 accept: self.accept,
                 max_body: self.max_body,
+                sign: self.sign,
                 qwac_not_after,
             }),
         })
@@ -415,6 +428,7 @@ struct Inner {
     timeout: Duration,
     accept: String,
     max_body: usize,
+    sign: bool,
     qwac_not_after: SystemTime,
 }
 
@@ -441,6 +455,7 @@ impl Transport {
             accept: "application/hal+json; charset=utf-8".to_owned(),
             backend: Backend::default(),
             max_body: 32 * 1024 * 1024,
+            sign: true,
         }
     }
 
@@ -666,7 +681,7 @@ impl Transport {
         url: &Url,
         token: Option<Token>,
     ) -> Result<(reqwest::Request, String), TransportError> {
-        if !self.inner.signer.blocking() {
+        if !self.inner.sign || !self.inner.signer.blocking() {
             return self.prepare(request, url, token.as_ref());
         }
         let (this, request, url) = (self.clone(), request.clone(), url.clone());
@@ -691,18 +706,21 @@ impl Transport {
     ) -> Result<(reqwest::Request, String), TransportError> {
         let inner = &self.inner;
         let (mut message, request_id) = self.message(request, url, token);
-        // A request without a body may be signed over fewer headers (a bank profile says so).
+        // A request without a body may be signed over fewer headers (a bank profile says so);
+        // registration endpoints take unsigned requests (see `TransportBuilder::unsigned`).
         let signing = if request.body.is_some() {
             &inner.signing
         } else {
             &inner.signing_without_body
         };
-        sign_request(
-            &mut message,
-            signing,
-            inner.signer.as_ref(),
-            SystemTime::now(),
-        )?;
+        if inner.sign {
+            sign_request(
+                &mut message,
+                signing,
+                inner.signer.as_ref(),
+                SystemTime::now(),
+            )?;
+        }
         Ok((self.wire(&request.method, url, &message)?, request_id))
     }
 
@@ -736,6 +754,9 @@ impl Transport {
         }
         if let Some(token) = token {
             message.append_header("Authorization", token.authorization());
+        }
+        if let Auth::Header(value) = &request.auth {
+            message.append_header("Authorization", value.expose());
         }
         if let Some(psu) = &request.psu {
             for (name, value) in psu.headers() {
@@ -1053,7 +1074,7 @@ impl Tokens {
         auth: &Auth,
         force: bool,
     ) -> Result<Option<Token>, TransportError> {
-        if matches!(auth, Auth::None) {
+        if matches!(auth, Auth::None | Auth::Header(_)) {
             return Ok(None);
         }
         if let Some(fixed) = &self.fixed {
@@ -1071,7 +1092,7 @@ impl Tokens {
         // asking for their own.
         let mut cache = self.cache.lock().await;
         let key = match auth {
-            Auth::None => return Ok(None),
+            Auth::None | Auth::Header(_) => return Ok(None),
             Auth::ClientCredentials(scopes) => format!("client_credentials {}", scopes.join(" ")),
             Auth::Consent(key) => key.clone(),
         };
@@ -1103,7 +1124,7 @@ impl Tokens {
             })
         };
         let fresh = match auth {
-            Auth::None => return Ok(None),
+            Auth::None | Auth::Header(_) => return Ok(None),
             Auth::ClientCredentials(scopes) => {
                 let oauth = oauth.ok_or_else(missing_oauth)?;
                 oauth.client_credentials(scopes).await?

@@ -190,6 +190,10 @@ pub struct RegistrationMetadata {
     pub redirect_uris: Option<Vec<String>>,
     /// `scope`: the scopes to register (default: every scope the QSealC's roles allow).
     pub scope: Option<Vec<String>>,
+    /// The developer portal's user, for banks that register with HTTP Basic.
+    pub portal_user: Option<String>,
+    /// The environment variable holding the developer portal's password.
+    pub portal_password_env: Option<String>,
     /// Written by `stet register`: where the registration is managed.
     pub registration_client_uri: Option<String>,
     /// Written by `stet register`: `active`, or `pending` while the bank approves by hand.

@@ -487,6 +487,8 @@ pub struct BankProfile {
     /// What a funds confirmation needs.
     #[serde(default)]
     pub funds_confirmation: FundsConfirmationRules,
+    /// How the bank takes dynamic client registration (`stet register`).
+    pub registration: crate::registration::RegistrationRules,
 }
 
 impl BankProfile {
@@ -603,6 +605,57 @@ impl BankProfile {
                 "scopes.extended_history",
                 text(&self.scopes.extended_history),
             ),
+            ("registration.path", text(&self.registration.path)),
+            (
+                "registration.auth",
+                text(&enum_text(&self.registration.auth)),
+            ),
+            (
+                "registration.jwks",
+                text(&enum_text(&self.registration.jwks)),
+            ),
+            ("registration.x5c", text(&enum_text(&self.registration.x5c))),
+            ("registration.kid", text(&enum_text(&self.registration.kid))),
+            (
+                "registration.grant_types",
+                List(self.registration.grant_types.clone()),
+            ),
+            (
+                "registration.uppercase_grants",
+                Flag(self.registration.uppercase_grants),
+            ),
+            (
+                "registration.scope_separator",
+                text(&self.registration.scope_separator),
+            ),
+            ("registration.omit", List(self.registration.omit.clone())),
+            (
+                "registration.contact",
+                text(&enum_text(&self.registration.contact)),
+            ),
+            (
+                "registration.extra",
+                List(
+                    self.registration
+                        .extra
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect(),
+                ),
+            ),
+            (
+                "registration.created_status",
+                Number(u32::from(self.registration.created_status)),
+            ),
+            (
+                "registration.approval",
+                text(&enum_text(&self.registration.approval)),
+            ),
+            ("registration.delete", Flag(self.registration.delete)),
+            (
+                "registration.rotation",
+                text(&enum_text(&self.registration.rotation)),
+            ),
             (
                 "sync.entry_reference_stable",
                 Flag(self.sync.entry_reference_stable),
@@ -668,6 +721,14 @@ impl BankProfile {
             })
             .collect()
     }
+}
+
+/// A unit enum's name as a profile writes it (`client-credentials`).
+fn enum_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// A field's value, for listing and comparing profiles.

@@ -87,6 +87,7 @@ struct ProfileFile {
     payment: Option<PaymentFile>,
     funds_confirmation: Option<FundsConfirmationFile>,
     sync: Option<SyncFile>,
+    registration: Option<RegistrationFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +97,35 @@ struct SyncFile {
     entry_reference_stable: Option<bool>,
     overlap_days: Option<u32>,
     pending_claim_days: Option<u32>,
+}
+
+/// The `[registration]` table as written: every key optional, each checked for its type.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RegistrationFile {
+    path: Option<String>,
+    auth: Option<crate::registration::RegistrationAuth>,
+    token_path: Option<String>,
+    token_client_id: Option<String>,
+    token_scope: Option<String>,
+    manage_with_token: Option<bool>,
+    token_in_body: Option<bool>,
+    jwks: Option<crate::registration::JwksShape>,
+    x5c: Option<crate::registration::X5cShape>,
+    key_type: Option<String>,
+    key_members: Option<Vec<String>>,
+    kid: Option<crate::registration::KidStrategy>,
+    grant_types: Option<Vec<String>>,
+    uppercase_grants: Option<bool>,
+    scope_separator: Option<String>,
+    omit: Option<Vec<String>>,
+    contact: Option<crate::registration::ContactShape>,
+    extra: Option<BTreeMap<String, String>>,
+    created_status: Option<u16>,
+    approval: Option<crate::registration::Approval>,
+    delete: Option<bool>,
+    rotation: Option<crate::registration::Rotation>,
 }
 
 #[derive(Debug, Deserialize)]

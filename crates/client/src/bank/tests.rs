@@ -462,6 +462,10 @@ fn diff_from_base_lists_what_a_bank_changes() {
             "signature.headers",
             "signature.sign_psu_headers",
             "signature.content_type_without_body",
+            "registration.path",
+            "registration.extra",
+            "registration.approval",
+            "registration.delete",
         ]
     );
     let first = &diff.changes[0];
