@@ -18,6 +18,7 @@ mod output;
 mod pay;
 mod powens;
 mod profile;
+mod register;
 mod request;
 mod sandbox;
 mod sig;
@@ -143,6 +144,10 @@ enum Command {
     /// Test a bank's STET API against the standard: run the catalogue, report, verify evidence
     #[command(subcommand)]
     Conformance(conformance::ConformanceCommand),
+    /// Register at the bank as an OAuth client (STET dynamic registration), show, update,
+    /// delete, rotate the QSealC
+    #[command(subcommand)]
+    Register(register::RegisterCommand),
 }
 
 fn main() -> ExitCode {
@@ -175,6 +180,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => sync::run(args, &cli.globals),
         Command::History(args) => store::history(args, &cli.globals),
         Command::Store(command) => store::run(command, &cli.globals),
+        Command::Register(command) => register::run(command, &cli.globals),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -85,6 +85,16 @@
 //! **PSU presence.** A request without `PSU-IP-Address` is unattended: 4 calls a day per account
 //! and endpoint (PSD2 RTS art. 36(5)), then 429.
 //!
+//! ## Registration
+//!
+//! Dynamic client registration (STET "OAuth2 technical setup" 1.0.5) in the spec's form at
+//! `/register` (and `/register/{clientId}`), and in the BNP Paribas (`/psd2/register`), Crédit
+//! Agricole (`/psd2_actor_registration/v1/tpp_consumers`) and CIC (`/cic/oauth2/registrations`)
+//! variants, each checking what that bank checks and answering as it does; refusals are the
+//! spec's error models (`invalid_redirect_uri`, `invalid_client_metadata`). A registered client
+//! id is accepted at `/authorize` and `/token` with the QWAC it registered with, and its kids as
+//! Signature keyIds.
+//!
 //! ## The payment flow
 //!
 //! 1. `POST /payment-requests` with a client-credentials `pisp` token → 201, `Location`, and
@@ -217,6 +227,7 @@ pub mod faults;
 mod oauth;
 pub mod pki;
 mod powens;
+mod registration;
 mod server;
 mod state;
 

@@ -98,9 +98,10 @@ impl State {
         let Some(client_id) = get("client_id") else {
             return page("client_id is missing");
         };
-        if client_id != self.info.client_id {
+        if self.client_org(client_id).is_none() {
             return page(&format!(
-                "unknown client_id `{client_id}`: this bank knows `{}`",
+                "unknown client_id `{client_id}`: this bank knows `{}` and the clients \
+                 registered with it",
                 self.info.client_id
             ));
         }
@@ -264,20 +265,29 @@ impl State {
             client_id = Some(id);
             secret = Some(pw);
         }
+        // A client is the sandbox's own (its id is the QWAC's organizationIdentifier) or one
+        // registered with it; either way bound to the organisation of the QWAC presented.
         let client_id = match (client_id, cert_client) {
-            (Some(id), _) if id != self.info.client_id => {
-                return oauth_error(401, "invalid_client", &format!("unknown client_id `{id}`"));
-            }
-            (Some(id), Some(cert)) if id != cert => {
-                return oauth_error(
-                    401,
-                    "invalid_client",
-                    &format!(
-                        "client_id `{id}` is not the organizationIdentifier of the client certificate (`{cert}`)"
-                    ),
-                );
-            }
-            (Some(id), _) => id,
+            (Some(id), cert) => match self.client_org(&id) {
+                None => {
+                    return oauth_error(
+                        401,
+                        "invalid_client",
+                        &format!("unknown client_id `{id}`"),
+                    );
+                }
+                Some(org) if cert.as_deref().is_some_and(|c| c != org) => {
+                    return oauth_error(
+                        401,
+                        "invalid_client",
+                        &format!(
+                            "client_id `{id}` belongs to `{org}`, not to the client certificate's organisation (`{}`)",
+                            cert.unwrap_or_default()
+                        ),
+                    );
+                }
+                Some(_) => id,
+            },
             (None, Some(cert)) if cert == self.info.client_id => cert,
             (None, _) => {
                 return oauth_error(

@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     pub(crate) unattended: HashMap<(String, &'static str, time::Date), u32>,
     /// The last PSU consent forwarded with `PUT /consents`.
     pub(crate) access: Option<stet_models::Access>,
+    /// Clients registered through dynamic registration, by client id.
+    pub(crate) registrations: HashMap<String, crate::registration::Registered>,
 }
 
 /// The bank.
@@ -414,6 +416,9 @@ impl State {
                 None,
             );
         };
+        if let Some((variant, id)) = crate::registration::route(&path) {
+            return self.registration(&req, variant, id);
+        }
         if path == "/token" {
             if let Some(redirect) = self.config.faults.token_redirect() {
                 return redirect;
@@ -474,7 +479,8 @@ impl State {
         }
         request.set_body(req.body.to_vec());
         let now = SystemTime::now();
-        match stet_httpsig::verify_request(&request, &VerifyPolicy::stet(), &self.keys, now) {
+        match stet_httpsig::verify_request(&request, &VerifyPolicy::stet(), &self.key_resolver(), now)
+        {
             Ok(_) => Ok(()),
             Err(e) if crate::check_faults::signature_let_through(self, &request, &e, now) => Ok(()),
             Err(e) => {
@@ -544,7 +550,13 @@ impl State {
             ));
         }
         let cert_client = req.peer.as_deref().and_then(|c| organization_identifier(c));
-        if cert_client.as_deref() != Some(t.client_id.as_str()) {
+        // The token's client: the sandbox's own, or a registered one (the lock is held here).
+        let org = if t.client_id == self.info.client_id {
+            Some(self.info.client_id.clone())
+        } else {
+            inner.registrations.get(&t.client_id).map(|r| r.org.clone())
+        };
+        if cert_client.is_none() || cert_client != org {
             return Err(unauthorized(
                 "the access token was issued to another client certificate (tokens are bound to the QWAC)",
             ));

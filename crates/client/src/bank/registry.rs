@@ -106,6 +106,7 @@ struct SyncFile {
 struct RegistrationFile {
     path: Option<String>,
     auth: Option<crate::registration::RegistrationAuth>,
+    signed_headers: Option<Vec<String>>,
     token_path: Option<String>,
     token_client_id: Option<String>,
     token_scope: Option<String>,

@@ -149,7 +149,8 @@ pub struct RegisteredKey<'a> {
 /// What goes into a request body besides the bank's rules.
 #[derive(Debug, Clone)]
 pub struct BodyInput<'a> {
-    /// The keys, the current QSealC first (rotation adds the new one after it).
+    /// The keys, the current QSealC first (rotation adds the new one after it, and the
+    /// newest one's roles bound the scope).
     pub keys: Vec<RegisteredKey<'a>>,
     /// `redirect_uris`.
     pub redirect_uris: Vec<String>,
@@ -171,9 +172,10 @@ pub fn request_body(
     scopes: &Scopes,
     input: &BodyInput<'_>,
 ) -> Result<Value, RegistrationError> {
+    // The newest certificate decides the roles (a rotation lists it last).
     let leaf = input
         .keys
-        .first()
+        .last()
         .ok_or_else(|| RegistrationError::Invalid("no QSealC to register".to_owned()))?
         .cert;
     let info = &leaf.info;

@@ -318,6 +318,8 @@ pub fn endpoint(profile: &Profile, bank: &BankProfile) -> Result<Url, Registrati
 #[derive(Debug, Clone)]
 pub struct Registrar {
     transport: Transport,
+    /// For calls without a body, when the signed list names `content-type`.
+    bodiless: Transport,
     bank: BankProfile,
     endpoint: Url,
     basic: Option<Secret>,
@@ -370,12 +372,33 @@ impl Registrar {
             }
             RegistrationAuth::Signed | RegistrationAuth::None => {}
         }
-        let mut builder = crate::transport_builder(&p, bank).accept("application/json");
-        if matches!(rules.auth, RegistrationAuth::Basic | RegistrationAuth::None) {
-            builder = builder.unsigned();
-        }
+        let build = |headers: Option<Vec<String>>| {
+            let mut builder = crate::transport_builder(&p, bank).accept("application/json");
+            if let Some(headers) = headers {
+                builder = builder.signing_profile(
+                    bank.signing_profile(p.key_id.clone())
+                        .with_headers(&headers),
+                );
+            }
+            if matches!(rules.auth, RegistrationAuth::Basic | RegistrationAuth::None) {
+                builder = builder.unsigned();
+            }
+            builder.build()
+        };
+        let headers = (!rules.signed_headers.is_empty()).then(|| rules.signed_headers.clone());
+        let transport = build(headers.clone())?;
+        let bodiless = match &headers {
+            Some(list) if list.iter().any(|h| h == "content-type") => build(Some(
+                list.iter()
+                    .filter(|h| *h != "content-type")
+                    .cloned()
+                    .collect(),
+            ))?,
+            _ => transport.clone(),
+        };
         Ok(Registrar {
-            transport: builder.build()?,
+            transport,
+            bodiless,
             bank: bank.clone(),
             endpoint,
             basic,
@@ -458,7 +481,7 @@ impl Registrar {
     ) -> Result<RegistrationState, RegistrationError> {
         let url = self.client_url(state)?;
         let request = StetRequest::get(url.as_str(), self.manage_auth(state));
-        let response = self.transport.send(&request).await?;
+        let response = self.bodiless.send(&request).await?;
         self.state_from(Method::GET, response, Some(state), &Value::Null)
     }
 
@@ -491,7 +514,7 @@ impl Registrar {
         let url = self.client_url(state)?;
         let mut request = StetRequest::get(url.as_str(), self.manage_auth(state));
         request.method = Method::DELETE;
-        let response = self.transport.send(&request).await?;
+        let response = self.bodiless.send(&request).await?;
         match response.status {
             200 | 202 | 204 => Ok(()),
             _ => Err(self.refusal(&Method::DELETE, response)),

@@ -99,6 +99,9 @@ pub struct RegistrationRules {
     pub path: String,
     /// How `POST` is authenticated.
     pub auth: RegistrationAuth,
+    /// The headers a signed registration call signs, in order; empty: the bank's
+    /// `signature.headers`. (`content-type` is left out of calls without a body.)
+    pub signed_headers: Vec<String>,
     /// The token endpoint path of a `client-credentials` registration.
     pub token_path: String,
     /// The client id of that token request (a bank-wide one, such as `PSD2_TPPRegister`).

@@ -1,0 +1,530 @@
+//! `stet register`: the TPP's registration as an OAuth client of a bank (STET dynamic
+//! registration 1.0.5), in the bank's variant (its profile's `[registration]` table).
+//!
+//! What the bank answers is kept in two places: the profile (`client_id`, `key_id` when the
+//! bank's keyId is the registered kid, and `registration_client_uri` and `status` in its
+//! `registration` table), and the registration store next to the tokens (0600: the
+//! `registration_access_token` and any `client_secret`).
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use stet_client::bank::{BankProfile, KeyIdForm};
+use stet_client::registration::{
+    BodyInput, KidStrategy, QsealCertificate, RegisteredKey, Registrar, RegistrationError,
+    RegistrationState, RegistrationStore, Rotation, default_store, kid_for, request_body,
+};
+use stet_transport::Profile;
+
+use crate::Globals;
+use crate::exit::{self, Failure, OrExit as _};
+use crate::output::{Format, Printer};
+
+#[derive(Debug, Subcommand)]
+pub enum RegisterCommand {
+    /// Register at the bank: POST the registration built from the profile and the QSealC
+    #[command(after_help = "Examples:
+  stet register create --profile bnp-paribas
+  stet register create --profile lcl --output json
+
+The body: client_name and provider_legal_id from the QSealC's subject (O, organizationIdentifier),
+jwks with the QSealC as x5c and the kid the bank wants, redirect_uris (the profile's
+redirect_uri), scope from the QSealC's PSD2 roles (never wider), token_endpoint_auth_method
+tls_client_auth, and what the profile's registration table adds (contacts, client_uri,
+logo_uri, tos_uri, policy_uri, client_name). The answer goes into the profile and the
+registration store (0600).")]
+    Create(CreateArgs),
+    /// Read the registration at the bank (GET) and print it
+    Show(OutputArgs),
+    /// Send the registration again (PUT), from the profile as it is now
+    Update(OutputArgs),
+    /// Delete the registration at the bank (DELETE), where the bank allows it
+    Delete(OutputArgs),
+    /// Replace the registered QSealC by a new one, the way the bank does it
+    #[command(after_help = "Example:
+  stet register rotate --qseal-cert new-qseal.pem --qseal-key new-qseal.key
+
+Spec banks get a PUT with the new certificate; banks that register keys side by side (CIC)
+get both and assign the new one its kid; banks that want it (LCL) are read with the old key
+first. The profile then points at the new certificate, key and kid.")]
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format [default: table on a terminal, NDJSON when piped]
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
+    output: Option<Format>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    out: OutputArgs,
+    /// Register again even when the store already holds a registration for the profile
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    out: OutputArgs,
+    /// The new QSealC certificate (PEM)
+    #[arg(long, value_name = "CERT.pem")]
+    qseal_cert: std::path::PathBuf,
+    /// The new QSealC key: a key file, or a `pkcs11:` URI
+    #[arg(long, value_name = "KEY")]
+    qseal_key: String,
+}
+
+pub fn run(command: RegisterCommand, globals: &Globals) -> Result<u8, Failure> {
+    let profile = crate::profile::load(globals)?;
+    let bank = crate::profile::bank(&profile)?;
+    let store = default_store(&crate::profile::data_dir()?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .or_exit(1, "cannot start the async runtime")?;
+    runtime.block_on(async {
+        match command {
+            RegisterCommand::Create(args) => create(&profile, &bank, &store, args).await,
+            RegisterCommand::Show(args) => show(&profile, &bank, &store, args).await,
+            RegisterCommand::Update(args) => update(&profile, &bank, &store, args).await,
+            RegisterCommand::Delete(args) => delete(&profile, &bank, &store, args).await,
+            RegisterCommand::Rotate(args) => rotate(&profile, &bank, &store, args).await,
+        }
+    })
+}
+
+/// The exit code of a registration failure.
+fn failure(e: RegistrationError) -> Failure {
+    let code = match &e {
+        RegistrationError::Transport(t) => exit::for_transport(t),
+        RegistrationError::Refused { .. } | RegistrationError::Unreadable { .. } => exit::DATA,
+        RegistrationError::Store { .. } => exit::IO,
+        _ => exit::CONFIG,
+    };
+    Failure::new(code, e)
+}
+
+fn qseal(path: Option<&Path>, profile: &Profile) -> Result<QsealCertificate, Failure> {
+    let path = path.ok_or_else(|| {
+        Failure::new(
+            exit::CONFIG,
+            format!(
+                "profile `{}` has no `qseal_cert`: registration sends the QSealC certificate, \
+                 so add `qseal_cert = \"PATH\"` (PEM)",
+                profile.name
+            ),
+        )
+    })?;
+    let bytes = std::fs::read(path).or_exit(
+        exit::CONFIG,
+        format!("cannot read the QSealC certificate {}", path.display()),
+    )?;
+    QsealCertificate::from_bytes(&bytes, &path.display().to_string()).map_err(failure)
+}
+
+/// The request body for `profile` with `keys`.
+fn body(
+    profile: &Profile,
+    bank: &BankProfile,
+    keys: Vec<RegisteredKey<'_>>,
+    state: Option<&RegistrationState>,
+) -> Result<Value, Failure> {
+    let redirect_uris = match &profile.registration.redirect_uris {
+        Some(list) => list.clone(),
+        None => profile.redirect_uri.iter().map(|u| u.to_string()).collect(),
+    };
+    request_body(
+        &bank.registration,
+        &bank.scopes,
+        &BodyInput {
+            keys,
+            redirect_uris,
+            metadata: &profile.registration,
+            client_id: state.map(|s| s.client_id.clone()).filter(|c| !c.is_empty()),
+            registration_access_token: state.and_then(|s| s.registration_access_token.clone()),
+        },
+    )
+    .map_err(failure)
+}
+
+fn registrar(profile: &Profile, bank: &BankProfile) -> Result<Registrar, Failure> {
+    Registrar::new(profile, bank).map_err(failure)
+}
+
+fn stored(profile: &Profile, store: &RegistrationStore) -> Result<RegistrationState, Failure> {
+    store.load(&profile.name).map_err(failure)?.ok_or_else(|| {
+        failure(RegistrationError::NotRegistered {
+            profile: profile.name.clone(),
+        })
+    })
+}
+
+async fn create(
+    profile: &Profile,
+    bank: &BankProfile,
+    store: &RegistrationStore,
+    args: CreateArgs,
+) -> Result<u8, Failure> {
+    if !args.force
+        && let Some(state) = store.load(&profile.name).map_err(failure)?
+    {
+        return Err(Failure::new(
+            exit::CONFIG,
+            format!(
+                "profile `{}` is already registered at {} (client_id `{}`): use `stet register \
+                 update`, or `stet register create --force` to register anew",
+                profile.name, bank.display_name, state.client_id
+            ),
+        ));
+    }
+    let cert = qseal(profile.qseal_cert.as_deref(), profile)?;
+    let kid = kid_for(bank.registration.kid, &cert, Some(&profile.key_id));
+    let body = body(
+        profile,
+        bank,
+        vec![RegisteredKey { cert: &cert, kid }],
+        None,
+    )?;
+    let registrar = registrar(profile, bank)?;
+    eprintln!(
+        "registering profile `{}` at {} ({})",
+        profile.name,
+        bank.display_name,
+        registrar.endpoint()
+    );
+    let state = registrar.create(&body).await.map_err(failure)?;
+    save(profile, bank, store, &state, None)?;
+    print(&state, args.out.output)
+}
+
+async fn show(
+    profile: &Profile,
+    bank: &BankProfile,
+    store: &RegistrationStore,
+    args: OutputArgs,
+) -> Result<u8, Failure> {
+    let state = stored(profile, store)?;
+    let read = registrar(profile, bank)?
+        .read(&state)
+        .await
+        .map_err(failure)?;
+    store.save(&profile.name, &read).map_err(failure)?;
+    print(&read, args.output)
+}
+
+async fn update(
+    profile: &Profile,
+    bank: &BankProfile,
+    store: &RegistrationStore,
+    args: OutputArgs,
+) -> Result<u8, Failure> {
+    let state = stored(profile, store)?;
+    let cert = qseal(profile.qseal_cert.as_deref(), profile)?;
+    let kid = state
+        .kid
+        .clone()
+        .or_else(|| kid_for(bank.registration.kid, &cert, Some(&profile.key_id)));
+    let body = body(
+        profile,
+        bank,
+        vec![RegisteredKey { cert: &cert, kid }],
+        Some(&state),
+    )?;
+    let updated = registrar(profile, bank)?
+        .update(&state, &body)
+        .await
+        .map_err(failure)?;
+    save(profile, bank, store, &updated, None)?;
+    print(&updated, args.output)
+}
+
+async fn delete(
+    profile: &Profile,
+    bank: &BankProfile,
+    store: &RegistrationStore,
+    args: OutputArgs,
+) -> Result<u8, Failure> {
+    let state = stored(profile, store)?;
+    registrar(profile, bank)?
+        .delete(&state)
+        .await
+        .map_err(failure)?;
+    store.delete(&profile.name).map_err(failure)?;
+    let mut gone = state.clone();
+    gone.status = "deleted".to_owned();
+    update_profile(profile, &[], &[("status", "deleted")])?;
+    eprintln!(
+        "deleted the registration `{}` of profile `{}` at {}",
+        state.client_id, profile.name, bank.display_name
+    );
+    print(&gone, args.output)
+}
+
+async fn rotate(
+    profile: &Profile,
+    bank: &BankProfile,
+    store: &RegistrationStore,
+    args: RotateArgs,
+) -> Result<u8, Failure> {
+    let state = stored(profile, store)?;
+    let old = qseal(profile.qseal_cert.as_deref(), profile)?;
+    let new = qseal(Some(&args.qseal_cert), profile)?;
+    // The profile as it will be: the new certificate and key (and, below, kid).
+    let mut next = profile.clone();
+    next.qseal_cert = Some(args.qseal_cert.clone());
+    next.qseal_key = args.qseal_key.clone().into();
+    let rules = &bank.registration;
+    let new_kid = match rules.kid {
+        // A new kid for a new key: the profile's current one names the old key.
+        KidStrategy::TppChosen => kid_for(rules.kid, &new, None),
+        other => kid_for(other, &new, None),
+    };
+    let updated = match rules.rotation {
+        Rotation::ReplaceKey => {
+            let body = body(
+                profile,
+                bank,
+                vec![RegisteredKey {
+                    cert: &new,
+                    kid: new_kid.clone(),
+                }],
+                Some(&state),
+            )?;
+            registrar(profile, bank)?
+                .update(&state, &body)
+                .await
+                .map_err(failure)?
+        }
+        Rotation::AddKey => {
+            let body = body(
+                profile,
+                bank,
+                vec![
+                    RegisteredKey {
+                        cert: &old,
+                        kid: state.kid.clone(),
+                    },
+                    RegisteredKey {
+                        cert: &new,
+                        kid: new_kid.clone(),
+                    },
+                ],
+                Some(&state),
+            )?;
+            registrar(profile, bank)?
+                .update(&state, &body)
+                .await
+                .map_err(failure)?
+        }
+        Rotation::GetThenPut => {
+            let read = registrar(profile, bank)?
+                .read(&state)
+                .await
+                .map_err(failure)?;
+            if let Some(kid) = &new_kid {
+                next.key_id = kid.clone();
+            }
+            let body = body(
+                &next,
+                bank,
+                vec![RegisteredKey {
+                    cert: &new,
+                    kid: new_kid.clone(),
+                }],
+                Some(&read),
+            )?;
+            registrar(&next, bank)?
+                .update(&read, &body)
+                .await
+                .map_err(failure)?
+        }
+    };
+    let key = args.qseal_key.clone();
+    let cert = args.qseal_cert.display().to_string();
+    save(
+        profile,
+        bank,
+        store,
+        &updated,
+        Some(&[("qseal_key", key.as_str()), ("qseal_cert", cert.as_str())]),
+    )?;
+    eprintln!(
+        "profile `{}` now signs with {} (kid {})",
+        profile.name,
+        cert,
+        updated.kid.as_deref().unwrap_or("none")
+    );
+    if bank.signature.key_id == KeyIdForm::CertificateUrl {
+        eprintln!(
+            "{} finds the QSealC at key_id ({}): publish the new certificate there, or point \
+             key_id at where it is",
+            bank.display_name, profile.key_id
+        );
+    }
+    print(&updated, args.out.output)
+}
+
+/// Keeps the answer: the store (secrets, 0600) and the profile (ids, status).
+fn save(
+    profile: &Profile,
+    bank: &BankProfile,
+    store: &RegistrationStore,
+    state: &RegistrationState,
+    extra: Option<&[(&str, &str)]>,
+) -> Result<(), Failure> {
+    store.save(&profile.name, state).map_err(failure)?;
+    let mut top: Vec<(&str, &str)> = extra.map(<[_]>::to_vec).unwrap_or_default();
+    if !state.client_id.is_empty() {
+        top.push(("client_id", &state.client_id));
+    }
+    if bank.signature.key_id == KeyIdForm::RegistrationId
+        && let Some(kid) = &state.kid
+    {
+        top.push(("key_id", kid));
+    }
+    let mut table: Vec<(&str, &str)> = vec![("status", &state.status)];
+    if let Some(uri) = &state.registration_client_uri {
+        table.push(("registration_client_uri", uri));
+    }
+    update_profile(profile, &top, &table)?;
+    if state.status == "pending" {
+        eprintln!(
+            "{} recorded the request and approves it by hand{}: stet keeps it as pending",
+            bank.display_name,
+            state
+                .message
+                .as_deref()
+                .map(|m| format!(" (\"{m}\")"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `top` keys and `registration` table keys into the profile's section of its
+/// configuration file, keeping everything else (comments included) as it was.
+fn update_profile(
+    profile: &Profile,
+    top: &[(&str, &str)],
+    registration: &[(&str, &str)],
+) -> Result<(), Failure> {
+    let Some(path) = &profile.source else {
+        eprintln!(
+            "the profile comes from the environment: set {} yourself",
+            top.iter()
+                .map(|(k, v)| format!("STET_{}={v}", k.to_ascii_uppercase()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(path)
+        .or_exit(exit::IO, format!("cannot read {}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().or_exit(
+        exit::CONFIG,
+        format!("{} is not valid TOML", path.display()),
+    )?;
+    let profiles = doc
+        .entry("profiles")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_like_mut()
+        .ok_or_else(|| {
+            Failure::new(
+                exit::CONFIG,
+                format!("{}: `profiles` is not a table", path.display()),
+            )
+        })?;
+    let section = profiles
+        .entry(&profile.name)
+        .or_insert(toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_like_mut()
+        .ok_or_else(|| {
+            Failure::new(
+                exit::CONFIG,
+                format!(
+                    "{}: `profiles.{}` is not a table",
+                    path.display(),
+                    profile.name
+                ),
+            )
+        })?;
+    for (key, value) in top {
+        section.insert(key, toml_edit::value(*value));
+    }
+    if !registration.is_empty() {
+        let table = section
+            .entry("registration")
+            .or_insert(toml_edit::Item::Table(toml_edit::Table::new()))
+            .as_table_like_mut()
+            .ok_or_else(|| {
+                Failure::new(
+                    exit::CONFIG,
+                    format!(
+                        "{}: `profiles.{}.registration` is not a table",
+                        path.display(),
+                        profile.name
+                    ),
+                )
+            })?;
+        for (key, value) in registration {
+            table.insert(key, toml_edit::value(*value));
+        }
+    }
+    replace_private(path, &doc.to_string())
+}
+
+/// Replaces `path` with `text` atomically, readable by its owner only (a profile may name
+/// secrets' locations; the doctor wants 0600).
+fn replace_private(path: &Path, text: &str) -> Result<(), Failure> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .or_exit(exit::IO, format!("cannot write next to {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o600))
+            .or_exit(exit::IO, format!("cannot write {}", path.display()))?;
+    }
+    std::io::Write::write_all(&mut temp, text.as_bytes())
+        .or_exit(exit::IO, format!("cannot write {}", path.display()))?;
+    temp.persist(path)
+        .map_err(|e| e.error)
+        .or_exit(exit::IO, format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// Prints the registration: one row (table, CSV) or its JSON, secrets left out.
+fn print(state: &RegistrationState, output: Option<Format>) -> Result<u8, Failure> {
+    let value = json!({
+        "client_id": state.client_id,
+        "status": state.status,
+        "kid": state.kid,
+        "registration_client_uri": state.registration_client_uri,
+        "bank": state.bank,
+        "message": state.message,
+        "record": state.public_record(),
+    });
+    let raw = serde_json::value::RawValue::from_string(value.to_string())
+        .or_exit(1, "cannot write JSON")?;
+    let mut printer = Printer::new(
+        Format::resolve(output),
+        &["client_id", "status", "kid", "registration_client_uri"],
+    )?;
+    printer.row(
+        &raw,
+        vec![
+            state.client_id.clone(),
+            state.status.clone(),
+            state.kid.clone().unwrap_or_default(),
+            state.registration_client_uri.clone().unwrap_or_default(),
+        ],
+    )?;
+    printer.finish()?;
+    Ok(0)
+}

@@ -1,0 +1,387 @@
+//! `stet register` against the sandbox bank, over real sockets: the spec's form (create, show,
+//! update, rotate, delete, and the registered client then used for consent and signed calls)
+//! and the BNP Paribas, Crédit Agricole and CIC variants; bad input refused with clear errors.
+
+#![allow(missing_docs)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use stet_transport::inspect::{self, Psd2Statement, PspRole, QcType};
+use support::*;
+
+/// A QSealC of the sandbox's TPP (same organizationIdentifier), self-signed, with `roles`;
+/// written as `NAME.pem` and `NAME.key`.
+fn qseal(dir: &Path, name: &str, roles: Option<Vec<PspRole>>) -> (PathBuf, PathBuf) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Example TPP");
+    params.distinguished_name.push(
+        rcgen::DnType::CustomDnType(vec![2, 5, 4, 97]),
+        stet_sandbox::TPP_ORGANIZATION_ID,
+    );
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    if let Some(roles) = roles {
+        let statements = inspect::encode_qc_statements(
+            &[QcType::Seal],
+            Some(&Psd2Statement {
+                roles,
+                nca_name: "Autorité de contrôle prudentiel et de résolution".to_owned(),
+                nca_id: "FR-ACPR".to_owned(),
+            }),
+        )
+        .unwrap();
+        params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 1, 3],
+            statements,
+        )];
+    }
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (pem, key_path) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&pem, cert.pem()).unwrap();
+    write_private(&key_path, &key.serialize_pem());
+    (pem, key_path)
+}
+
+/// A profile for `bank` registering at the sandbox endpoint `path`, with `registration` table
+/// lines.
+fn configure(env: &Env, bank: &str, path: &str, registration: &str) {
+    let origin = env
+        .sandbox
+        .get("token_url")
+        .trim_end_matches("/token")
+        .to_owned();
+    let body = env.profile_body(&[
+        ("bank", &format!("{bank:?}")),
+        ("registration_url", &format!("\"{origin}{path}\"")),
+    ]);
+    write_private(
+        &env.config,
+        &format!(
+            "default_profile = \"sandbox\"\n\n# kept: a comment of the user's\n[profiles.sandbox]\n{body}\n[profiles.sandbox.registration]\ncontacts = [\"ops@tpp.example\"]\n{registration}"
+        ),
+    );
+}
+
+/// The one registration a command printed (`--output json` is an array of rows).
+fn one(out: &Out) -> Value {
+    let mut rows = out.json_array();
+    assert_eq!(rows.len(), 1, "{out}");
+    rows.remove(0)
+}
+
+fn config_value(env: &Env) -> toml::Table {
+    toml::from_str(&std::fs::read_to_string(&env.config).unwrap()).unwrap()
+}
+
+fn profile_key<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    table["profiles"]["sandbox"].get(key)
+}
+
+fn store_file(env: &Env) -> PathBuf {
+    env.home.path().join("data/stet/registrations/sandbox.json")
+}
+
+fn stored(env: &Env) -> Value {
+    serde_json::from_slice(&std::fs::read(store_file(env)).unwrap()).unwrap()
+}
+
+#[test]
+fn the_spec_form_create_show_use_update_rotate_delete() {
+    let env = Env::new();
+    configure(
+        &env,
+        "sandbox",
+        "/register",
+        "client_uri = \"https://tpp.example\"\n",
+    );
+
+    let out = env.run(&["register", "create", "--output", "json"]);
+    let created = one(&out);
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    assert!(client_id.starts_with("tpp-"), "{out}");
+    assert_eq!(created["status"], "active", "{out}");
+    let kid = created["kid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_owned();
+    // What was sent is what the bank echoed: built from the QSealC and the profile.
+    let record = &created["record"];
+    assert_eq!(record["client_name"], "Example TPP");
+    assert_eq!(
+        record["provider_legal_id"],
+        stet_sandbox::TPP_ORGANIZATION_ID
+    );
+    assert_eq!(record["token_endpoint_auth_method"], "tls_client_auth");
+    assert_eq!(record["scope"], "aisp pisp cbpii");
+    assert_eq!(record["client_uri"], "https://tpp.example");
+    assert_eq!(record["jwks"]["keys"][0]["kid"], kid.as_str());
+    assert_eq!(
+        record["registration_access_token"], "<redacted>",
+        "never printed"
+    );
+
+    // Kept: the profile (comments too) and the store (0600, with the secret).
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    assert!(text.contains("# kept: a comment of the user's"), "{text}");
+    let table = config_value(&env);
+    assert_eq!(
+        profile_key(&table, "client_id").unwrap().as_str(),
+        Some(client_id.as_str())
+    );
+    assert_eq!(
+        table["profiles"]["sandbox"]["registration"]["status"].as_str(),
+        Some("active")
+    );
+    let state = stored(&env);
+    let rat = state["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(rat.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(store_file(&env))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(
+        !out.stdout.contains(&rat) && !out.stderr.contains(&rat),
+        "{out}"
+    );
+
+    // Once is enough.
+    env.run(&["register", "create"])
+        .fails(78, "already registered");
+
+    // The registered client is a client of the bank: consent with it, and its kid signs.
+    env.login(&[]);
+    assert_eq!(env.accounts().len(), 3);
+    let mut with_kid = env.command(&["accounts", "--psu-ip", PSU_IP, "--output", "json"]);
+    with_kid.env("STET_KEY_ID", &kid);
+    let out = finished(&["accounts (kid)"], with_kid);
+    out.ok();
+
+    let shown = env
+        .run(&["register", "show", "--output", "json"])
+        .json_array()
+        .remove(0);
+    assert_eq!(shown["client_id"], client_id.as_str());
+    let updated = env
+        .run(&["register", "update", "--output", "json"])
+        .json_array()
+        .remove(0);
+    assert_eq!(updated["status"], "active");
+
+    // Rotation: the new QSealC replaces the old one under a new kid.
+    let (new_cert, new_key) = qseal(
+        env.home.path(),
+        "qseal-2027",
+        Some(vec![
+            PspRole::AccountInformation,
+            PspRole::PaymentInitiation,
+            PspRole::CardIssuing,
+        ]),
+    );
+    let rotated_out = env.run(&[
+        "register",
+        "rotate",
+        "--qseal-cert",
+        new_cert.to_str().unwrap(),
+        "--qseal-key",
+        new_key.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    let rotated = one(&rotated_out);
+    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
+    assert!(rotated_out.stderr.contains("publish"), "{rotated_out}");
+    assert_ne!(new_kid, kid);
+    let table = config_value(&env);
+    assert_eq!(
+        profile_key(&table, "qseal_key").unwrap().as_str(),
+        new_key.to_str()
+    );
+    let signed_with = |key_id: &str| {
+        let mut cmd = env.command(&["accounts", "--psu-ip", PSU_IP]);
+        cmd.env("STET_KEY_ID", key_id);
+        finished(&["accounts"], cmd)
+    };
+    signed_with(&new_kid).ok();
+    let mut old = env.command(&["accounts", "--psu-ip", PSU_IP]);
+    old.env("STET_KEY_ID", &kid)
+        .env("STET_QSEAL_KEY", env.sandbox.get("qseal_key"));
+    finished(&["accounts"], old).fails(77, "unknown keyId");
+
+    // Delete: gone at the bank, its client id refused from then on. (The profile's key_id
+    // is a URL to the QSealC: the rotation said to publish the new one there; the new kid
+    // stands in for it here.)
+    let mut delete = env.command(&["register", "delete"]);
+    delete.env("STET_KEY_ID", &new_kid);
+    finished(&["register delete"], delete).ok();
+    assert!(!store_file(&env).exists());
+    env.run(&["register", "show"])
+        .fails(78, "stet register create");
+    let mut refused = env.command(&[
+        "funds-check",
+        "--account",
+        "FR7630004010006746778722047",
+        "--amount",
+        "1.00",
+        "--psu-ip",
+        PSU_IP,
+    ]);
+    refused.env("XDG_DATA_HOME", env.home.path().join("fresh-data"));
+    finished(&["funds-check"], refused).fails(77, "unknown client_id");
+}
+
+#[test]
+fn the_bnp_credit_agricole_and_cic_variants() {
+    // BNP Paribas: `context: psd2`, a client secret, updates approved by hand.
+    let env = Env::new();
+    configure(&env, "bnp-paribas", "/psd2/register", "");
+    let created = env
+        .run(&["register", "create", "--output", "json"])
+        .json_array()
+        .remove(0);
+    assert_eq!(created["record"]["context"], "psd2");
+    assert_eq!(created["record"]["jwks"]["keys"][0]["kty"], "RS256");
+    assert_eq!(created["record"]["client_secret"], "<redacted>");
+    assert!(
+        stored(&env)["client_secret"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
+    let out = env.run(&["register", "update", "--output", "json"]);
+    assert_eq!(one(&out)["status"], "pending", "{out}");
+    assert!(out.stderr.contains("We will contact you"), "{out}");
+    env.run(&["register", "delete"]).fails(78, "has no DELETE");
+
+    // Crédit Agricole: bare jwks array, x5c a string, grants in capitals, 200, the token in
+    // the PUT body.
+    let env = Env::new();
+    configure(
+        &env,
+        "credit-agricole",
+        "/psd2_actor_registration/v1/tpp_consumers",
+        "",
+    );
+    let created = env
+        .run(&["register", "create", "--output", "json"])
+        .json_array()
+        .remove(0);
+    let record = &created["record"];
+    assert!(
+        record["jwks"].is_array() && record["jwks"][0]["x5c"].is_string(),
+        "{record}"
+    );
+    assert_eq!(record["grant_types"][0], "AUTHORIZATION_CODE");
+    assert!(record.get("scope").is_none());
+    let updated = env
+        .run(&["register", "update", "--output", "json"])
+        .json_array()
+        .remove(0);
+    assert_eq!(updated["status"], "active");
+    assert_eq!(updated["client_id"], created["client_id"]);
+
+    // CIC: not signed, the bank assigns the kid (the keyId from then on), rotation adds a key.
+    let env = Env::new();
+    configure(&env, "credit-mutuel-cic", "/cic/oauth2/registrations", "");
+    let created = env
+        .run(&["register", "create", "--output", "json"])
+        .json_array()
+        .remove(0);
+    let kid = created["kid"].as_str().unwrap().to_owned();
+    assert_eq!(kid.len(), 24, "a bank-assigned hex kid: {created}");
+    let table = config_value(&env);
+    assert_eq!(
+        profile_key(&table, "key_id").unwrap().as_str(),
+        Some(kid.as_str())
+    );
+    let (new_cert, new_key) = qseal(
+        env.home.path(),
+        "qseal-next",
+        Some(vec![PspRole::AccountInformation]),
+    );
+    let rotated = env
+        .run(&[
+            "register",
+            "rotate",
+            "--qseal-cert",
+            new_cert.to_str().unwrap(),
+            "--qseal-key",
+            new_key.to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .json_array()
+        .remove(0);
+    assert_eq!(rotated["kid"], format!("{kid}_next"));
+    let table = config_value(&env);
+    assert_eq!(
+        profile_key(&table, "key_id").unwrap().as_str(),
+        Some(format!("{kid}_next").as_str())
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_clear_errors() {
+    let env = Env::new();
+
+    // A certificate without PSD2 roles: refused before anything is sent.
+    let (no_roles, _) = qseal(env.home.path(), "no-roles", None);
+    configure(&env, "sandbox", "/register", "");
+    let mut cmd = env.command(&["register", "create"]);
+    cmd.env("STET_QSEAL_CERT", &no_roles);
+    finished(&["register create"], cmd).fails(78, "carries no PSD2 role");
+
+    // A scope wider than the roles.
+    let (ai_only, _) = qseal(
+        env.home.path(),
+        "ai-only",
+        Some(vec![PspRole::AccountInformation]),
+    );
+    configure(
+        &env,
+        "sandbox",
+        "/register",
+        "scope = [\"aisp\", \"pisp\"]\n",
+    );
+    let mut cmd = env.command(&["register", "create"]);
+    cmd.env("STET_QSEAL_CERT", &ai_only);
+    finished(&["register create"], cmd).fails(78, "scope `pisp` needs the PSD2 role PSP_PI");
+
+    // The bank refuses a redirect URI: its error, and what to do.
+    configure(
+        &env,
+        "sandbox",
+        "/register",
+        "redirect_uris = [\"http://tpp.example/callback\"]\n",
+    );
+    let out = env.run(&["register", "create"]);
+    out.fails(65, "invalid_redirect_uri");
+    assert!(out.stderr.contains("HTTPS"), "{out}");
+    assert!(!store_file(&env).exists(), "nothing kept from a refusal");
+
+    // No contacts.
+    let body = env.profile_body(&[]);
+    write_private(&env.config, &format!("[profiles.sandbox]\n{body}"));
+    env.run(&["register", "create"]).fails(78, "no contacts");
+
+    // Not registered yet.
+    env.run(&["register", "update"])
+        .fails(78, "stet register create");
+}
