@@ -1200,6 +1200,84 @@ fn powens_commands_keep_secrets() {
         t.find("stet_powens").is_some() || t.find("https request").is_some(),
         "-vvv traces the client"
     );
+// Keys in an HSM, and registration
+// ---------------------------------------------------------------------------------------------
+
+/// Both keys in SoftHSM (the PIN in the profile as `pin-value`, the most exposed form), and a
+/// registration at the sandbox: the PIN, the registration access token, the client secret,
+/// the tokens, the code and the keys' lines appear in no output at trace, the sandbox's
+/// included, and no signature does.
+#[test]
+fn hsm_keys_and_registration_keep_secrets_at_trace() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = std::fs::File::create(dir.path().join("sandbox.log")).expect("create the log");
+    let mut env = Env::with_sandbox_stderr(&["-vvv"], "sandbox", Stdio::from(log));
+    let token = stet_testkit::softhsm_token("canary");
+    token.import(Path::new(env.sandbox.get("qseal_key")), "qseal", "01");
+    token.import(Path::new(env.sandbox.get("qwac_key")), "qwac", "02");
+    env.vars.push((
+        "SOFTHSM2_CONF".to_owned(),
+        std::env::var("SOFTHSM2_CONF").expect("SOFTHSM2_CONF"),
+    ));
+    let uri = |object: &str| {
+        format!(
+            "{:?}",
+            format!(
+                "pkcs11:token={};object={object}?pin-value={}",
+                token.label,
+                stet_testkit::PIN
+            )
+        )
+    };
+    let origin = env
+        .sandbox
+        .get("token_url")
+        .trim_end_matches("/token")
+        .to_owned();
+    let body = env.profile_body(&[
+        ("qseal_key", &uri("qseal")),
+        ("qwac_key", &uri("qwac")),
+        (
+            "pkcs11_module",
+            &format!("{:?}", token.module.display().to_string()),
+        ),
+        ("registration_url", &format!("\"{origin}/register\"")),
+    ]);
+    write_private(
+        &env.config,
+        &format!(
+            "[profiles.sandbox]\n{body}\n[profiles.sandbox.registration]\ncontacts = [\"ops@tpp.example\"]\n"
+        ),
+    );
+
+    let mut t = Transcript::default();
+    let mut secrets = vec![secret("the HSM PIN", stet_testkit::PIN)];
+    for key in ["qwac_key", "qseal_key"] {
+        secrets.extend(key_lines(Path::new(env.sandbox.get(key))));
+    }
+    trace(&env, &mut t, &["doctor"]).ok();
+    trace(&env, &mut t, &["register", "create", "--output", "table"]).ok();
+    let store = env.home.path().join("data/stet/registrations/sandbox.json");
+    let state: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+    secrets.push(secret(
+        "the registration access token",
+        state["registration_access_token"].as_str().unwrap(),
+    ));
+    let (out, location) = env.login(&["-vvv"]);
+    t.add(&out);
+    secrets.push(code_of(&location));
+    trace_present(&env, &mut t, &["accounts", "--output", "table"]).ok();
+    secrets.extend(tokens(&env, "sandbox"));
+    trace(&env, &mut t, &["register", "show", "--output", "table"]).ok();
+    trace(&env, &mut t, &["register", "update", "--output", "table"]).ok();
+    trace(&env, &mut t, &["doctor"]).ok();
+    trace(&env, &mut t, &["register", "delete", "--output", "table"]).ok();
+    // Failing: a wrong PIN file must not echo the PIN either.
+    let pin = env.home.path().join("pin");
+    write_private(&pin, "not-the-PIN-0000\n");
+    trace(&env, &mut t, &["register", "show"]);
+    t.add_text("the sandbox's log", sandbox_log(dir.path()));
+    assert!(t.len() > 10_000, "trace output was captured");
     t.assert_keeps(&secrets);
     t.assert_no_signature();
 }

@@ -163,6 +163,15 @@ fn the_spec_form_create_show_use_update_rotate_delete() {
         "{out}"
     );
 
+    // The doctor reads it.
+    let doctor = env.run(&["doctor"]);
+    assert!(
+        doctor.stdout.contains(&format!(
+            "ok   registration: client_id {client_id} registered at sandbox (active, kid {kid})"
+        )),
+        "{doctor}"
+    );
+
     // Once is enough.
     env.run(&["register", "create"])
         .fails(78, "already registered");
@@ -268,6 +277,13 @@ fn the_bnp_credit_agricole_and_cic_variants() {
     let out = env.run(&["register", "update", "--output", "json"]);
     assert_eq!(one(&out)["status"], "pending", "{out}");
     assert!(out.stderr.contains("We will contact you"), "{out}");
+    let doctor = env.run(&["doctor"]);
+    assert!(
+        doctor
+            .stdout
+            .contains("warn registration: bnp-paribas approves it by hand"),
+        "{doctor}"
+    );
     env.run(&["register", "delete"]).fails(78, "has no DELETE");
 
     // Crédit Agricole: bare jwks array, x5c a string, grants in capitals, 200, the token in

@@ -22,6 +22,8 @@ use crate::output::{Format, OutputArgs, Report as Printed};
 
 #[path = "doctor_hsm.rs"]
 mod hsm;
+#[path = "doctor_registration.rs"]
+mod registration;
 
 /// A certificate with fewer days left than this is flagged for renewal.
 const RENEW_WITHIN_DAYS: i64 = 30;
@@ -41,7 +43,8 @@ certificate (dates, key match, QcType seal, roles); the roles the profile's scop
 permissions of the key files (or PIN files) and the configuration file; the TLS handshake with
 the QWAC and the clock against the bank's Date; the token endpoint. A key given as a pkcs11:
 URI gets its own lines: the module loads, the token and key are found, the key signs once in
-the HSM and the certificate verifies it.
+the HSM and the certificate verifies it. What `stet register` kept is checked against the
+profile (client_id, the kid as key_id, an approval still pending).
 
 Exit codes: 0 every check passed (warnings allowed), 78 a certificate, key, permission or
 configuration check failed, 69 only network checks failed (the bank is unreachable).")]
@@ -253,6 +256,7 @@ pub fn run(args: DoctorArgs, globals: &Globals) -> Result<u8, Failure> {
         }
     };
     check_scopes(&mut report, &profile, qwac.as_ref(), qseal.as_ref())?;
+    registration::check(&mut report, &profile)?;
     check_permissions(&mut report, &profile)?;
     check_network(&mut report, &profile)?;
     report.finish()
