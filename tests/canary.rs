@@ -1272,9 +1272,23 @@ fn hsm_keys_and_registration_keep_secrets_at_trace() {
     trace(&env, &mut t, &["register", "update", "--output", "table"]).ok();
     trace(&env, &mut t, &["doctor"]).ok();
     trace(&env, &mut t, &["register", "delete", "--output", "table"]).ok();
-    // Failing: a wrong PIN file must not echo the PIN either.
+    // Failing: a wrong PIN in a file, and a registration that is gone.
     let pin = env.home.path().join("pin");
     write_private(&pin, "not-the-PIN-0000\n");
+    let mut wrong = env.command(&["-vvv", "accounts", "--psu-ip", PSU_IP]);
+    for (var, object) in [("STET_QSEAL_KEY", "qseal"), ("STET_QWAC_KEY", "qwac")] {
+        wrong.env(
+            var,
+            format!(
+                "pkcs11:token={};object={object}?pin-source=file:{}",
+                token.label,
+                pin.display()
+            ),
+        );
+    }
+    let out = finished(&["-vvv accounts (wrong PIN)"], wrong);
+    assert_eq!(out.code, 78, "{out}");
+    t.add(&out);
     trace(&env, &mut t, &["register", "show"]);
     t.add_text("the sandbox's log", sandbox_log(dir.path()));
     assert!(t.len() > 10_000, "trace output was captured");
