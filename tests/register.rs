@@ -73,6 +73,20 @@ fn configure(env: &Env, bank: &str, path: &str, registration: &str) {
     );
 }
 
+/// `stet register rotate` to the new QSealC `cert` and `key`, as JSON.
+fn rotate(env: &Env, cert: &Path, key: &Path) -> Out {
+    env.run(&[
+        "register",
+        "rotate",
+        "--qseal-cert",
+        cert.to_str().unwrap(),
+        "--qseal-key",
+        key.to_str().unwrap(),
+        "--output",
+        "json",
+    ])
+}
+
 /// The one registration a command printed (`--output json` is an array of rows).
 fn one(out: &Out) -> Value {
     let mut rows = out.json_array();
@@ -205,16 +219,7 @@ fn the_spec_form_create_show_use_update_rotate_delete() {
             PspRole::CardIssuing,
         ]),
     );
-    let rotated_out = env.run(&[
-        "register",
-        "rotate",
-        "--qseal-cert",
-        new_cert.to_str().unwrap(),
-        "--qseal-key",
-        new_key.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
+    let rotated_out = rotate(&env, &new_cert, &new_key);
     let rotated = one(&rotated_out);
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
     assert!(rotated_out.stderr.contains("publish"), "{rotated_out}");
@@ -332,19 +337,7 @@ fn the_bnp_credit_agricole_and_cic_variants() {
         "qseal-next",
         Some(vec![PspRole::AccountInformation]),
     );
-    let rotated = env
-        .run(&[
-            "register",
-            "rotate",
-            "--qseal-cert",
-            new_cert.to_str().unwrap(),
-            "--qseal-key",
-            new_key.to_str().unwrap(),
-            "--output",
-            "json",
-        ])
-        .json_array()
-        .remove(0);
+    let rotated = one(&rotate(&env, &new_cert, &new_key));
     assert_eq!(rotated["kid"], format!("{kid}_next"));
     let table = config_value(&env);
     assert_eq!(

@@ -430,53 +430,39 @@ fn update_profile(
         exit::CONFIG,
         format!("{} is not valid TOML", path.display()),
     )?;
-    let profiles = doc
-        .entry("profiles")
-        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
-        .as_table_like_mut()
-        .ok_or_else(|| {
-            Failure::new(
-                exit::CONFIG,
-                format!("{}: `profiles` is not a table", path.display()),
-            )
-        })?;
-    let section = profiles
-        .entry(&profile.name)
-        .or_insert(toml_edit::Item::Table(toml_edit::Table::new()))
-        .as_table_like_mut()
-        .ok_or_else(|| {
-            Failure::new(
-                exit::CONFIG,
-                format!(
-                    "{}: `profiles.{}` is not a table",
-                    path.display(),
-                    profile.name
-                ),
-            )
-        })?;
+    let name = &profile.name;
+    let section = subtable(doc.as_table_mut(), "profiles", path, "profiles")?;
+    let section = subtable(section, name, path, &format!("profiles.{name}"))?;
     for (key, value) in top {
         section.insert(key, toml_edit::value(*value));
     }
     if !registration.is_empty() {
-        let table = section
-            .entry("registration")
-            .or_insert(toml_edit::Item::Table(toml_edit::Table::new()))
-            .as_table_like_mut()
-            .ok_or_else(|| {
-                Failure::new(
-                    exit::CONFIG,
-                    format!(
-                        "{}: `profiles.{}.registration` is not a table",
-                        path.display(),
-                        profile.name
-                    ),
-                )
-            })?;
+        let what = format!("profiles.{name}.registration");
+        let table = subtable(section, "registration", path, &what)?;
         for (key, value) in registration {
             table.insert(key, toml_edit::value(*value));
         }
     }
     replace_private(path, &doc.to_string())
+}
+
+/// The table `key` of `table` (made when missing), or a failure naming `what` in `path`.
+fn subtable<'t>(
+    table: &'t mut dyn toml_edit::TableLike,
+    key: &str,
+    path: &Path,
+    what: &str,
+) -> Result<&'t mut dyn toml_edit::TableLike, Failure> {
+    table
+        .entry(key)
+        .or_insert(toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_like_mut()
+        .ok_or_else(|| {
+            Failure::new(
+                exit::CONFIG,
+                format!("{}: `{what}` is not a table", path.display()),
+            )
+        })
 }
 
 /// Replaces `path` with `text` atomically, readable by its owner only (a profile may name
