@@ -250,6 +250,7 @@ fn a_good_profile_passes_every_check() {
         "QSealC key matches certificate",
         "QSealC QCStatements",
         "roles for the scopes",
+        "registration",
         "permissions of the QWAC key",
         "permissions of the QSealC key",
         "permissions of the configuration file",
