@@ -259,7 +259,13 @@ fn a_good_profile_passes_every_check() {
         "token endpoint",
     ];
     for check in checks {
-        assert!(run.line(check).starts_with("ok   "), "{check}:\n{run}");
+        // A profile whose client id was given by hand has no registration to check.
+        let expected = if check == "registration" {
+            "skip "
+        } else {
+            "ok   "
+        };
+        assert!(run.line(check).starts_with(expected), "{check}:\n{run}");
     }
     // In that order, one line each, nothing else on stdout.
     let names: Vec<&str> = run
