@@ -1200,6 +1200,11 @@ fn powens_commands_keep_secrets() {
         t.find("stet_powens").is_some() || t.find("https request").is_some(),
         "-vvv traces the client"
     );
+    t.assert_keeps(&secrets);
+    t.assert_no_signature();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Keys in an HSM, and registration
 // ---------------------------------------------------------------------------------------------
 

@@ -73,9 +73,23 @@ pub struct StatusArgs {
 }
 
 impl StatusArgs {
-    /// Whether JSON was asked for.
-    pub(crate) fn is_json(&self) -> bool {
-        self.output == "json"
+    /// The format the result is printed in.
+    pub(crate) fn format(&self) -> crate::output::Format {
+        self.out.report()
+    }
+}
+
+impl LoginArgs {
+    /// The format the result is printed in.
+    pub(crate) fn format(&self) -> crate::output::Format {
+        self.out.report()
+    }
+}
+
+impl LogoutArgs {
+    /// The format the result is printed in.
+    pub(crate) fn format(&self) -> crate::output::Format {
+        self.out.report()
     }
 }
 

@@ -123,7 +123,7 @@ pub struct HistoryArgs {
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
-    out: crate::data::OutputArgs,
+    out: crate::output::OutputArgs,
 }
 
 /// `--status` of `stet history`.
@@ -292,7 +292,7 @@ pub struct InfoArgs {
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
-    out: crate::data::OutputArgs,
+    out: crate::output::OutputArgs,
 }
 
 #[derive(Debug, Args)]

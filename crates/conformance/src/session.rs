@@ -369,6 +369,7 @@ impl Session {
             method,
             target: target.to_owned(),
             body,
+            headers: Vec::new(),
             auth: Auth::None,
             psu: attended.then(|| self.present()),
         };

@@ -479,8 +479,12 @@ impl State {
         }
         request.set_body(req.body.to_vec());
         let now = SystemTime::now();
-        match stet_httpsig::verify_request(&request, &VerifyPolicy::stet(), &self.key_resolver(), now)
-        {
+        match stet_httpsig::verify_request(
+            &request,
+            &VerifyPolicy::stet(),
+            &self.key_resolver(),
+            now,
+        ) {
             Ok(_) => Ok(()),
             Err(e) if crate::check_faults::signature_let_through(self, &request, &e, now) => Ok(()),
             Err(e) => {

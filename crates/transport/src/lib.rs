@@ -57,8 +57,8 @@
 mod client;
 pub mod config;
 mod error;
-mod https;
 mod hsm;
+mod https;
 mod identity;
 pub mod inspect;
 mod oauth;

@@ -18,9 +18,8 @@ use stet_transport::{AggregatorProfile, FileTokenStore, Provider, config};
 
 use crate::Globals;
 use crate::data::{AccountsArgs, BalancesArgs, StatusFilter, TransactionsArgs};
-use crate::output::OutputArgs;
 use crate::exit::{self, Failure, OrExit as _};
-use crate::output::{Format, Printer};
+use crate::output::{Format, OutputArgs, Printer, Report};
 
 pub use demo::demo;
 
@@ -712,7 +711,7 @@ pub fn auth(
     let client = client(profile)?;
     runtime()?.block_on(async {
         match command {
-            AuthCommand::Login(_) => {
+            AuthCommand::Login(args) => {
                 let (user, made) = client.init_user().await?;
                 let user = if made {
                     user
@@ -726,15 +725,28 @@ pub fn auth(
                         eprintln!("Renewed the token of Powens user {} (the previous one is revoked).", user.id_user);
                     }
                 }
+                Report::new(
+                    serde_json::json!({"profile": profile.name, "provider": "powens", "id_user": user.id_user, "made": made}),
+                    "",
+                )
+                .rows(
+                    &["profile", "provider", "id_user", "made"],
+                    vec![vec![profile.name.clone(), "powens".into(), user.id_user.to_string(), made.to_string()]],
+                )
+                .print(args.format())?;
                 Ok(0)
             }
             AuthCommand::Status(args) => match client.stored_user().await? {
                 Some(user) => {
-                    if args.is_json() {
-                        println!("{}", serde_json::json!({"profile": profile.name, "provider": "powens", "id_user": user.id_user}));
-                    } else {
-                        println!("powens: user {} (permanent token stored)", user.id_user);
-                    }
+                    Report::new(
+                        serde_json::json!({"profile": profile.name, "provider": "powens", "id_user": user.id_user}),
+                        format!("powens: user {} (permanent token stored)\n", user.id_user),
+                    )
+                    .rows(
+                        &["profile", "provider", "id_user"],
+                        vec![vec![profile.name.clone(), "powens".into(), user.id_user.to_string()]],
+                    )
+                    .print(args.format())?;
                     Ok(0)
                 }
                 None => {
@@ -742,7 +754,7 @@ pub fn auth(
                     Ok(exit::AUTH)
                 }
             },
-            AuthCommand::Logout => {
+            AuthCommand::Logout(args) => {
                 let had = client.revoke_user().await?;
                 if !globals.quiet {
                     match had {
@@ -752,6 +764,15 @@ pub fn auth(
                         None => eprintln!("No Powens user was stored for profile `{}`.", profile.name),
                     }
                 }
+                Report::new(
+                    serde_json::json!({"profile": profile.name, "forgotten": had.is_some()}),
+                    "",
+                )
+                .rows(
+                    &["profile", "forgotten"],
+                    vec![vec![profile.name.clone(), had.is_some().to_string()]],
+                )
+                .print(args.format())?;
                 Ok(0)
             }
         }

@@ -82,6 +82,10 @@ pub fn profile(info: &SandboxInfo) -> Profile {
         allow_expired_certificate: false,
         allow_insecure_http: false,
         source: None,
+        store: None,
+        pkcs11_module: None,
+        registration_url: None,
+        registration: Default::default(),
     }
 }
 
