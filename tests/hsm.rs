@@ -111,6 +111,8 @@ fn the_whole_journey_with_both_keys_in_the_hsm() {
         "pay",
         "--to",
         PAYEE,
+        "--to-name",
+        "Payee SARL",
         "--amount",
         "12.34",
         "--label",

@@ -19,7 +19,7 @@ use stet_transport::Profile;
 
 use crate::Globals;
 use crate::exit::{self, Failure, OrExit as _};
-use crate::output::{Format, Printer};
+use crate::output::{Format, OutputArgs, Report};
 
 #[derive(Debug, Subcommand)]
 pub enum RegisterCommand {
@@ -49,13 +49,6 @@ Spec banks get a PUT with the new certificate; banks that register keys side by 
 get both and assign the new one its kid; banks that want it (LCL) are read with the old key
 first. The profile then points at the new certificate, key and kid.")]
     Rotate(RotateArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct OutputArgs {
-    /// Output format [default: table on a terminal, NDJSON when piped]
-    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
-    output: Option<Format>,
 }
 
 #[derive(Debug, Args)]
@@ -200,7 +193,7 @@ async fn create(
     );
     let state = registrar.create(&body).await.map_err(failure)?;
     save(profile, bank, store, &state, None)?;
-    print(&state, args.out.output)
+    print(&state, args.out.report())
 }
 
 async fn show(
@@ -215,7 +208,7 @@ async fn show(
         .await
         .map_err(failure)?;
     store.save(&profile.name, &read).map_err(failure)?;
-    print(&read, args.output)
+    print(&read, args.report())
 }
 
 async fn update(
@@ -241,7 +234,7 @@ async fn update(
         .await
         .map_err(failure)?;
     save(profile, bank, store, &updated, None)?;
-    print(&updated, args.output)
+    print(&updated, args.report())
 }
 
 async fn delete(
@@ -263,7 +256,7 @@ async fn delete(
         "deleted the registration `{}` of profile `{}` at {}",
         state.client_id, profile.name, bank.display_name
     );
-    print(&gone, args.output)
+    print(&gone, args.report())
 }
 
 async fn rotate(
@@ -367,7 +360,7 @@ async fn rotate(
             bank.display_name, profile.key_id
         );
     }
-    print(&updated, args.out.output)
+    print(&updated, args.out.report())
 }
 
 /// Keeps the answer: the store (secrets, 0600) and the profile (ids, status).
@@ -486,7 +479,7 @@ fn replace_private(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 /// Prints the registration: one row (table, CSV) or its JSON, secrets left out.
-fn print(state: &RegistrationState, output: Option<Format>) -> Result<u8, Failure> {
+fn print(state: &RegistrationState, format: Format) -> Result<u8, Failure> {
     let value = json!({
         "client_id": state.client_id,
         "status": state.status,
@@ -496,21 +489,27 @@ fn print(state: &RegistrationState, output: Option<Format>) -> Result<u8, Failur
         "message": state.message,
         "record": state.public_record(),
     });
-    let raw = serde_json::value::RawValue::from_string(value.to_string())
-        .or_exit(1, "cannot write JSON")?;
-    let mut printer = Printer::new(
-        Format::resolve(output),
-        &["client_id", "status", "kid", "registration_client_uri"],
-    )?;
-    printer.row(
-        &raw,
-        vec![
-            state.client_id.clone(),
-            state.status.clone(),
-            state.kid.clone().unwrap_or_default(),
-            state.registration_client_uri.clone().unwrap_or_default(),
-        ],
-    )?;
-    printer.finish()?;
+    let optional = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mut text = format!(
+        "client_id  {}\nstatus     {}\n",
+        state.client_id, state.status
+    );
+    if let Some(kid) = &state.kid {
+        text.push_str(&format!("kid        {kid}\n"));
+    }
+    if let Some(uri) = &state.registration_client_uri {
+        text.push_str(&format!("managed at {uri}\n"));
+    }
+    Report::new(value, text)
+        .rows(
+            &["client_id", "status", "kid", "registration_client_uri"],
+            vec![vec![
+                state.client_id.clone(),
+                state.status.clone(),
+                optional(&state.kid),
+                optional(&state.registration_client_uri),
+            ]],
+        )
+        .print(format)?;
     Ok(0)
 }

@@ -441,6 +441,12 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// How many times one request may meet a token the bank refused (401, `invalid_token`) before
+/// the refusal is final: the first renews it, the others follow renewals made meanwhile by
+/// requests running at the same time (a token shared by a sync's accounts can be renewed, then
+/// expire again, while one request waits on its retries).
+const MAX_TOKEN_REJECTIONS: u32 = 3;
+
 impl Transport {
     /// Starts building a transport for `profile`.
     pub fn builder(profile: &Profile) -> TransportBuilder<'_> {
@@ -562,7 +568,8 @@ impl Transport {
         let started = Instant::now();
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
-        let mut refreshed = false;
+        let mut rejections = 0u32;
+        let mut renewed = false;
         loop {
             attempt += 1;
             let token = inner
@@ -621,18 +628,33 @@ impl Transport {
                 "stet request"
             );
             if status == 401
-                && !refreshed
-                && token.is_some()
+                && rejections < MAX_TOKEN_REJECTIONS
                 && inner.tokens.fixed.is_none()
                 && token_rejected(&headers, &body)
+                && let Some(rejected) = &token
             {
-                refreshed = true;
-                inner
+                rejections += 1;
+                // Requests running at the same time share the token: when one of them has
+                // already renewed it, this one takes the new token instead of renewing again
+                // (which would retire the token the others just got). This request renews
+                // it once at most: a token refused right after its renewal stays refused.
+                let current = inner
                     .tokens
-                    .token(inner.oauth.as_ref(), &request.auth, true)
+                    .token(inner.oauth.as_ref(), &request.auth, false)
                     .await?;
-                attempt -= 1;
-                continue;
+                let renewed_meanwhile =
+                    current.is_some_and(|t| t.access_token != rejected.access_token);
+                if renewed_meanwhile || !renewed {
+                    if !renewed_meanwhile {
+                        renewed = true;
+                        inner
+                            .tokens
+                            .token(inner.oauth.as_ref(), &request.auth, true)
+                            .await?;
+                    }
+                    attempt -= 1;
+                    continue;
+                }
             }
             // A gateway's 502 or 504 comes from between us and the bank: the bank may have
             // carried the POST out before the gateway gave up, so the outcome is unknown, not

@@ -476,7 +476,14 @@ fn diff_from_base_lists_what_a_bank_changes() {
 
     let sandbox = banks.diff_from_base("sandbox").unwrap();
     let fields: Vec<&str> = sandbox.changes.iter().map(|c| c.field).collect();
-    assert_eq!(fields, ["base_path", "signature.digest_on_get"]);
+    assert_eq!(
+        fields,
+        [
+            "base_path",
+            "signature.digest_on_get",
+            "sync.entry_reference_stable"
+        ]
+    );
 
     let generic = banks.diff_from_base("generic-1.4").unwrap();
     assert_eq!((generic.base, generic.changes.len()), (None, 0));
