@@ -185,6 +185,14 @@ pub struct SoftHsmToken {
 /// shows in any output.
 pub const PIN: &str = "hsm-PIN-Qx7v2Lm9Tz";
 
+/// One `softhsm2-util` at a time in this process: `--init-token --free` picks the free slot and
+/// then reads it back, and two at once in one token folder can take the same slot ("Could not
+/// get info about the token in slot …").
+fn softhsm_util_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Initialises a new SoftHSM2 token labelled `PREFIX-PID-N` in the run's token folder.
 pub fn softhsm_token(prefix: &str) -> SoftHsmToken {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -195,6 +203,7 @@ pub fn softhsm_token(prefix: &str) -> SoftHsmToken {
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
     let tool = system_tool("softhsm2-util", "softhsm2");
+    let _one_at_a_time = softhsm_util_lock();
     let output = Command::new(tool)
         .args(["--init-token", "--free", "--label", &label])
         .args(["--so-pin", "87654321", "--pin", PIN])
@@ -218,6 +227,7 @@ impl SoftHsmToken {
     /// `object` and the id `id_hex` (e.g. `0a01`).
     pub fn import(&self, pkcs8_pem: &std::path::Path, object: &str, id_hex: &str) {
         let tool = system_tool("softhsm2-util", "softhsm2");
+        let _one_at_a_time = softhsm_util_lock();
         let output = Command::new(tool)
             .arg("--import")
             .arg(pkcs8_pem)
