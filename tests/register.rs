@@ -87,11 +87,11 @@ fn rotate(env: &Env, cert: &Path, key: &Path) -> Out {
     ])
 }
 
-/// The one registration a command printed (`--output json` is an array of rows).
+/// The registration a command printed (`--output json` is one object, docs/output.md).
 fn one(out: &Out) -> Value {
-    let mut rows = out.json_array();
-    assert_eq!(rows.len(), 1, "{out}");
-    rows.remove(0)
+    let value = out.json();
+    assert!(value.is_object(), "one object: {out}");
+    value
 }
 
 fn config_value(env: &Env) -> toml::Table {
@@ -198,15 +198,9 @@ fn the_spec_form_create_show_use_update_rotate_delete() {
     let out = finished(&["accounts (kid)"], with_kid);
     out.ok();
 
-    let shown = env
-        .run(&["register", "show", "--output", "json"])
-        .json_array()
-        .remove(0);
+    let shown = env.run(&["register", "show", "--output", "json"]).json();
     assert_eq!(shown["client_id"], client_id.as_str());
-    let updated = env
-        .run(&["register", "update", "--output", "json"])
-        .json_array()
-        .remove(0);
+    let updated = env.run(&["register", "update", "--output", "json"]).json();
     assert_eq!(updated["status"], "active");
 
     // Rotation: the new QSealC replaces the old one under a new kid.
@@ -267,10 +261,7 @@ fn the_bnp_credit_agricole_and_cic_variants() {
     // BNP Paribas: `context: psd2`, a client secret, updates approved by hand.
     let env = Env::new();
     configure(&env, "bnp-paribas", "/psd2/register", "");
-    let created = env
-        .run(&["register", "create", "--output", "json"])
-        .json_array()
-        .remove(0);
+    let created = env.run(&["register", "create", "--output", "json"]).json();
     assert_eq!(created["record"]["context"], "psd2");
     assert_eq!(created["record"]["jwks"]["keys"][0]["kty"], "RS256");
     assert_eq!(created["record"]["client_secret"], "<redacted>");
@@ -300,10 +291,7 @@ fn the_bnp_credit_agricole_and_cic_variants() {
         "/psd2_actor_registration/v1/tpp_consumers",
         "",
     );
-    let created = env
-        .run(&["register", "create", "--output", "json"])
-        .json_array()
-        .remove(0);
+    let created = env.run(&["register", "create", "--output", "json"]).json();
     let record = &created["record"];
     assert!(
         record["jwks"].is_array() && record["jwks"][0]["x5c"].is_string(),
@@ -311,20 +299,14 @@ fn the_bnp_credit_agricole_and_cic_variants() {
     );
     assert_eq!(record["grant_types"][0], "AUTHORIZATION_CODE");
     assert!(record.get("scope").is_none());
-    let updated = env
-        .run(&["register", "update", "--output", "json"])
-        .json_array()
-        .remove(0);
+    let updated = env.run(&["register", "update", "--output", "json"]).json();
     assert_eq!(updated["status"], "active");
     assert_eq!(updated["client_id"], created["client_id"]);
 
     // CIC: not signed, the bank assigns the kid (the keyId from then on), rotation adds a key.
     let env = Env::new();
     configure(&env, "credit-mutuel-cic", "/cic/oauth2/registrations", "");
-    let created = env
-        .run(&["register", "create", "--output", "json"])
-        .json_array()
-        .remove(0);
+    let created = env.run(&["register", "create", "--output", "json"]).json();
     let kid = created["kid"].as_str().unwrap().to_owned();
     assert_eq!(kid.len(), 24, "a bank-assigned hex kid: {created}");
     let table = config_value(&env);
