@@ -12,6 +12,7 @@ mod data;
 mod demo;
 mod doctor;
 mod exit;
+mod export;
 mod iban;
 mod init;
 mod output;
@@ -126,6 +127,8 @@ enum Command {
     Sync(sync::SyncArgs),
     /// List the stored transactions, offline (no network, no token)
     History(store::HistoryArgs),
+    /// The store into accounting tools: beancount, ledger, hledger, OFX, QIF, camt.053, CSV, JSON
+    Export(export::ExportArgs),
     /// The store: where it is, what it holds, its schema
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -181,6 +184,7 @@ fn main() -> ExitCode {
         Command::History(args) => store::history(args, &cli.globals),
         Command::Store(command) => store::run(command, &cli.globals),
         Command::Register(command) => register::run(command, &cli.globals),
+        Command::Export(args) => export::run(args, &cli.globals),
     };
     match result {
         Ok(code) => ExitCode::from(code),

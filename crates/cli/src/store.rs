@@ -141,7 +141,7 @@ pub enum HistoryStatus {
 
 /// The profile name `history` filters on: `--profile`/`STET_PROFILE`, else the file's
 /// default profile (or its only one); none without a configuration.
-fn profile_name(globals: &Globals) -> Option<String> {
+pub(crate) fn profile_name(globals: &Globals) -> Option<String> {
     if let Some(p) = &globals.profile {
         return Some(p.clone());
     }

@@ -55,7 +55,7 @@ fn tx_value(dialect: Dialect, t: &Tx) -> Value {
     let mut v = json!({
         "resourceId": t.entry_reference,
         "entryReference": t.entry_reference,
-        "transactionAmount": {"amount": t.amount.to_string(), "currency": "EUR"},
+        "transactionAmount": {"amount": t.amount.to_string(), "currency": t.currency},
         "creditDebitIndicator": if t.credit { "CRDT" } else { "DBIT" },
         "status": if t.booked { "BOOK" } else { "PDNG" },
         "transactionDate": instant_in(dialect, t.transaction_date),
@@ -342,13 +342,13 @@ impl State {
         json!({
             "resourceId": a.id,
             "bicFi": "SANDFRPPXXX",
-            "accountId": {"iban": a.iban, "currency": "EUR"},
+            "accountId": {"iban": a.iban, "currency": a.currency},
             "name": a.name,
             "details": a.product,
             "usage": "PRIV",
             "cashAccountType": "CACC",
             "product": a.product,
-            "currency": "EUR",
+            "currency": a.currency,
             "psuStatus": "Account Holder",
             "_links": links,
         })
@@ -389,10 +389,10 @@ impl State {
             json!({
                 "balances": [
                     {"name": "Solde comptable", "balanceType": "CLBD",
-                     "balanceAmount": {"amount": a.booked.to_string(), "currency": "EUR"},
+                     "balanceAmount": {"amount": a.booked.to_string(), "currency": a.currency},
                      "referenceDate": reference},
                     {"name": "Solde prévisionnel", "balanceType": "XPCD",
-                     "balanceAmount": {"amount": a.expected.to_string(), "currency": "EUR"},
+                     "balanceAmount": {"amount": a.expected.to_string(), "currency": a.currency},
                      "referenceDate": reference},
                 ],
                 "_links": {
@@ -529,7 +529,7 @@ impl State {
         let hal: stet_models::HalOverdrafts = self.model(
             req,
             json!({
-                "overdrafts": {"allowedAmount": {"amount": a.overdraft.to_string(), "currency": "EUR"}},
+                "overdrafts": {"allowedAmount": {"amount": a.overdraft.to_string(), "currency": a.currency}},
                 "_links": {
                     "self": {"href": self.link(&format!("/accounts/{id}/overdrafts"))},
                     "parent-list": {"href": self.link("/accounts")},

@@ -50,6 +50,9 @@ pub(crate) struct Account {
     /// Booked balance plus pending transactions.
     pub(crate) expected: Decimal,
     pub(crate) overdraft: Decimal,
+    /// The account's currency: EUR, but every fourth account (the 4th, 8th, …) is in USD, as
+    /// a French bank's foreign-currency account is.
+    pub(crate) currency: &'static str,
     /// Newest first.
     pub(crate) transactions: Vec<Tx>,
 }
@@ -60,6 +63,8 @@ pub(crate) struct Tx {
     pub(crate) entry_reference: String,
     pub(crate) amount: Decimal,
     pub(crate) credit: bool,
+    /// The account's currency.
+    pub(crate) currency: &'static str,
     pub(crate) booked: bool,
     pub(crate) label: String,
     pub(crate) transaction_date: OffsetDateTime,
@@ -108,10 +113,12 @@ const DEBITS: &[&str] = &[
     "CB CARREFOUR MARKET",
     "CB MONOPRIX PARIS 11",
     "CB SNCF INTERNET",
-    "CB BOULANGERIE DU MARCHE",
-    "PRLV SEPA EDF",
+    // Labels as banks write them: accents, typographic signs, a name outside Windows-1252, a
+    // label longer than OFX's 32-character NAME, XML's special characters.
+    "CB BOULANGERIE DU MARCHÉ",
+    "PRLV SEPA ÉLECTRICITÉ DE FRANCE – ÉCHÉANCE N°12",
     "PRLV SEPA FREE MOBILE",
-    "CB PHARMACIE CENTRALE",
+    "CB PIEROGARNIA ŁÓDŹ & CO <PL>",
     "RETRAIT DAB PARIS",
     "CB AMAZON EU SARL",
     "PRLV SEPA LOYER SCI",
@@ -179,6 +186,7 @@ impl BankData {
             let number = 10_000_000_000 + rng.below(89_999_999_999);
             let iban = french_iban(30004, 1000 + (a as u32 % 9000), number);
             let id = format!("ACC{:04}", a + 1);
+            let currency = if a % 4 == 3 { "USD" } else { "EUR" };
             // Transactions: dates first, sorted newest first, then amounts.
             let mut offsets: Vec<(u64, u64)> = (0..transactions)
                 .map(|_| (rng.below(span_days), rng.below(86_400)))
@@ -214,6 +222,7 @@ impl BankData {
                     entry_reference: format!("{id}-{:06}", transactions - n),
                     amount: Decimal::new(cents as i64, 2),
                     credit,
+                    currency,
                     booked,
                     label: label.to_owned(),
                     transaction_date,
@@ -225,6 +234,16 @@ impl BankData {
                         .unix_timestamp_nanos(),
                     json: None,
                 });
+            }
+            // The two oldest look alike (same moment, amount and label), as two coffees bought
+            // together do: each must stay one transaction in the store and in every export.
+            if txs.len() >= 4 {
+                let n = txs.len();
+                let twin = txs[n - 2].clone();
+                txs[n - 1] = Tx {
+                    entry_reference: txs[n - 1].entry_reference.clone(),
+                    ..twin
+                };
             }
             let booked_sum: Decimal = txs
                 .iter()
@@ -248,6 +267,7 @@ impl BankData {
                 booked,
                 expected: booked + pending_sum,
                 overdraft: Decimal::new(50_000 * (1 + rng.below(4) as i64), 2),
+                currency,
                 transactions: txs,
             });
         }
@@ -344,6 +364,7 @@ impl BankData {
                     entry_reference: format!("{}-{:06}", account.base_id, account.next_entry),
                     amount: Decimal::new(cents as i64, 2),
                     credit,
+                    currency: account.currency,
                     booked,
                     label: label.to_owned(),
                     transaction_date,

@@ -72,11 +72,22 @@
 //! | `raw_json` | the bank's JSON of the version shown (text in SQLite, `json` in PostgreSQL) |
 //!
 //! [`Store::transactions`] streams the same rows, filtered, one at a time.
+//!
+//! ## Exports and the export ledger
+//!
+//! Exports read account by account: [`Store::export_accounts`] (with every balance
+//! snapshot), [`Store::account_amounts`] (what opening balances are summed from) and
+//! [`Store::export_rows`] (the rows to write, by date, streamed). `stet export --since-last
+//! NAME` keeps an export ledger: [`Store::begin_export_record`] records each row written
+//! under a name with its [`fingerprint`], in one database transaction committed only once
+//! the output is in place; each later row comes with the version recorded, so an exporter
+//! writes only what is new and reports what the bank changed since.
 
 #![allow(clippy::result_large_err)]
 
 mod backend;
 mod error;
+mod export;
 mod id;
 mod location;
 mod model;
@@ -88,6 +99,10 @@ use futures_util::stream::BoxStream;
 use time::OffsetDateTime;
 
 pub use error::StoreError;
+pub use export::{
+    AmountRow, BalanceSnapshot, ExportAccount, ExportRecord, ExportRow, ExportedVersion, RowFilter,
+    fingerprint,
+};
 pub use id::{IdRecipe, Namespace, normalise, stable_id};
 pub use location::{Location, redact};
 pub use model::{

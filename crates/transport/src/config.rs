@@ -127,6 +127,9 @@ pub struct ConfigFile {
     /// The profiles by name.
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileFile>,
+    /// The `[export]` section, read by `stet export` (counter accounts, IBAN → account name).
+    #[serde(default)]
+    pub export: Option<toml::Table>,
 }
 
 /// A profile as written in the file (all optional; checked when resolved).
