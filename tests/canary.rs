@@ -348,6 +348,31 @@ fn no_secret_in_any_command_at_trace() {
     )
     .ok();
     trace(&env, &mut t, &["store", "info", "--store", &store]).ok();
+    // stet export reads the same store: every format, and the export ledger of --since-last.
+    for format in [
+        "beancount",
+        "ledger",
+        "ofx",
+        "qif",
+        "camt053",
+        "csv",
+        "ndjson",
+    ] {
+        trace(
+            &env,
+            &mut t,
+            &[
+                "export",
+                "--store",
+                &store,
+                "--format",
+                format,
+                "--since-last",
+                format,
+            ],
+        )
+        .ok();
+    }
     trace_present(&env, &mut t, &["identity"]).ok();
     trace_present(&env, &mut t, &["beneficiaries", "--output", "json"]).ok();
     trace_present(

@@ -31,6 +31,11 @@ pub enum BenchCommand {
         after_help = "Example:\n  stet bench sync --accounts 100 --transactions 5000 --page-size 100 --concurrency 4"
     )]
     Sync(SyncArgs),
+    /// Export many stored transactions, beside sqlite3 dumping the same view as CSV
+    #[command(
+        after_help = "Example:\n  stet bench export --transactions 1000000 --format beancount --format ofx"
+    )]
+    Export(crate::bench_export::ExportBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +86,7 @@ pub fn run(command: BenchCommand, globals: &Globals) -> Result<u8, Failure> {
     match command {
         BenchCommand::Sign(args) => sign(args),
         BenchCommand::Sync(args) => sync(args, globals),
+        BenchCommand::Export(args) => crate::bench_export::run(args, globals),
     }
 }
 
@@ -521,7 +527,7 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
 }
 
 /// Runs `command` to its end: its wall time and peak resident memory (KiB, polled).
-fn measure(mut command: Command, what: &str) -> Result<(f64, u64), Failure> {
+pub(crate) fn measure(mut command: Command, what: &str) -> Result<(f64, u64), Failure> {
     let started = Instant::now();
     let mut child = command
         .spawn()

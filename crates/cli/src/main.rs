@@ -6,6 +6,7 @@
 mod auth;
 mod banks;
 mod bench;
+mod bench_export;
 mod completions;
 mod conformance;
 mod data;
