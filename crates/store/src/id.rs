@@ -16,6 +16,11 @@
 //!   are one amount), the currency, the normalised label and counterparty, and an occurrence
 //!   counter that tells true look-alikes apart: two identical coffees the same day are
 //!   `…#0` and `…#1`, in the order the bank lists them.
+//!
+//! An aggregator that names its transactions itself, once and for good, brings its own ids:
+//! [`Namespace::Powens1`] (`p1-…`, made by `stet-powens` from Powens' transaction ids). The
+//! store takes such an id as the source gives it ([`Namespace::source_id`]) and never hashes
+//! or recomputes it.
 
 use rust_decimal::Decimal;
 use sha2::{Digest as _, Sha256};
@@ -26,6 +31,9 @@ use time::Date;
 pub enum Namespace {
     /// STET banks, recipe 1: `s1-`.
     Stet1,
+    /// Powens, scheme 1: `p1-`. The source gives each transaction its id (its entry
+    /// reference, `p1-{domain}-t{id}`), which the store keeps as it is.
+    Powens1,
 }
 
 impl Namespace {
@@ -33,6 +41,33 @@ impl Namespace {
     pub fn prefix(self) -> &'static str {
         match self {
             Namespace::Stet1 => "s1",
+            Namespace::Powens1 => "p1",
+        }
+    }
+
+    /// The id a source made itself for a transaction, when this namespace takes the source's
+    /// ids as they are and `reference` is one of them (`p1-…`, at most 35 characters of
+    /// `[A-Za-z0-9-]`, so it fits every export); `None` for a namespace whose ids the store
+    /// makes ([`stable_id`]).
+    ///
+    /// ```
+    /// use stet_store::Namespace;
+    /// assert_eq!(Namespace::Powens1.source_id("p1-3f0c9a12-t42"), Some("p1-3f0c9a12-t42"));
+    /// assert_eq!(Namespace::Powens1.source_id("s1-abc"), None);
+    /// assert_eq!(Namespace::Stet1.source_id("s1-abc"), None);
+    /// ```
+    pub fn source_id(self, reference: &str) -> Option<&str> {
+        match self {
+            Namespace::Stet1 => None,
+            Namespace::Powens1 => {
+                let rest = reference.strip_prefix("p1-")?;
+                (!rest.is_empty()
+                    && reference.len() <= 35
+                    && reference
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+                .then_some(reference)
+            }
         }
     }
 }

@@ -72,13 +72,19 @@ pub(crate) fn candidates<'a>(batch: &'a AccountBatch, account_key: &str) -> Vec<
                 .entry_reference
                 .as_deref()
                 .filter(|r| policy.entry_reference_stable && !r.trim().is_empty());
-            let id = match by_ref {
-                Some(reference) => stable_id(
+            // A source that names its transactions itself: its id, as it is.
+            let given = tx
+                .entry_reference
+                .as_deref()
+                .and_then(|r| policy.namespace.source_id(r.trim()));
+            let id = match (given, by_ref) {
+                (Some(id), _) => id.to_owned(),
+                (None, Some(reference)) => stable_id(
                     policy.namespace,
                     account_key,
                     &IdRecipe::EntryReference(reference),
                 ),
-                None => {
+                (None, None) => {
                     let label = tx.label.as_deref().unwrap_or("");
                     let counterparty = tx.counterparty.as_deref().unwrap_or("");
                     let key = (

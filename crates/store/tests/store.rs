@@ -58,6 +58,7 @@ both!(
     a_newer_schema_is_refused,
     a_lock_held_too_long_says_so_and_writes_nothing,
     the_view_has_the_documented_columns,
+    source_ids_are_kept_as_given,
 );
 
 const IBAN: &str = "FR7630004000031234567890143";
@@ -578,4 +579,90 @@ async fn the_view_has_the_documented_columns(t: TestStore) {
     };
     assert_eq!(columns, expected);
     assert_eq!(amount, "-42.10");
+}
+
+/// A source that names its transactions itself (Powens, `p1-…`): the ids are kept as given,
+/// a coming transaction booked under the same id is one row, and one booked under a new id
+/// claims the coming one.
+async fn source_ids_are_kept_as_given(t: TestStore) {
+    let s = &t.store;
+    let powens = |transactions| AccountBatch {
+        policy: IdPolicy {
+            namespace: Namespace::Powens1,
+            entry_reference_stable: true,
+            claim_window_days: 10,
+        },
+        ..batch("p1-3f0c9a12-a7", false, transactions)
+    };
+    let run = s.begin_run("powens", "test").await.unwrap();
+    let first = vec![
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 05),
+            "-42.10",
+            "CB MONOPRIX",
+            "p1-3f0c9a12-t1",
+        ),
+        tx(
+            Status::Pending,
+            date!(2026 - 01 - 09),
+            "-3.50",
+            "CB CAFE",
+            "p1-3f0c9a12-t2",
+        ),
+        tx(
+            Status::Pending,
+            date!(2026 - 01 - 09),
+            "-9.90",
+            "CB KIOSQUE",
+            "p1-3f0c9a12-t3",
+        ),
+    ];
+    s.apply(&run, &powens(first)).await.unwrap();
+    let ids: Vec<String> = content(s).await.into_keys().collect();
+    assert_eq!(ids, ["p1-3f0c9a12-t1", "p1-3f0c9a12-t2", "p1-3f0c9a12-t3"]);
+
+    // t2 booked under its own id; t3 gone, booked as t4.
+    let second = vec![
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 05),
+            "-42.10",
+            "CB MONOPRIX",
+            "p1-3f0c9a12-t1",
+        ),
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 10),
+            "-3.50",
+            "CB CAFE 09/01",
+            "p1-3f0c9a12-t2",
+        ),
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 11),
+            "-9.90",
+            "CB KIOSQUE 09/01",
+            "p1-3f0c9a12-t4",
+        ),
+    ];
+    let report = s.apply(&run, &powens(second.clone())).await.unwrap();
+    assert_eq!(
+        (report.new, report.booked_from_pending),
+        (0, 2),
+        "{report:?}"
+    );
+    let held = content(s).await;
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert_eq!(
+        held["p1-3f0c9a12-t3"].1.as_deref(),
+        Some("CB KIOSQUE 09/01")
+    );
+    assert!(
+        held.values().all(|(status, _, _)| status == "BOOK"),
+        "{held:?}"
+    );
+    // The claim holds on every later sync.
+    let again = s.apply(&run, &powens(second)).await.unwrap();
+    assert_eq!((again.new, again.updated, again.unchanged), (0, 0, 3));
 }
