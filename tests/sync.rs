@@ -45,28 +45,6 @@ fn sqlite(env: &Env, name: &str) -> String {
     format!("sqlite:{}", env.home.path().join(name).display())
 }
 
-/// POSTs to one of the sandbox's own endpoints (`/sandbox/…`) and gives its JSON.
-fn sandbox_call(env: &Env, method: &str, path: &str, body: &str) -> Value {
-    let ca = std::fs::read(env.sandbox.get("ca")).expect("read the sandbox CA");
-    let url = url::Url::parse(env.sandbox.get("api_base"))
-        .and_then(|base| base.join(path))
-        .expect("URL");
-    let (method, body) = (method.to_owned(), body.to_owned());
-    block_on(async move {
-        let client = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])
-            .build()
-            .expect("client");
-        let request = match method.as_str() {
-            "POST" => client.post(url).body(body),
-            _ => client.get(url),
-        };
-        let response = request.send().await.expect("sandbox call");
-        assert_eq!(response.status().as_u16(), 200);
-        serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON")
-    })
-}
-
 fn api_requests(env: &Env) -> u64 {
     sandbox_call(env, "GET", "/sandbox/stats", "")["apiRequests"]
         .as_u64()

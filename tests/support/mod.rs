@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod powens;
+
 pub const STET: &str = env!("CARGO_BIN_EXE_stet");
 /// A PSU IP address: the PSU is present, calls are not counted against the unattended budget.
 pub const PSU_IP: &str = "192.0.2.10";
@@ -619,4 +621,26 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// Calls one of the sandbox's own endpoints (`/sandbox/…`, GET or POST) and gives its JSON.
+pub fn sandbox_call(env: &Env, method: &str, path: &str, body: &str) -> Value {
+    let ca = std::fs::read(env.sandbox.get("ca")).expect("read the sandbox CA");
+    let url = url::Url::parse(env.sandbox.get("api_base"))
+        .and_then(|base| base.join(path))
+        .expect("URL");
+    let (method, body) = (method.to_owned(), body.to_owned());
+    block_on(async move {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])
+            .build()
+            .expect("client");
+        let request = match method.as_str() {
+            "POST" => client.post(url).body(body),
+            _ => client.get(url),
+        };
+        let response = request.send().await.expect("sandbox call");
+        assert_eq!(response.status().as_u16(), 200);
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON")
+    })
 }

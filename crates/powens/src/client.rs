@@ -681,6 +681,11 @@ impl PowensClient {
         if let Some(d) = query.max_date {
             first.push_str(&format!("&max_date={}", date(d)));
         }
+        // The bounds are on the bank's date, as STET's dateFrom is, not on the editable
+        // `application_date` Powens filters on by default.
+        if query.min_date.is_some() || query.max_date.is_some() {
+            first.push_str("&filter=date");
+        }
         TransactionPages {
             client: self,
             next: Some(first),

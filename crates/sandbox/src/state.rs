@@ -399,6 +399,19 @@ impl State {
             // The bank's time and consents, for testing incremental syncs: sandbox-only, beside
             // the counters.
             ("POST", "/sandbox/advance" | "/sandbox/reconsent") => return self.time_travel(&req),
+            // The same for the Powens mock, and what it holds (see `src/powens/advance.rs`).
+            ("POST", "/sandbox/powens/advance" | "/sandbox/powens/state")
+            | ("GET", "/sandbox/powens/transactions") => {
+                return match &self.powens {
+                    Some(mock) => mock.sandbox(&req),
+                    None => self.error(
+                        404,
+                        &path,
+                        "the Powens mock is off: serve with --powens",
+                        None,
+                    ),
+                };
+            }
             _ => {}
         }
         // The Powens mock has no client certificates: it is reached before that check.

@@ -9,7 +9,7 @@ use stet_store::{
 };
 use time::{Date, Duration, OffsetDateTime};
 
-use crate::{Source, SourceError};
+use crate::{Source, SourceError, Unsynced, UnsyncedKind};
 
 /// What to sync.
 #[derive(Debug, Clone)]
@@ -120,6 +120,9 @@ pub struct SyncReport {
     pub calls: u64,
     /// What the user should know (history that could not be fetched, …).
     pub warnings: Vec<String>,
+    /// Parts of the source left out (a connection that needs the PSU, an account not
+    /// enabled), each keeping what was stored.
+    pub unsynced: Vec<Unsynced>,
 }
 
 impl SyncReport {
@@ -129,6 +132,14 @@ impl SyncReport {
             .iter()
             .filter(|a| matches!(a.outcome, AccountOutcome::Skipped { .. }))
             .count()
+    }
+
+    /// The parts left out that someone must act on (accounts not enabled are the PSU's
+    /// choice, not a failure).
+    pub fn blocked(&self) -> impl Iterator<Item = &Unsynced> {
+        self.unsynced
+            .iter()
+            .filter(|u| u.kind != UnsyncedKind::NotEnabled)
     }
 }
 
@@ -188,15 +199,18 @@ pub async fn sync(
     let result = run_sync(store, source.clone(), options, &run, &mut on_account).await;
     let calls = source.calls();
     let outcome = match &result {
-        Ok(report) => RunOutcome {
-            outcome: if report.skipped() > 0 {
-                "partial"
-            } else {
-                "ok"
-            },
-            calls,
-            error: None,
-        },
+        Ok(report) => {
+            let blocked: Vec<String> = report.blocked().map(|u| u.to_string()).collect();
+            RunOutcome {
+                outcome: if report.skipped() > 0 || !blocked.is_empty() {
+                    "partial"
+                } else {
+                    "ok"
+                },
+                calls,
+                error: (!blocked.is_empty()).then(|| blocked.join("; ")),
+            }
+        }
         Err(e) => RunOutcome {
             outcome: "failed",
             calls,
@@ -226,6 +240,7 @@ async fn run_sync(
         written: 0,
         total: 0,
     })?;
+    let unsynced = source.unsynced();
     if let Some(wanted) = &options.account {
         let wanted_iban = wanted.replace(' ', "").to_ascii_uppercase();
         accounts.retain(|a| &a.resource_id == wanted || a.iban.as_deref() == Some(&wanted_iban));
@@ -336,6 +351,7 @@ async fn run_sync(
         accounts: lines,
         calls: 0,
         warnings,
+        unsynced,
     })
 }
 

@@ -38,14 +38,20 @@
 //!
 //! [`Source`] is what the engine pulls through: accounts, balances, and transactions for a
 //! window, page by page, and how many calls that cost. [`StetSource`] implements it over
-//! `stet-client`; other aggregators implement it with a stable-id namespace of their own.
+//! `stet-client`; [`PowensSource`] over the Powens aggregator (`stet-powens`), with the
+//! stable-id namespace of its own (`p1-…`). A source that cannot reach part of what it holds
+//! (a Powens connection that needs the PSU, an account not enabled) says so through
+//! [`Source::unsynced`]: the sync goes on with the rest and reports each part
+//! ([`SyncReport::unsynced`]), which keeps what was stored.
 
 #![allow(clippy::result_large_err)]
 
 mod engine;
+mod powens;
 mod stet;
 
 pub use engine::{AccountLine, AccountOutcome, SyncError, SyncOptions, SyncReport, sync};
+pub use powens::PowensSource;
 pub use stet::StetSource;
 
 use futures_util::future::BoxFuture;
@@ -81,6 +87,53 @@ pub enum SourceError {
     Failed(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Who must act before part of a source can be synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnsyncedKind {
+    /// The PSU must act (a strong authentication, a new password, new terms).
+    NeedsPsu,
+    /// The bank limits calls: later.
+    RetryLater,
+    /// The bank or the aggregator is failing.
+    Unavailable,
+    /// The PSU has not enabled the account (their consent): not an error.
+    NotEnabled,
+}
+
+/// A part of a source a sync left out, and why: a Powens connection that needs the PSU, an
+/// account the PSU has not enabled. What was stored for it stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsynced {
+    /// What it is, for people: `connection 7 (Connecteur de test)`, `account 1003 (Livret A)`.
+    pub what: String,
+    /// Why, and what to run.
+    pub reason: String,
+    /// Who must act.
+    pub kind: UnsyncedKind,
+}
+
+impl std::fmt::Display for Unsynced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: not synced: {} {}",
+            self.what,
+            self.what_word(),
+            self.reason
+        )
+    }
+}
+
+impl Unsynced {
+    fn what_word(&self) -> &'static str {
+        if self.what.starts_with("account") {
+            "the account"
+        } else {
+            "the connection"
+        }
+    }
+}
+
 /// Where a sync pulls from: a bank through its API, or an aggregator.
 ///
 /// Implementations count the calls they make ([`Source::calls`]) and say how many unattended
@@ -109,6 +162,10 @@ pub trait Source: Send + Sync {
     ) -> BoxStream<'a, Result<Vec<ObservedTransaction>, SourceError>>;
     /// Calls made so far.
     fn calls(&self) -> u64;
+    /// What the last [`Source::accounts`] left out, and why (none by default).
+    fn unsynced(&self) -> Vec<Unsynced> {
+        Vec::new()
+    }
     /// The unattended calls this account has left for its transactions and balances (the
     /// smaller); `None` when the PSU is present and nothing is counted. An `Err` says the
     /// budget is spent and when it resets.

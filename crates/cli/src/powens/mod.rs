@@ -190,7 +190,7 @@ fn powens_profile(globals: &Globals, command: &str) -> Result<AggregatorProfile,
     })
 }
 
-fn client(profile: &AggregatorProfile) -> Result<PowensClient, Failure> {
+pub(crate) fn client(profile: &AggregatorProfile) -> Result<PowensClient, Failure> {
     let config = PowensConfig::from_profile(profile)?;
     let store = Arc::new(FileTokenStore::new(crate::profile::data_dir()?));
     Ok(PowensClient::new(config, store)?)
@@ -218,32 +218,33 @@ fn state_code(state: &ConnectionState) -> u8 {
 
 impl From<PowensError> for Failure {
     fn from(e: PowensError) -> Self {
-        use PowensError as E;
-        if let Some(state) = e.as_state() {
-            let code = state_code(&state);
-            return Failure::new(code, e);
-        }
-        let code = match &e {
-            E::Config { .. } | E::ClientRefused { .. } => exit::CONFIG,
-            E::Transport(t) => exit::for_transport(t),
-            E::NoUser { .. } | E::TokenRefused { .. } | E::NoAccount { .. } => exit::AUTH,
-            E::Api { status, .. } => match status {
-                401 | 403 => exit::AUTH,
-                429 => exit::TEMPORARY,
-                500..=599 => exit::UNAVAILABLE,
-                _ => exit::DATA,
-            },
-            E::NotJson { status, .. } if *status >= 500 => exit::UNAVAILABLE,
-            E::NotJson { .. } | E::Unreadable { .. } | E::DomainKey(_) | E::Encrypt(_) => {
-                exit::DATA
-            }
-            E::Psu(inner) => match inner.downcast_ref::<Failure>() {
-                Some(failure) => failure.code(),
-                None => exit::AUTH,
-            },
-            _ => 1,
-        };
-        Failure::new(code, e)
+        Failure::new(exit_code(&e), e)
+    }
+}
+
+/// The exit code of a Powens error: see the README's table.
+pub(crate) fn exit_code(e: &PowensError) -> u8 {
+    use PowensError as E;
+    if let Some(state) = e.as_state() {
+        return state_code(&state);
+    }
+    match e {
+        E::Config { .. } | E::ClientRefused { .. } => exit::CONFIG,
+        E::Transport(t) => exit::for_transport(t),
+        E::NoUser { .. } | E::TokenRefused { .. } | E::NoAccount { .. } => exit::AUTH,
+        E::Api { status, .. } => match status {
+            401 | 403 => exit::AUTH,
+            429 => exit::TEMPORARY,
+            500..=599 => exit::UNAVAILABLE,
+            _ => exit::DATA,
+        },
+        E::NotJson { status, .. } if *status >= 500 => exit::UNAVAILABLE,
+        E::NotJson { .. } | E::Unreadable { .. } | E::DomainKey(_) | E::Encrypt(_) => exit::DATA,
+        E::Psu(inner) => match inner.downcast_ref::<Failure>() {
+            Some(failure) => failure.code(),
+            None => exit::AUTH,
+        },
+        _ => 1,
     }
 }
 

@@ -39,6 +39,7 @@
 //! type. Money is JSON numbers with their digits; date-times are naive Paris time; unknown
 //! ids and paths answer an HTML 404 page, as Powens does.
 
+mod advance;
 mod data;
 
 use std::collections::{BTreeMap, HashMap};
@@ -155,6 +156,8 @@ struct Inner {
     connections: BTreeMap<i64, Conn>,
     accounts: BTreeMap<i64, Account>,
     sessions: HashMap<String, Session>,
+    /// Days the mock's clock moved (`POST /sandbox/powens/advance`).
+    days_advanced: i64,
 }
 
 /// The Powens mock.
@@ -244,6 +247,7 @@ impl Mock {
                 connections: BTreeMap::new(),
                 accounts: BTreeMap::new(),
                 sessions: HashMap::new(),
+                days_advanced: 0,
             }),
         })
     }
@@ -725,7 +729,8 @@ impl Mock {
             });
             let first_tx = inner.next_transaction;
             inner.next_transaction += t.transactions as i64;
-            let transactions = data::transactions(id, t, first_tx, self.today, now);
+            let today = self.today + time::Duration::days(inner.days_advanced);
+            let transactions = data::transactions(id, t, first_tx, today, now);
             inner.accounts.insert(
                 id,
                 Account {
@@ -1177,6 +1182,9 @@ impl Mock {
                         if let Some(d) = bound {
                             pairs.append_pair(key, &data::day(d));
                         }
+                    }
+                    if let Some(filter) = q.get("filter") {
+                        pairs.append_pair("filter", filter);
                     }
                     if let Some(c) = cursor {
                         pairs.append_pair("cursor", &format!("o{c:x}"));
