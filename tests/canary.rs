@@ -1100,10 +1100,10 @@ fn weakened_settings_are_said_on_every_run_even_with_quiet() {
 // The Powens backend
 // ---------------------------------------------------------------------------------------------
 
-/// Every Powens command at trace, succeeding and failing: the client secret, the user tokens
-/// (each one stored), a credential, a one-time code, a wrong secret and the webhook secret
-/// never show, nor any JWE (a 342-character base64 run at least: `assert_no_signature` finds
-/// it). The mock's own log is in the transcript too.
+/// Every Powens command at trace (`stet sync` into a store included), succeeding and failing:
+/// the client secret, the user tokens (each one stored), a credential, a one-time code, a
+/// wrong secret and the webhook secret never show, nor any JWE (a 342-character base64 run at
+/// least: `assert_no_signature` finds it). The mock's own log is in the transcript too.
 #[test]
 fn powens_commands_keep_secrets() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -1175,6 +1175,19 @@ fn powens_commands_keep_secrets() {
     ] {
         trace(&env, &mut t, args).ok();
     }
+    // The Powens data into the store, then a connection that needs the PSU: its line and
+    // error name what to run, never a token, a credential or a JWE.
+    let store = format!("sqlite:{}", env.home.path().join("powens.db").display());
+    trace(&env, &mut t, &["sync", "--store", &store, "--limit", "10"]).ok();
+    trace(&env, &mut t, &["history", "--store", &store]).ok();
+    trace(&env, &mut t, &["store", "info", "--store", &store]).ok();
+    sandbox_call(
+        &env,
+        "POST",
+        "/sandbox/powens/state",
+        r#"{"connection": 1, "state": "SCARequired"}"#,
+    );
+    trace(&env, &mut t, &["sync", "--store", &store]).fails(77, "not synced");
     secrets.extend(tokens(&env, "powens"));
     // Failing: a wrong scenario value, a wrong password, a wrong client secret.
     let out = trace(

@@ -4,64 +4,72 @@
 //! Paris, where its servers and most of its banks are. [`ParisDateTime`] reads them into an
 //! instant with the offset that was in force: UTC+1 in winter (CET), UTC+2 in summer (CEST).
 //!
-//! France follows the EU summer-time rule (Directive 2000/84/EC, the same dates since 1996):
-//! summer time from the last Sunday of March, 01:00 UTC, to the last Sunday of October,
-//! 01:00 UTC. Earlier dates are read with the same rule, which differs from history only in
-//! the autumn changes of 1981–1995; Powens data does not go back that far.
+//! The offsets come from the IANA time-zone database's `Europe/Paris` (through `jiff`, which
+//! carries a copy of the database built in, so no system files are needed and every machine
+//! reads the same times), not from a rule written here.
 //!
 //! Two local times need a choice, made as Python's `zoneinfo` does with `fold=0` (the test
 //! compares the two): in the autumn hour that happens twice (02:00–02:59), the first one,
 //! summer time; in the spring hour that never happens (02:00–02:59), the offset in force just
-//! before, winter time (so 02:30 is 01:30 UTC, shown as 03:30 after the change).
+//! before, winter time (so 02:30 is 01:30 UTC, shown as 03:30 after the change). That is
+//! jiff's `compatible` disambiguation.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset, Weekday};
+use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
+/// Central European Time: what is assumed for an instant outside the database's range.
 const CET: UtcOffset = match UtcOffset::from_hms(1, 0, 0) {
     Ok(o) => o,
     Err(_) => UtcOffset::UTC,
 };
-const CEST: UtcOffset = match UtcOffset::from_hms(2, 0, 0) {
-    Ok(o) => o,
-    Err(_) => UtcOffset::UTC,
-};
 
-/// The last Sunday of `month` in `year`, at 01:00 UTC: when EU summer time starts (March) or
-/// ends (October).
-fn change_at(year: i32, month: Month) -> OffsetDateTime {
-    let last_day = time::util::days_in_month(month, year);
-    let last = Date::from_calendar_date(year, month, last_day).unwrap_or(Date::MIN);
-    let back = last.weekday().number_days_from_sunday();
-    let sunday = last - Duration::days(i64::from(back));
-    debug_assert_eq!(sunday.weekday(), Weekday::Sunday);
-    PrimitiveDateTime::new(sunday, Time::from_hms(1, 0, 0).unwrap_or(Time::MIDNIGHT)).assume_utc()
+/// `Europe/Paris` from the bundled database.
+fn paris() -> &'static jiff::tz::TimeZone {
+    static PARIS: OnceLock<jiff::tz::TimeZone> = OnceLock::new();
+    PARIS.get_or_init(|| {
+        // The database is compiled in (`tzdb-bundle-always`): the lookup cannot miss. Should
+        // it ever, a fixed CET is the least wrong answer.
+        jiff::tz::TimeZone::get("Europe/Paris")
+            .unwrap_or_else(|_| jiff::tz::TimeZone::fixed(jiff::tz::offset(1)))
+    })
+}
+
+fn to_time_offset(offset: jiff::tz::Offset) -> UtcOffset {
+    UtcOffset::from_whole_seconds(offset.seconds()).unwrap_or(CET)
 }
 
 /// The offset of Paris at an instant.
 pub fn offset_at(instant: OffsetDateTime) -> UtcOffset {
-    // Out of time's range in UTC (year 10000 and beyond): no summer time to speak of.
-    let Some(utc) = instant.checked_to_offset(UtcOffset::UTC) else {
-        return CET;
-    };
-    let year = utc.year();
-    if utc >= change_at(year, Month::March) && utc < change_at(year, Month::October) {
-        CEST
-    } else {
-        CET
+    // Out of jiff's range (years beyond ±9999): no summer time to speak of.
+    match jiff::Timestamp::new(instant.unix_timestamp(), 0) {
+        Ok(ts) => to_time_offset(paris().to_offset(ts)),
+        Err(_) => CET,
     }
 }
 
-/// The instant a Paris wall-clock time stands for (see the module for the two edge cases).
+/// The instant a Paris wall-clock time stands for (see the module for the two edge cases),
+/// with the offset Paris had then.
 pub fn from_local(local: PrimitiveDateTime) -> OffsetDateTime {
-    let summer = local.assume_offset(CEST);
-    if offset_at(summer) == CEST {
-        // In force, or the first of the autumn's doubled hour.
-        return summer;
+    let instant = jiff::civil::DateTime::new(
+        local.year() as i16,
+        u8::from(local.month()) as i8,
+        local.day() as i8,
+        local.hour() as i8,
+        local.minute() as i8,
+        local.second() as i8,
+        local.nanosecond() as i32,
+    )
+    .ok()
+    .and_then(|c| paris().to_ambiguous_timestamp(c).compatible().ok())
+    .and_then(|ts| OffsetDateTime::from_unix_timestamp_nanos(ts.as_nanosecond()).ok());
+    match instant {
+        Some(t) => t.checked_to_offset(offset_at(t)).unwrap_or(t),
+        // Beyond the database's range: winter time, as for `offset_at`.
+        None => local.assume_offset(CET),
     }
-    // Winter time, or the spring gap (read with the offset in force before it).
-    local.assume_offset(CET)
 }
 
 /// A Powens date-time: an instant, read from Paris local time (or from an explicit offset,

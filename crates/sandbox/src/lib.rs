@@ -214,6 +214,15 @@
 //! naive Paris times, and refuses any credential that is not a JWE it can decrypt. Its
 //! manual (calls, scenarios, data) is the module documentation of `src/powens/mod.rs`.
 //!
+//! For testing syncs, beside `/sandbox/advance` (see `src/powens/advance.rs`):
+//! `POST /sandbox/powens/advance` with `{"days": N, "transactions_per_account": K, "booking":
+//! "same-id" | "new-id"}` moves the mock's clock, books every `coming` transaction (the same
+//! transaction, or the coming one deleted and a booked one under a new id) and adds K per
+//! account of each usable connection; `POST /sandbox/powens/state` with `{"connection": ID,
+//! "state": "SCARequired"}` puts a connection in a state as Powens' background sync would
+//! (`null`: usable again); `GET /sandbox/powens/transactions` lists every account's
+//! transactions exactly as the API does, deleted ones included.
+//!
 //! ## Dialects
 //!
 //! 1.5 by default; with [`stet_models::Dialect::V1_4`] amounts are strings, booking and value

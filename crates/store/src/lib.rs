@@ -63,7 +63,7 @@
 //! | column | meaning |
 //! |---|---|
 //! | `profile`, `iban`, `account_name` | the account |
-//! | `stable_id` | `s1-…`, 35 characters of `[a-z0-9-]` |
+//! | `stable_id` | `s1-…`, 35 characters of `[a-z0-9-]`; or a source's own, as given (Powens: `p1-…`, [`Namespace::Powens1`]) |
 //! | `status` | `BOOK`, `PDNG` or `EXPD` |
 //! | `booking_date`, `value_date`, `transaction_date` | dates (ISO text in SQLite, `date` in PostgreSQL) |
 //! | `amount`, `currency`, `credit_debit` | signed exact amount (text in SQLite, `numeric` in PostgreSQL), ISO 4217, `CRDT`/`DBIT` |

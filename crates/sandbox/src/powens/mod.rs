@@ -17,6 +17,7 @@
 //! | `GET /users/me/accounts` | the accounts; disabled ones only with `all` (every new account is disabled) |
 //! | `POST` or `PUT /users/me/accounts/ID` | `{"disabled": false}` enables one |
 //! | `GET /users/me[/accounts/ID]/transactions` | `limit` required (≤ 1000), `min_date`, `max_date`; pages linked by `_links.next` (an opaque cursor); `409 noAccount` when no account is enabled |
+//! | `POST /sandbox/powens/advance`, `POST /sandbox/powens/state`, `GET /sandbox/powens/transactions` | outside the API: the mock's clock (new and booked transactions), a connection's state, and what it holds, for testing syncs (manual in `advance.rs`) |
 //!
 //! **Credentials must be JWEs.** Every value of a connection's fields (and every one-time
 //! code) must be a compact JWE (RSA-OAEP-256, A256GCM) for the current key's `kid`: a value in
