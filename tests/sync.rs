@@ -19,7 +19,6 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use support::*;
 
 const EXTENDED: &[&str] = &["--scope", "aisp", "--scope", "extended_transaction_history"];
