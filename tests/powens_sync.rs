@@ -453,3 +453,64 @@ fn a_sync_killed_anywhere_then_rerun_gives_the_same_store() {
         );
     }
 }
+
+/// Powens' data through the store into the accounting tools: the synced store exported to
+/// beancount passes `bean-check` (the tool's own validator, silent), with every booked
+/// transaction once under its Powens stable id; a second export `--since-last` after an
+/// unchanged sync adds nothing.
+#[test]
+fn a_powens_sync_exports_to_beancount_that_bean_check_accepts() {
+    let env = connected();
+    let store = sqlite(&env, "books.db");
+    sync(&env, &store, 50).ok();
+    let booked: BTreeSet<String> = stored(&env, &store)
+        .into_values()
+        .filter(|(_, status, _)| status == "BOOK")
+        .map(|(id, _, _)| id)
+        .collect();
+    assert!(!booked.is_empty(), "the mock books transactions");
+
+    let file = env.home.path().join("books.beancount");
+    let export = |since: &[&str]| {
+        let mut args = vec![
+            "export",
+            "--store",
+            &store,
+            "--all-profiles",
+            "--format",
+            "beancount",
+            "--file",
+            file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(since);
+        env.run(&args).ok();
+        std::fs::read_to_string(&file).expect("the export")
+    };
+    let text = export(&["--since-last", "books"]);
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("stet-id: \""))
+        .map(|l| l.trim_end_matches('"'))
+        .collect();
+    assert_eq!(ids.len(), booked.len(), "every booked transaction once");
+    assert!(
+        ids.iter()
+            .all(|id| id.starts_with("p1-") && booked.contains(*id))
+    );
+
+    let check = std::process::Command::new(stet_testkit::venv_tool("bean-check"))
+        .arg(&file)
+        .output()
+        .expect("bean-check runs");
+    assert!(
+        check.status.success() && check.stdout.is_empty() && check.stderr.is_empty(),
+        "bean-check: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // Nothing new at Powens, nothing new in the books.
+    sync(&env, &store, 50).ok();
+    let again = export(&["--since-last", "books"]);
+    assert!(!again.contains("stet-id: \""), "{again}");
+}

@@ -486,7 +486,24 @@ impl Store {
         let now = OffsetDateTime::now_utc();
         let result = match &self.pool {
             Pool::Sqlite(p) => backend::sqlite::apply(p, &run.0, batch, now).await,
-            Pool::Postgres(p) => backend::postgres::apply(p, &run.0, batch, now).await,
+            Pool::Postgres(p) => {
+                // Two syncs writing an account the store does not hold yet both insert its
+                // row; the second's insert meets the first's on another unique index than
+                // the one `ON CONFLICT` names and fails (23505) once the first commits. Its
+                // transaction is rolled back whole, and run again it finds the row and
+                // takes its turn behind the first, as for any stored account.
+                let mut attempt = 1;
+                loop {
+                    match backend::postgres::apply(p, &run.0, batch, now).await {
+                        Err(sqlx::Error::Database(db))
+                            if attempt < 3 && db.code().as_deref() == Some("23505") =>
+                        {
+                            attempt += 1;
+                        }
+                        other => break other,
+                    }
+                }
+            }
         };
         result.map_err(|e| {
             let what = format!(
