@@ -328,6 +328,55 @@ fn every_command_prints_its_documented_shape() {
     let refused: Value = serde_json::from_str(&refused.stdout).expect("JSON");
     assert_eq!(refused["valid"], false);
     assert!(refused["reason"].as_str().unwrap().contains("signature"));
+    // sync: the result of each account, for scripts (the text says it on stderr).
+    documented("sync");
+    let store = format!("sqlite:{}", env.home.path().join("output.db").display());
+    let synced = env
+        .present(&["sync", "--store", &store, "-o", "json"])
+        .json();
+    assert_eq!(
+        keys(&synced),
+        sorted(&[
+            "accounts", "calls", "complete", "profile", "run", "store", "unsynced", "warnings"
+        ])
+    );
+    assert_eq!(synced["complete"], true);
+    assert_eq!(synced["accounts"].as_array().unwrap().len(), accounts.len());
+    let first = &synced["accounts"][0];
+    assert_eq!(
+        keys(first),
+        sorted(&[
+            "account",
+            "booked_from_pending",
+            "budget_left",
+            "calls",
+            "expired",
+            "from",
+            "listed",
+            "new",
+            "outcome",
+            "unchanged",
+            "updated",
+        ])
+    );
+    assert_eq!(first["outcome"], "synced");
+    assert!(first["new"].as_u64().unwrap() > 0, "{synced}");
+    assert_eq!(
+        first["new"], first["listed"],
+        "a first sync stores what is listed"
+    );
+    // Again: nothing new, and CSV says the same per account.
+    let (header, rows) = env.present(&["sync", "--store", &store, "-o", "csv"]).csv();
+    assert_eq!(header[..3], ["profile", "account", "outcome"]);
+    assert_eq!(rows.len(), accounts.len());
+    let new = header.iter().position(|h| h == "new").unwrap();
+    assert!(
+        rows.iter().all(|r| r[2] == "synced" && r[new] == "0"),
+        "{rows:?}"
+    );
+    // The text prints nothing on stdout.
+    assert_eq!(env.present(&["sync", "--store", &store]).ok(), "");
+
     documented("auth logout");
     let logout = env.run(&["auth", "logout", "-o", "json"]).json();
     assert_eq!(keys(&logout), ["forgotten", "profile"]);

@@ -13,6 +13,7 @@ use stet_transport::config;
 
 use crate::Globals;
 use crate::exit::{self, Failure};
+use crate::output::{Format, Report};
 use crate::store::{StoreArgs, failure, location, open, runtime};
 
 #[derive(Debug, Args)]
@@ -52,6 +53,8 @@ pub struct SyncArgs {
     limit: Option<u32>,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    output: crate::output::OutputArgs,
 }
 
 /// The exit code and message for a failed sync.
@@ -110,21 +113,44 @@ pub fn run(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
     };
     let mut code = 0;
     let mut failed = Vec::new();
+    let mut results = Vec::new();
+    let mut single_failure = None;
     for name in profiles {
         let mut globals = globals.clone();
         if !name.is_empty() {
             globals.profile = Some(name.clone());
         }
-        match sync_profile(&args, &globals) {
-            Ok(c) => code = code.max(c),
+        let (result, failure) = match sync_profile(&args, &globals) {
+            Ok(synced) => (Some(synced.json), synced.failure),
+            Err(f) => (None, Some(f)),
+        };
+        results.extend(result);
+        match failure {
+            None => {}
             // With --all-profiles, one profile's failure does not keep the others from syncing.
-            Err(f) if args.all_profiles => {
+            Some(f) if args.all_profiles => {
                 eprintln!("profile {name}: {}", f.message());
                 code = code.max(f.code());
                 failed.push(name);
             }
-            Err(f) => return Err(f),
+            Some(f) => single_failure = Some(f),
         }
+    }
+    // The result goes to stdout whenever the store was written, also for a sync that left
+    // accounts out (its exit code says so): a script needs to know which ones.
+    if args.output.output.is_some_and(|f| f != Format::Table) && !results.is_empty() {
+        let rows = results.iter().flat_map(csv_rows).collect();
+        let json = if args.all_profiles {
+            serde_json::Value::Array(results)
+        } else {
+            results.remove(0)
+        };
+        Report::new(json, String::new())
+            .rows(CSV_COLUMNS, rows)
+            .print(args.output.report())?;
+    }
+    if let Some(f) = single_failure {
+        return Err(f);
     }
     if !failed.is_empty() {
         return Err(Failure::new(
@@ -137,6 +163,108 @@ pub fn run(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
         ));
     }
     Ok(code)
+}
+
+/// A profile's sync that ran to its end: its result, and the failure to report when it left
+/// accounts or connections out.
+struct Synced {
+    json: serde_json::Value,
+    failure: Option<Failure>,
+}
+
+/// The CSV of a sync: one row per account.
+const CSV_COLUMNS: &[&str] = &[
+    "profile",
+    "account",
+    "outcome",
+    "calls",
+    "new",
+    "updated",
+    "booked_from_pending",
+    "expired",
+    "retry_at",
+];
+
+fn csv_rows(profile: &serde_json::Value) -> Vec<Vec<String>> {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let accounts = profile["accounts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    accounts
+        .iter()
+        .map(|a| {
+            std::iter::once(text(&profile["profile"]))
+                .chain(CSV_COLUMNS[1..].iter().map(|c| text(&a[*c])))
+                .collect()
+        })
+        .collect()
+}
+
+/// The documented JSON of a sync (`docs/output.md`).
+fn report_json(profile: &str, store: &str, report: &SyncReport) -> serde_json::Value {
+    use serde_json::json;
+    let date = |d: Option<time::Date>| d.map(|d| d.to_string());
+    let accounts: Vec<serde_json::Value> = report
+        .accounts
+        .iter()
+        .map(|a| match &a.outcome {
+            AccountOutcome::Synced {
+                report,
+                from,
+                calls,
+                budget_left,
+            } => json!({
+                "account": a.account,
+                "outcome": "synced",
+                "from": date(*from),
+                "calls": calls,
+                "budget_left": budget_left,
+                "listed": report.listed,
+                "new": report.new,
+                "updated": report.updated,
+                "booked_from_pending": report.booked_from_pending,
+                "expired": report.expired,
+                "unchanged": report.unchanged,
+            }),
+            AccountOutcome::Skipped { reason, retry_at } => json!({
+                "account": a.account,
+                "outcome": "skipped",
+                "reason": reason,
+                "retry_at": retry_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            }),
+        })
+        .collect();
+    let unsynced: Vec<serde_json::Value> = report
+        .unsynced
+        .iter()
+        .map(|u| {
+            json!({
+                "what": u.what,
+                "reason": u.reason,
+                "kind": match u.kind {
+                    UnsyncedKind::NeedsPsu => "needs_psu",
+                    UnsyncedKind::RetryLater => "retry_later",
+                    UnsyncedKind::Unavailable => "unavailable",
+                    UnsyncedKind::NotEnabled => "not_enabled",
+                },
+            })
+        })
+        .collect();
+    json!({
+        "profile": profile,
+        "store": store,
+        "run": report.run.as_str(),
+        "calls": report.calls,
+        "complete": report.skipped() == 0 && report.blocked().next().is_none(),
+        "accounts": accounts,
+        "unsynced": unsynced,
+        "warnings": report.warnings,
+    })
 }
 
 /// The store location, the source and the profile's name for a sync of the chosen profile.
@@ -208,7 +336,7 @@ fn report_unsynced(report: &SyncReport, quiet: bool) -> Option<Failure> {
     })
 }
 
-fn sync_profile(args: &SyncArgs, globals: &Globals) -> Result<u8, Failure> {
+fn sync_profile(args: &SyncArgs, globals: &Globals) -> Result<Synced, Failure> {
     let (location, source, profile_name) = prepare(args, globals)?;
     let options = SyncOptions {
         profile: profile_name.clone(),
@@ -245,8 +373,9 @@ fn sync_profile(args: &SyncArgs, globals: &Globals) -> Result<u8, Failure> {
         for warning in &report.warnings {
             eprintln!("warning: {warning}");
         }
+        let json = report_json(&profile_name, &location.display(), &report);
         if let Some(failure) = report_unsynced(&report, quiet) {
-            return Err(failure);
+            return Ok(Synced { json, failure: Some(failure) });
         }
         let skipped: Vec<String> = report
             .accounts
@@ -260,7 +389,7 @@ fn sync_profile(args: &SyncArgs, globals: &Globals) -> Result<u8, Failure> {
             })
             .collect();
         if !skipped.is_empty() {
-            return Err(Failure::new(
+            let failure = Failure::new(
                 exit::TEMPORARY,
                 format!(
                     "{} account(s) skipped, their unattended budget spent: {}; the others were synced. \
@@ -268,7 +397,8 @@ fn sync_profile(args: &SyncArgs, globals: &Globals) -> Result<u8, Failure> {
                     skipped.len(),
                     skipped.join(", ")
                 ),
-            ));
+            );
+            return Ok(Synced { json, failure: Some(failure) });
         }
         if !quiet {
             eprintln!(
@@ -279,6 +409,6 @@ fn sync_profile(args: &SyncArgs, globals: &Globals) -> Result<u8, Failure> {
                 report.calls
             );
         }
-        Ok(0)
+        Ok(Synced { json, failure: None })
     })
 }

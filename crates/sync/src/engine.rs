@@ -92,7 +92,9 @@ impl fmt::Display for AccountLine {
                 )?;
                 match budget_left {
                     Some(n) => write!(f, ", {n} unattended call(s) left today"),
-                    None => write!(f, ", PSU present (no budget counted)"),
+                    // The PSU is present (a STET bank), or the source keeps no such count
+                    // (an aggregator such as Powens refreshes on its own schedule).
+                    None => write!(f, ", no unattended budget counted"),
                 }
             }
             AccountOutcome::Skipped { reason, retry_at } => {
