@@ -483,12 +483,13 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
             let mut command = Command::new(&exe);
             command
                 .args(["sync", "--store", &url, "--psu-ip", "127.0.0.1", "-q"])
-                .args([
-                    "--from",
-                    &from,
-                    "--concurrency",
-                    &args.concurrency.to_string(),
-                ])
+                .args(["--concurrency", &args.concurrency.to_string()]);
+            // The first sync asks for the whole history; the second is a plain incremental
+            // `stet sync`, which asks only from the newest booked date minus the overlap.
+            if pass == "first" {
+                command.args(["--from", &from]);
+            }
+            command
                 .env("STET_CONFIG", work.path().join("config.toml"))
                 .env("STET_PROFILE", "demo")
                 .env("XDG_DATA_HOME", &data_home)
