@@ -111,6 +111,9 @@ pub use model::{
     TransactionRow,
 };
 
+/// Rows a SQLite connection reads ahead of the task that consumes them.
+const ROW_CHANNEL: usize = 2048;
+
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -269,7 +272,11 @@ impl Store {
                     .create_if_missing(true)
                     .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                    .busy_timeout(options.busy_timeout);
+                    .busy_timeout(options.busy_timeout)
+                    // Rows cross from SQLite's worker thread to the reading task through a
+                    // bounded channel; at sqlx's 50 the two threads woke each other every few
+                    // rows, and an export spent most of its time switching between them.
+                    .row_buffer_size(ROW_CHANNEL);
                 let pool = sqlx::pool::PoolOptions::<sqlx::Sqlite>::new()
                     .max_connections(options.max_connections.max(1))
                     .acquire_timeout(options.busy_timeout);
