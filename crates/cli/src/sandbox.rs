@@ -33,9 +33,15 @@ pub struct ServeArgs {
     /// A PKI folder (ca.pem, bank.pem/.key, tpp-qwac.pem/.key, tpp-qseal.pem/.key) [default: an ephemeral one]
     #[arg(long, value_name = "DIR")]
     certs: Option<PathBuf>,
-    /// Number of accounts of the test PSU
+    /// Number of accounts of each PSU
     #[arg(long, default_value_t = 3)]
     accounts: usize,
+    /// Number of PSUs, psu-1 to psu-N, each with its own accounts and transactions; the
+    /// client picks one with login_hint=psu-K at /authorize (none: psu-1). Their tokens are
+    /// revoked with POST /sandbox/revoke {"psu": "psu-K"}; GET /sandbox/stats counts refresh
+    /// grants, unattended calls and concurrency
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99_999))]
+    psus: u32,
     /// Transactions per account
     #[arg(long, default_value_t = 60)]
     transactions: usize,
@@ -60,8 +66,8 @@ pub struct ServeArgs {
     /// Show a consent page at /authorize instead of approving at once
     #[arg(long)]
     interactive: bool,
-    /// Access token lifetime, in seconds
-    #[arg(long, default_value_t = 3600)]
+    /// Access token lifetime, in seconds (refresh tokens do not expire; each is good once)
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     token_lifetime: u64,
     /// A keyId accepted for the TPP's QSealC besides the key_id URL printed
     #[arg(long, value_name = "ID")]
@@ -130,6 +136,7 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         interactive: args.interactive,
         token_lifetime: Duration::from_secs(args.token_lifetime.max(1)),
         key_id: args.key_id,
+        psus: args.psus as usize,
         powens: match args.powens {
             false => None,
             true => Some(stet_sandbox::PowensOptions {

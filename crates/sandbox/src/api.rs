@@ -252,12 +252,14 @@ impl State {
     }
 
     /// The data now and the index of account `id` in it.
+    /// Another PSU's account is as unknown as an account that does not exist.
     fn account_or_404(
         &self,
         req: &Req,
         id: &str,
+        psu: usize,
     ) -> Result<(std::sync::Arc<BankData>, usize), Reply> {
-        let data = self.data();
+        let data = self.data_of(psu);
         data.accounts
             .iter()
             .position(|a| a.id == id)
@@ -325,6 +327,14 @@ impl State {
                 None,
             ));
         }
+        // Endpoints of no account count per PSU.
+        let psu_login;
+        let account = if account == "-" {
+            psu_login = self.psu_login(token.psu);
+            psu_login.as_str()
+        } else {
+            account
+        };
         self.psu_presence(req, account, endpoint)?;
         Ok(token)
     }
@@ -355,8 +365,8 @@ impl State {
     }
 
     fn accounts(&self, req: &Req) -> Answer {
-        self.aisp(req, "-", "accounts")?;
-        let data = self.data();
+        let token = self.aisp(req, "-", "accounts")?;
+        let data = self.data_of(token.psu);
         let accounts = &data.accounts;
         if accounts.is_empty() {
             return Ok(Reply::new(204));
@@ -372,15 +382,15 @@ impl State {
         let mut hal = json!({"accounts": items, "_links": links});
         // `connectedPsu` is a 1.4.x field (and 1.6's); 1.5.0.43 has no such property.
         if self.is_v14() {
-            hal["connectedPsu"] = json!(self.info.psu);
+            hal["connectedPsu"] = json!(self.psu_login(token.psu));
         }
         let hal: stet_models::HalAccounts = self.model(req, hal)?;
         self.body(req, 200, &hal)
     }
 
     fn balances(&self, req: &Req, id: &str) -> Answer {
-        self.aisp(req, id, "balances")?;
-        let (data, i) = self.account_or_404(req, id)?;
+        let token = self.aisp(req, id, "balances")?;
+        let (data, i) = self.account_or_404(req, id, token.psu)?;
         let a = &data.accounts[i];
         let rel = format!("/accounts/{id}");
         let reference = self.day(data.today);
@@ -407,7 +417,7 @@ impl State {
 
     fn transactions(&self, req: &Req, id: &str) -> Answer {
         let token = self.aisp(req, id, "transactions")?;
-        let (data, i) = self.account_or_404(req, id)?;
+        let (data, i) = self.account_or_404(req, id, token.psu)?;
         let a = &data.accounts[i];
         let parse = |name: &str| -> Result<Option<StetDateTime>, Reply> {
             match req.query_param(name) {
@@ -523,8 +533,8 @@ impl State {
     }
 
     fn overdrafts(&self, req: &Req, id: &str) -> Answer {
-        self.aisp(req, id, "overdrafts")?;
-        let (data, i) = self.account_or_404(req, id)?;
+        let token = self.aisp(req, id, "overdrafts")?;
+        let (data, i) = self.account_or_404(req, id, token.psu)?;
         let a = &data.accounts[i];
         let hal: stet_models::HalOverdrafts = self.model(
             req,
@@ -540,8 +550,8 @@ impl State {
     }
 
     fn owners(&self, req: &Req, id: &str) -> Answer {
-        self.aisp(req, id, "owners")?;
-        self.account_or_404(req, id)?;
+        let token = self.aisp(req, id, "owners")?;
+        self.account_or_404(req, id, token.psu)?;
         let hal: stet_models::HalOwners = self.model(
             req,
             json!({
@@ -557,7 +567,7 @@ impl State {
     }
 
     fn consents(&self, req: &Req) -> Answer {
-        self.aisp(req, "-", "consents")?;
+        let token = self.aisp(req, "-", "consents")?;
         let access: stet_models::Access = self.read_body(req, "Access")?;
         for id in access
             .balances
@@ -567,7 +577,11 @@ impl State {
             .chain(&access.overdrafts)
         {
             if let Some(iban) = &id.iban
-                && !self.data().accounts.iter().any(|a| &a.iban == iban)
+                && !self
+                    .data_of(token.psu)
+                    .accounts
+                    .iter()
+                    .any(|a| &a.iban == iban)
             {
                 return Err(self.error(
                     400,
@@ -582,7 +596,7 @@ impl State {
     }
 
     fn identity(&self, req: &Req) -> Answer {
-        self.aisp(req, "-", "end-user-identity")?;
+        let token = self.aisp(req, "-", "end-user-identity")?;
         let mut hal = json!({
             "identity": {"fullName": "Camille Durand", "namePrefix": "MADM",
                          "firstName": "Camille", "lastName": "Durand"},
@@ -594,15 +608,15 @@ impl State {
         });
         // As for the accounts: `connectedPsu` is not in 1.5.0.43.
         if self.is_v14() {
-            hal["connectedPsu"] = json!(self.info.psu);
+            hal["connectedPsu"] = json!(self.psu_login(token.psu));
         }
         let hal: stet_models::HalEndUserIdentity = self.model(req, hal)?;
         self.body(req, 200, &hal)
     }
 
     fn beneficiaries(&self, req: &Req) -> Answer {
-        self.aisp(req, "-", "trusted-beneficiaries")?;
-        let data = self.data();
+        let token = self.aisp(req, "-", "trusted-beneficiaries")?;
+        let data = self.data_of(token.psu);
         let all = &data.beneficiaries;
         if all.is_empty() {
             return Ok(Reply::new(204));
@@ -628,20 +642,18 @@ impl State {
 
     fn funds(&self, req: &Req) -> Answer {
         let scope = if self.is_v14() { "piisp" } else { "cbpii" };
-        match self.bearer(req, scope) {
-            Ok(_) => {}
+        let token = match self.bearer(req, scope) {
+            Ok(t) => t,
             // 1.4 banks that moved on accept the 1.5 name too.
-            Err(e) if self.is_v14() => {
-                self.bearer(req, "cbpii").map_err(|_| e)?;
-            }
+            Err(e) if self.is_v14() => self.bearer(req, "cbpii").map_err(|_| e)?,
             Err(e) => return Err(e),
-        }
+        };
         let request: stet_models::PaymentCoverageRequestResource =
             self.read_body(req, "PaymentCoverageRequestResource")?;
         let Some(iban) = request.account_id.iban.as_deref() else {
             return Err(self.error(400, &req.path, "accountId.iban is required", None));
         };
-        let data = self.data();
+        let data = self.data_of(token.psu);
         let Some(account) = data.accounts.iter().find(|a| a.iban == iban) else {
             return Err(self.error(
                 404,

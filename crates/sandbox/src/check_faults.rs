@@ -406,6 +406,7 @@ pub(crate) fn stand_in_token(state: &State, scope: &str) -> crate::state::Token 
         payment: None,
         uses: 0,
         consent: None,
+        psu: 1,
     }
 }
 

@@ -177,15 +177,42 @@ impl BankData {
     /// `accounts` accounts with `transactions` transactions each, spread over the 13 months
     /// before `today`.
     pub(crate) fn generate(seed: u64, accounts: usize, transactions: usize, today: Date) -> Self {
-        let mut rng = Rng::new(seed);
+        Self::generate_for(seed, 1, accounts, transactions, today)
+    }
+
+    /// The data of PSU `psu-{psu}` (numbered from 1). PSU 1 is the historical test PSU, byte
+    /// for byte; the others draw from a seed of their own, and their accounts are told apart
+    /// by construction, not by chance: resource ids `PSU{psu}-ACC0001`, …, and IBANs on
+    /// branches 00000 to 00999 (PSU 1's are 01000 and up) whose account number starts with
+    /// the PSU's number.
+    pub(crate) fn generate_for(
+        seed: u64,
+        psu: usize,
+        accounts: usize,
+        transactions: usize,
+        today: Date,
+    ) -> Self {
+        let first = psu <= 1;
+        let mut rng = if first {
+            Rng::new(seed)
+        } else {
+            Rng::new(seed ^ (psu as u64).wrapping_mul(0xd1b5_4a32_d192_ed03))
+        };
         let paris = UtcOffset::from_hms(1, 0, 0).unwrap_or(UtcOffset::UTC);
         let span_days = 395u64; // 13 months
         let mut list = Vec::with_capacity(accounts);
         for a in 0..accounts {
             let (name, product) = *rng.pick(PRODUCTS);
-            let number = 10_000_000_000 + rng.below(89_999_999_999);
-            let iban = french_iban(30004, 1000 + (a as u32 % 9000), number);
-            let id = format!("ACC{:04}", a + 1);
+            let (iban, id) = if first {
+                let number = 10_000_000_000 + rng.below(89_999_999_999);
+                let iban = french_iban(30004, 1000 + (a as u32 % 9000), number);
+                (iban, format!("ACC{:04}", a + 1))
+            } else {
+                // 11 digits: the PSU's number (below 100000) then 6 drawn ones.
+                let number = psu as u64 * 1_000_000 + rng.below(1_000_000);
+                let iban = french_iban(30004, a as u32 % 1000, number);
+                (iban, format!("PSU{psu}-ACC{:04}", a + 1))
+            };
             let currency = if a % 4 == 3 { "USD" } else { "EUR" };
             // Transactions: dates first, sorted newest first, then amounts.
             let mut offsets: Vec<(u64, u64)> = (0..transactions)
@@ -423,6 +450,32 @@ mod tests {
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
         let c = BankData::generate(8, 3, 50, today);
         assert_ne!(format!("{a:?}"), format!("{c:?}"));
+    }
+
+    #[test]
+    fn other_psus_have_their_own_valid_accounts() {
+        let today = time::macros::date!(2025 - 06 - 15);
+        let first = BankData::generate(7, 3, 10, today);
+        assert_eq!(
+            format!("{first:?}"),
+            format!("{:?}", BankData::generate_for(7, 1, 3, 10, today))
+        );
+        let mut ibans = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
+        for psu in 1..=300 {
+            let data = BankData::generate_for(7, psu, 3, 2, today);
+            for a in &data.accounts {
+                assert!(iban_is_valid(&a.iban), "{}", a.iban);
+                assert!(ibans.insert(a.iban.clone()), "IBAN {} twice", a.iban);
+                assert!(ids.insert(a.id.clone()), "id {} twice", a.id);
+            }
+        }
+        let again = BankData::generate_for(7, 42, 3, 10, today);
+        assert_eq!(
+            format!("{again:?}"),
+            format!("{:?}", BankData::generate_for(7, 42, 3, 10, today))
+        );
+        assert_eq!(again.accounts[0].id, "PSU42-ACC0001");
     }
 
     #[test]

@@ -35,7 +35,7 @@
 //! | `client_secret` | hex | for `client_secret_basic`/`client_secret_post`; mTLS alone also works |
 //! | `key_id` | `https://127.0.0.1:PORT/tpp/qseal.pem` | the Signature keyId to use for the QSealC |
 //! | `redirect_uri` | `http://127.0.0.1/callback` | a loopback redirect; any loopback port and path is accepted |
-//! | `psu` | `psu-sandbox` | the test PSU, whom `/authorize` approves |
+//! | `psu` | `psu-sandbox` | the test PSU (`psu-1`), whom `/authorize` approves without a `login_hint` |
 //! | `qwac_cert`, `qwac_key` | paths | the TPP's QWAC (mutual TLS) |
 //! | `qseal_cert`, `qseal_key` | paths | the TPP's QSealC (HTTP signatures) |
 //! | `dialect` | `1.5` | the STET dialect spoken |
@@ -70,9 +70,18 @@
 //!   `pisp`, `cbpii`, `extended_transaction_history`, space separated), and for a payment
 //!   `paymentRequestResourceId`. The test PSU approves at once (302 to the redirect URI with
 //!   `code` and `state`); with [`SandboxConfig::interactive`] a consent page asks first.
+//!   `login_hint` picks the PSU who logs in among [`SandboxConfig::psus`]: `psu-1` (also
+//!   `psu-sandbox`, and the one without a hint) to `psu-N`; any other hint is refused with the
+//!   redirect `error=invalid_request`, whose description names the hint and the range. The
+//!   code, and the access and refresh tokens it gives, are bound to that PSU: the AISP
+//!   operations see its accounts alone, another PSU's account id answers 404 as an unknown one
+//!   does.
 //! - `POST /token` (mTLS required): `authorization_code` (PKCE checked, code single-use, valid
 //!   60 s, bound to its client and redirect URI), `client_credentials` (scopes `pisp`, `cbpii`),
-//!   `refresh_token`. The client is its certificate (`tls_client_auth`: the certificate's
+//!   `refresh_token`, with rotation as many banks do: each refresh token is good once, and the
+//!   grant answers a new access token *and* a new refresh token; the old one presented again
+//!   answers `400 invalid_grant` ("already used") and is counted (`refreshReused`).
+//!   The client is its certificate (`tls_client_auth`: the certificate's
 //!   organizationIdentifier must be the `client_id`) or `client_secret_basic`/`_post`. Errors
 //!   are RFC 6749 JSON (`invalid_request`, `invalid_client`, `invalid_grant`,
 //!   `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`).
@@ -83,7 +92,8 @@
 //! `funds-confirmations` needs `cbpii`; payment requests need `pisp`.
 //!
 //! **PSU presence.** A request without `PSU-IP-Address` is unattended: 4 calls a day per account
-//! and endpoint (PSD2 RTS art. 36(5)), then 429.
+//! and endpoint (PSD2 RTS art. 36(5)), then 429. Endpoints of no account (`accounts`,
+//! `end-user-identity`, …) count per PSU.
 //!
 //! ## Registration
 //!
@@ -129,20 +139,47 @@
 //!   does when the PSU consents again; the old ids answer 404. It answers
 //!   `{"accounts": [{"iban", "previousResourceId", "resourceId"}, …]}`.
 //!
-//! In-process: [`RunningSandbox::advance`] and [`RunningSandbox::reconsent`].
+//! Both change every PSU's data (PSUs generated later replay them); the figures and ids they
+//! answer are `psu-1`'s.
+//!
+//! - `POST /sandbox/revoke` with `{"psu": "psu-3"}` revokes every access and refresh token of
+//!   that PSU, as a PSU does from the bank's app: API calls with them answer 401
+//!   (`invalid_token`), a refresh answers `400 invalid_grant`; a new consent (`/authorize`)
+//!   works again. It answers `{"revoked": N}`, the tokens revoked; an unknown PSU is 404.
+//!
+//! In-process: [`RunningSandbox::advance`], [`RunningSandbox::reconsent`] and
+//! [`RunningSandbox::revoke`].
 //!
 //! **Counters.** `GET /sandbox/stats` (no client certificate needed, outside the API base, so
-//! neither counted nor faulted) answers `{"paymentRequestsCreated": N, "apiRequests": M}`:
-//! the payment requests created (the 201s of `POST /payment-requests`, including those whose
-//! answer a `drop` fault then cut) and the API requests received, faulted ones included. A
-//! test driving `stet sandbox serve` as a separate process reads them there.
+//! neither counted nor faulted) answers [`SandboxStats`] as JSON; in-process,
+//! [`RunningSandbox::stats`]. A test driving `stet sandbox serve` as a separate process reads
+//! them there:
+//!
+//! | key | counts |
+//! |---|---|
+//! | `paymentRequestsCreated` | the 201s of `POST /payment-requests`, including those whose answer a `drop` fault then cut |
+//! | `apiRequests` | API requests received (under the API base), faulted ones included |
+//! | `unattendedPeak` | the most unattended AIS calls (no `PSU-IP-Address`) answered 2xx for one account and endpoint (`balances`, `transactions`, …; `accounts` per PSU) within any rolling 24 hours; each page is a call |
+//! | `unattendedRefused` | unattended calls refused (429) because the 4-a-day limit was reached |
+//! | `peakConcurrency` | the most API requests served at the same moment (from arrival to answer, or to the client going away) |
+//! | `peakConcurrencyByClient` | `{client_id: peak}`, the same per TPP (the client certificate's organizationIdentifier) |
+//! | `refreshGrants` | refresh grants that succeeded |
+//! | `refreshReused` | refresh tokens presented again after use |
+//! | `tokensIssued` | authorization-code grants that succeeded |
+//! | `psus` | the number of PSUs |
 //!
 //! ## Data
 //!
 //! `accounts` accounts × `transactions` transactions, newest first, spread over the 13 months
 //! before the reference date, debit and credit, the last two days pending; balances `CLBD`
 //! (booked) and `XPCD` (booked plus pending) consistent with the transactions. Entry references
-//! are `ACCnnnn-nnnnnn`, increasing with time. The same seed and reference date give the same
+//! are `ACCnnnn-nnnnnn`, increasing with time.
+//!
+//! **Many PSUs** ([`SandboxConfig::psus`], `stet sandbox serve --psus N`): `psu-1` has the data
+//! above; `psu-2` … `psu-N` each have `accounts` accounts of their own (resource ids
+//! `PSUk-ACCnnnn`, distinct valid French IBANs) with their own transactions, from the same
+//! generator seeded per PSU, made on the PSU's first use so that a bank of hundreds of PSUs
+//! starts at once. The same seed and reference date give the same
 //! bytes. Lists are HAL pages of `page_size` with `first`, `prev`, `next`, `last` written as
 //! absolute URLs, absolute paths or relative paths ([`LinkStyle`]); an empty list is 204.
 //! Transactions filter on `dateFrom` (inclusive), `dateTo` (exclusive), `dateType`
@@ -319,6 +356,37 @@ pub struct SandboxConfig {
     pub key_id: Option<String>,
     /// Serve the Powens mock too, at `/powens/2.0` (see "The Powens mock" above).
     pub powens: Option<PowensOptions>,
+    /// The number of PSUs, `psu-1` to `psu-N` (default 1; at most 99999), chosen at
+    /// `/authorize` with `login_hint`.
+    pub psus: usize,
+}
+
+/// The sandbox's counters, as `GET /sandbox/stats` answers them (see "Counters" in the crate
+/// manual).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxStats {
+    /// Payment requests created (answered 201).
+    pub payment_requests_created: u64,
+    /// API requests received, faulted ones included.
+    pub api_requests: u64,
+    /// The most unattended AIS calls answered 2xx for one account (or PSU) and endpoint
+    /// within any 24 hours.
+    pub unattended_peak: u64,
+    /// Unattended calls refused (429) by the 4-a-day limit.
+    pub unattended_refused: u64,
+    /// The most API requests served at the same moment.
+    pub peak_concurrency: u64,
+    /// The same, per client id.
+    pub peak_concurrency_by_client: std::collections::BTreeMap<String, u64>,
+    /// Refresh grants that succeeded.
+    pub refresh_grants: u64,
+    /// Refresh tokens presented again after use.
+    pub refresh_reused: u64,
+    /// Authorization-code grants that succeeded.
+    pub tokens_issued: u64,
+    /// The number of PSUs.
+    pub psus: u64,
 }
 
 impl Default for SandboxConfig {
@@ -339,6 +407,7 @@ impl Default for SandboxConfig {
             token_lifetime: Duration::from_secs(3600),
             key_id: None,
             powens: None,
+            psus: 1,
         }
     }
 }
@@ -426,6 +495,18 @@ impl Sandbox {
                 "at most 10000 accounts and 100000 transactions per account".into(),
             ));
         }
+        if config.psus == 0 || config.psus > 99_999 {
+            return Err(SandboxError::Config(format!(
+                "psus must be 1 to 99999 (it is {})",
+                config.psus
+            )));
+        }
+        // The IBANs of PSUs 2 and up are told apart by their branch code, one per account.
+        if config.psus > 1 && config.accounts > 1000 {
+            return Err(SandboxError::Config(
+                "with more than one PSU, at most 1000 accounts per PSU".into(),
+            ));
+        }
         let (pki, temp) = match &config.certs {
             Some(dir) => (pki::Pki::load(dir)?, None),
             None => {
@@ -505,6 +586,17 @@ impl RunningSandbox {
     /// id, new id)` per account.
     pub fn reconsent(&self) -> Vec<(String, String, String)> {
         self.state.reconsent()
+    }
+
+    /// The counters of `GET /sandbox/stats`.
+    pub fn stats(&self) -> SandboxStats {
+        self.state.stats()
+    }
+
+    /// Revokes every access and refresh token of PSU `psu` (`psu-1` … `psu-N`), as `POST
+    /// /sandbox/revoke` does; gives how many were revoked, `None` for an unknown PSU.
+    pub fn revoke(&self, psu: &str) -> Option<u64> {
+        self.state.psu_of(psu).map(|n| self.state.revoke(n))
     }
 
     /// Stops accepting, closes every connection and waits for that. The ephemeral PKI is

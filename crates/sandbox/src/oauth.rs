@@ -121,6 +121,22 @@ impl State {
             }
             Reply::new(302).with_header("Location", with_query(redirect_uri, &pairs))
         };
+        // The PSU who logs in: `login_hint` picks one of the bank's PSUs.
+        let psu = match get("login_hint") {
+            None => 1,
+            Some(hint) => match self.psu_of(hint) {
+                Some(n) => n,
+                None => {
+                    return fail(
+                        "invalid_request",
+                        &format!(
+                            "login_hint `{hint}` names no PSU of this bank: psu-1 to psu-{} (stet sandbox serve --psus)",
+                            self.psus()
+                        ),
+                    );
+                }
+            },
+        };
         if get("response_type") != Some("code") {
             return fail("unsupported_response_type", "response_type must be `code`");
         }
@@ -201,7 +217,11 @@ impl State {
                      <button name=decision value=approve>Approve</button> \
                      <button name=decision value=deny>Deny</button></form>",
                     html_escape(client_id),
-                    html_escape(&self.info.psu)
+                    html_escape(&if psu == 1 {
+                        self.info.psu.clone()
+                    } else {
+                        crate::state::psu_name(psu)
+                    })
                 ),
             );
         }
@@ -225,6 +245,7 @@ impl State {
                 scopes,
                 payment,
                 expires: Instant::now() + CODE_LIFETIME,
+                psu,
             },
         );
         let mut pairs = vec![("code", code.as_str())];
@@ -329,6 +350,7 @@ impl State {
                     Grant::ClientCredentials,
                     None,
                     None,
+                    1,
                     false,
                 )
             }
@@ -386,6 +408,7 @@ impl State {
                 let consent = {
                     let mut inner = self.lock();
                     inner.consents.push(Consent::default());
+                    inner.counters.tokens_issued += 1;
                     (inner.consents.len() - 1) as u64
                 };
                 self.issue(
@@ -394,6 +417,7 @@ impl State {
                     Grant::Code,
                     grant.payment,
                     Some(consent),
+                    grant.psu,
                     true,
                 )
             }
@@ -401,12 +425,29 @@ impl State {
                 let Some(rt) = get("refresh_token") else {
                     return oauth_error(400, "invalid_request", "refresh_token is missing");
                 };
-                let Some(r) = self.lock().refresh.remove(rt) else {
-                    return oauth_error(
-                        400,
-                        "invalid_grant",
-                        "unknown or already used refresh token",
-                    );
+                // Rotation: a refresh token is good once; the grant answers a new one.
+                let taken = {
+                    let mut inner = self.lock();
+                    match inner.refresh.remove(rt) {
+                        Some(r) => {
+                            inner.used_refresh.insert(rt.to_owned());
+                            Ok(r)
+                        }
+                        None if inner.revoked.contains(rt) => Err(
+                            "the refresh token was revoked: the PSU must consent again (/authorize)",
+                        ),
+                        None if inner.used_refresh.contains(rt) => {
+                            inner.counters.refresh_reused += 1;
+                            Err(
+                                "the refresh token was already used: refresh tokens are single-use, use the one the last refresh answered",
+                            )
+                        }
+                        None => Err("unknown refresh token"),
+                    }
+                };
+                let r = match taken {
+                    Ok(r) => r,
+                    Err(description) => return oauth_error(400, "invalid_grant", description),
                 };
                 if r.client_id != client_id {
                     return oauth_error(
@@ -442,7 +483,16 @@ impl State {
                         asked
                     }
                 };
-                self.issue(&client_id, scopes, Grant::Code, r.payment, r.consent, true)
+                self.lock().counters.refresh_grants += 1;
+                self.issue(
+                    &client_id,
+                    scopes,
+                    Grant::Code,
+                    r.payment,
+                    r.consent,
+                    r.psu,
+                    true,
+                )
             }
             Some(other) => oauth_error(
                 400,
@@ -462,6 +512,7 @@ impl State {
         grant: Grant,
         payment: Option<String>,
         consent: Option<u64>,
+        psu: usize,
         with_refresh: bool,
     ) -> Reply {
         let access = random_hex();
@@ -477,6 +528,7 @@ impl State {
                 payment: payment.clone(),
                 uses: 0,
                 consent,
+                psu,
             },
         );
         let mut body = serde_json::json!({
@@ -494,6 +546,7 @@ impl State {
                     scopes,
                     payment,
                     consent,
+                    psu,
                 },
             );
             body["refresh_token"] = serde_json::Value::String(refresh);

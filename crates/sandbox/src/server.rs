@@ -38,6 +38,9 @@ pub(crate) struct Req {
     pub(crate) body: Bytes,
     /// The client certificate, when the client sent one (the CA checked it in the handshake).
     pub(crate) peer: Option<Arc<CertificateDer<'static>>>,
+    /// Set when the request is an unattended AIS call the limit let through: the (account or
+    /// PSU, endpoint) it counts for once it is answered 2xx (see `State::unattended_answered`).
+    pub(crate) unattended: std::sync::OnceLock<(String, &'static str)>,
 }
 
 impl Req {
@@ -374,6 +377,7 @@ async fn serve(
         headers,
         body,
         peer,
+        unattended: std::sync::OnceLock::new(),
     };
     state.handle(request).await
 }

@@ -17,8 +17,16 @@ use crate::pki::Pki;
 use crate::server::{Reply, Req};
 use crate::{SandboxConfig, SandboxError, SandboxInfo};
 
-/// The test PSU's login.
+/// The test PSU's login: PSU 1's other name (`psu-1`).
 pub(crate) const PSU: &str = "psu-sandbox";
+
+/// The login of PSU number `n` (from 1).
+pub(crate) fn psu_name(n: usize) -> String {
+    format!("psu-{n}")
+}
+
+/// The unattended-access window of PSD2 RTS art. 36(5): 4 calls per account and endpoint in it.
+const UNATTENDED_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// How a token was granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +48,8 @@ pub(crate) struct Token {
     pub(crate) uses: u64,
     /// The PSU consent this token belongs to (code grants).
     pub(crate) consent: Option<u64>,
+    /// The PSU whose accounts the token reaches (from 1; client-credentials tokens: 1).
+    pub(crate) psu: usize,
 }
 
 impl Token {
@@ -56,6 +66,8 @@ pub(crate) struct Code {
     pub(crate) scopes: Vec<String>,
     pub(crate) payment: Option<String>,
     pub(crate) expires: Instant,
+    /// The PSU who consented (`login_hint`).
+    pub(crate) psu: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +76,7 @@ pub(crate) struct Refresh {
     pub(crate) scopes: Vec<String>,
     pub(crate) payment: Option<String>,
     pub(crate) consent: Option<u64>,
+    pub(crate) psu: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -99,6 +112,64 @@ pub(crate) struct Inner {
     pub(crate) access: Option<stet_models::Access>,
     /// Clients registered through dynamic registration, by client id.
     pub(crate) registrations: HashMap<String, crate::registration::Registered>,
+    /// Refresh tokens already exchanged (rotation: each is good once), to tell a replay from
+    /// a token never issued.
+    pub(crate) used_refresh: std::collections::HashSet<String>,
+    /// Access and refresh tokens revoked through `POST /sandbox/revoke`.
+    pub(crate) revoked: std::collections::HashSet<String>,
+    /// When each (account or PSU, endpoint) was answered unattended, within the last 24 hours.
+    pub(crate) unattended_answered:
+        HashMap<(String, &'static str), std::collections::VecDeque<Instant>>,
+    /// The counters of `GET /sandbox/stats` kept under this lock.
+    pub(crate) counters: Counters,
+}
+
+/// Counters of `GET /sandbox/stats` (see [`crate::SandboxStats`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counters {
+    pub(crate) unattended_peak: u64,
+    pub(crate) unattended_refused: u64,
+    pub(crate) refresh_grants: u64,
+    pub(crate) refresh_reused: u64,
+    pub(crate) tokens_issued: u64,
+}
+
+/// API requests being served now, and the most ever served at once, overall and per client.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    now: u64,
+    peak: u64,
+    by_client: HashMap<String, (u64, u64)>,
+}
+
+/// One API request in flight: counted while it lives, uncounted when dropped, whether the
+/// answer was sent or the client went away mid-request (the request's future is dropped).
+pub(crate) struct InFlightGuard<'a> {
+    state: &'a State,
+    client: String,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut f = self.state.in_flight();
+        f.now = f.now.saturating_sub(1);
+        if let Some((now, _)) = f.by_client.get_mut(&self.client) {
+            *now = now.saturating_sub(1);
+        }
+    }
+}
+
+impl DataChange {
+    fn apply(self, data: &mut BankData) {
+        match self {
+            DataChange::Advance(days, per_account) => {
+                data.advance(days, per_account);
+            }
+            DataChange::Reconsent => {
+                data.reconsent();
+            }
+        }
+    }
 }
 
 /// The bank.
@@ -110,6 +181,8 @@ pub(crate) struct State {
     /// The accounts and transactions: replaced as a whole (copy on write) when the sandbox
     /// advances its clock or the PSU consents again; each request reads one snapshot.
     pub(crate) data: std::sync::RwLock<Arc<BankData>>,
+    /// The date PSUs' data was generated for, before any `advance`.
+    pub(crate) first_day: time::Date,
     pub(crate) keys: HashMap<String, PublicKey>,
     pub(crate) qseal_pem: Vec<u8>,
     pub(crate) inner: Mutex<Inner>,
@@ -117,6 +190,22 @@ pub(crate) struct State {
     pub(crate) payments_created: Arc<AtomicU64>,
     /// The Powens mock, when configured.
     pub(crate) powens: Option<crate::powens::Mock>,
+    /// PSUs 2 to N: generated on first use (`data_of`), then changed like PSU 1's.
+    pub(crate) others: Vec<std::sync::RwLock<Option<Arc<BankData>>>>,
+    /// Every change made to the data so far (clock advances, re-consents), in order: a PSU
+    /// generated later replays them, so that it looks as if it had been there all along. Its
+    /// lock also orders generation against changes.
+    pub(crate) changes: Mutex<Vec<DataChange>>,
+    pub(crate) in_flight: Mutex<InFlight>,
+}
+
+/// A change to the bank's data, replayed on PSUs generated after it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DataChange {
+    /// `advance(days, per_account)`.
+    Advance(u32, usize),
+    /// `reconsent()`.
+    Reconsent,
 }
 
 /// The organizationIdentifier (2.5.4.97) in a certificate's subject.
@@ -218,6 +307,9 @@ impl State {
             .today
             .unwrap_or_else(|| OffsetDateTime::now_utc().date());
         let mut data = BankData::generate(config.seed, config.accounts, config.transactions, today);
+        let others = (1..config.psus.max(1))
+            .map(|_| std::sync::RwLock::new(None))
+            .collect();
         crate::api::cache_transactions(&mut data, config.dialect);
         let powens = match &config.powens {
             Some(options) => Some(
@@ -253,13 +345,162 @@ impl State {
             origin,
             prefix,
             data: std::sync::RwLock::new(Arc::new(data)),
+            first_day: today,
             keys,
             qseal_pem,
             inner: Mutex::new(Inner::default()),
             api_requests: AtomicU64::new(0),
             payments_created,
             powens,
+            others,
+            changes: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(InFlight::default()),
         })
+    }
+
+    /// The login of PSU `psu`: PSU 1 keeps the sandbox's historical name (`psu-sandbox`).
+    pub(crate) fn psu_login(&self, psu: usize) -> String {
+        if psu <= 1 {
+            self.info.psu.clone()
+        } else {
+            psu_name(psu)
+        }
+    }
+
+    /// The number of PSUs.
+    pub(crate) fn psus(&self) -> usize {
+        self.others.len() + 1
+    }
+
+    /// The PSU a `login_hint` names: `psu-1` … `psu-N` (`psu-sandbox` is `psu-1` too).
+    pub(crate) fn psu_of(&self, hint: &str) -> Option<usize> {
+        if hint == PSU {
+            return Some(1);
+        }
+        hint.strip_prefix("psu-")
+            .filter(|n| !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| (1..=self.psus()).contains(n))
+    }
+
+    /// The data of PSU `psu` (from 1) now, generated on first use.
+    pub(crate) fn data_of(&self, psu: usize) -> Arc<BankData> {
+        let Some(slot) = psu.checked_sub(2).and_then(|i| self.others.get(i)) else {
+            return self.data();
+        };
+        if let Some(data) = slot.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return data.clone();
+        }
+        let changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = slot.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(data) = guard.as_ref() {
+            return data.clone();
+        }
+        let mut data = BankData::generate_for(
+            self.config.seed,
+            psu,
+            self.config.accounts,
+            self.config.transactions,
+            self.first_day,
+        );
+        for change in changes.iter() {
+            change.apply(&mut data);
+        }
+        crate::api::cache_transactions(&mut data, self.config.dialect);
+        let data = Arc::new(data);
+        *guard = Some(data.clone());
+        data
+    }
+
+    /// Counts an API request in flight for `client` until the guard is dropped.
+    pub(crate) fn enter(&self, client: String) -> InFlightGuard<'_> {
+        let mut f = self.in_flight();
+        f.now += 1;
+        f.peak = f.peak.max(f.now);
+        let (now, peak) = f.by_client.entry(client.clone()).or_default();
+        *now += 1;
+        *peak = (*peak).max(*now);
+        drop(f);
+        InFlightGuard {
+            state: self,
+            client,
+        }
+    }
+
+    fn in_flight(&self) -> MutexGuard<'_, InFlight> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The counters of `GET /sandbox/stats`.
+    pub(crate) fn stats(&self) -> crate::SandboxStats {
+        let (peak, by_client) = {
+            let f = self.in_flight();
+            let by_client = f
+                .by_client
+                .iter()
+                .map(|(client, (_, peak))| (client.clone(), *peak))
+                .collect();
+            (f.peak, by_client)
+        };
+        let c = self.lock().counters.clone();
+        crate::SandboxStats {
+            payment_requests_created: self.payments_created.load(Ordering::SeqCst),
+            api_requests: self.api_requests.load(Ordering::SeqCst),
+            unattended_peak: c.unattended_peak,
+            unattended_refused: c.unattended_refused,
+            peak_concurrency: peak,
+            peak_concurrency_by_client: by_client,
+            refresh_grants: c.refresh_grants,
+            refresh_reused: c.refresh_reused,
+            tokens_issued: c.tokens_issued,
+            psus: self.psus() as u64,
+        }
+    }
+
+    /// Revokes every access and refresh token of PSU `psu` (`POST /sandbox/revoke`); gives how
+    /// many there were.
+    pub(crate) fn revoke(&self, psu: usize) -> u64 {
+        let mut inner = self.lock();
+        let access: Vec<String> = inner
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.psu == psu && t.grant == Grant::Code)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let refresh: Vec<String> = inner
+            .refresh
+            .iter()
+            .filter(|(_, r)| r.psu == psu)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let n = (access.len() + refresh.len()) as u64;
+        for token in access {
+            inner.tokens.remove(&token);
+            inner.revoked.insert(token);
+        }
+        for token in refresh {
+            inner.refresh.remove(&token);
+            inner.revoked.insert(token);
+        }
+        n
+    }
+
+    /// An unattended call answered 2xx: its time joins the (account or PSU, endpoint)'s last
+    /// 24 hours, whose count may be a new peak.
+    pub(crate) fn unattended_answered(&self, key: (String, &'static str)) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let times = inner.unattended_answered.entry(key).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= UNATTENDED_WINDOW)
+        {
+            times.pop_front();
+        }
+        times.push_back(now);
+        let count = times.len() as u64;
+        let peak = &mut inner.counters.unattended_peak;
+        *peak = (*peak).max(count);
     }
 
     /// The bank's data now.
@@ -267,23 +508,44 @@ impl State {
         self.data.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Changes the data: `f` works on this snapshot's data, copied if a request still reads it.
-    pub(crate) fn change_data<R>(&self, f: impl FnOnce(&mut BankData) -> R) -> R {
-        let mut guard = self.data.write().unwrap_or_else(|e| e.into_inner());
-        let data = Arc::make_mut(&mut guard);
-        let result = f(data);
-        crate::api::cache_transactions(data, self.config.dialect);
+    /// Changes the data of every PSU: `f` works on PSU 1's snapshot, copied if a request still
+    /// reads it, and `change` is applied to the other PSUs generated so far and remembered for
+    /// those generated later. Gives what `f` gave for PSU 1.
+    pub(crate) fn change_data<R>(
+        &self,
+        change: DataChange,
+        f: impl FnOnce(&mut BankData) -> R,
+    ) -> R {
+        let mut changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        changes.push(change);
+        let result = {
+            let mut guard = self.data.write().unwrap_or_else(|e| e.into_inner());
+            let data = Arc::make_mut(&mut guard);
+            let result = f(data);
+            crate::api::cache_transactions(data, self.config.dialect);
+            result
+        };
+        for slot in &self.others {
+            let mut guard = slot.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(arc) = guard.as_mut() {
+                let data = Arc::make_mut(arc);
+                change.apply(data);
+                crate::api::cache_transactions(data, self.config.dialect);
+            }
+        }
         result
     }
 
     /// `POST /sandbox/advance`: moves the data clock (see [`crate::RunningSandbox::advance`]).
     pub(crate) fn advance(&self, days: u32, per_account: usize) -> crate::data::Advanced {
-        self.change_data(|d| d.advance(days, per_account))
+        self.change_data(DataChange::Advance(days, per_account), |d| {
+            d.advance(days, per_account)
+        })
     }
 
     /// `POST /sandbox/reconsent`: new resource ids for every account.
     pub(crate) fn reconsent(&self) -> Vec<(String, String, String)> {
-        self.change_data(|d| d.reconsent())
+        self.change_data(DataChange::Reconsent, |d| d.reconsent())
     }
 
     fn time_travel(&self, req: &Req) -> Reply {
@@ -390,12 +652,11 @@ impl State {
             // The sandbox's own counters, for tests that prove what the bank saw. Outside the
             // API base, so reading them is neither a counted API request nor subject to faults.
             ("GET", "/sandbox/stats") => {
-                let stats = serde_json::json!({
-                    "paymentRequestsCreated": self.payments_created.load(Ordering::SeqCst),
-                    "apiRequests": self.api_requests.load(Ordering::SeqCst),
-                });
+                let stats = serde_json::to_value(self.stats()).unwrap_or_default();
                 return Reply::plain_json(200, &stats);
             }
+            // Revokes a PSU's tokens, as a PSU does from the bank's app: sandbox-only too.
+            ("POST", "/sandbox/revoke") => return self.revoke_request(&req),
             // The bank's time and consents, for testing incremental syncs: sandbox-only, beside
             // the counters.
             ("POST", "/sandbox/advance" | "/sandbox/reconsent") => return self.time_travel(&req),
@@ -450,6 +711,9 @@ impl State {
             );
         };
         let rest = rest.to_owned();
+        // Counted in flight until the answer is made or the client goes away.
+        let client = organization_identifier(&peer).unwrap_or_default();
+        let _in_flight = self.enter(client);
 
         // Faults come first, as from a failing front end.
         let n = self.api_requests.fetch_add(1, Ordering::SeqCst) + 1;
@@ -480,6 +744,11 @@ impl State {
             Err(reply) => reply,
             Ok(()) => self.api(&req, &rest).await,
         };
+        if let Some(key) = req.unattended.get()
+            && (200..300).contains(&reply.status)
+        {
+            self.unattended_answered(key.clone());
+        }
         decision.apply(&mut reply);
         crate::check_faults::shape(self, &req, &rest, &mut reply);
         reply
@@ -540,6 +809,11 @@ impl State {
         };
         let mut inner = self.lock();
         let Some(t) = inner.tokens.get(token.trim()).cloned() else {
+            if inner.revoked.contains(token.trim()) {
+                return Err(unauthorized(
+                    "the access token was revoked: the PSU must consent again (/authorize)",
+                ));
+            }
             if faults.breaks(CheckFault::AcceptUnknownToken) {
                 return Ok(crate::check_faults::stand_in_token(self, scope));
             }
@@ -606,6 +880,8 @@ impl State {
 
     /// Applies the unattended-access limit: without `PSU-IP-Address`, 4 calls a day per account
     /// and endpoint.
+    ///
+    /// `account` is the account's resource id, or the PSU's login for endpoints of no account.
     pub(crate) fn psu_presence(
         &self,
         req: &Req,
@@ -622,7 +898,9 @@ impl State {
             .entry((account.to_owned(), endpoint, day))
             .or_insert(0);
         *count += 1;
-        if *count > 4 && !self.config.faults.breaks(CheckFault::UnlimitedUnattended) {
+        let count = *count;
+        if count > 4 && !self.config.faults.breaks(CheckFault::UnlimitedUnattended) {
+            inner.counters.unattended_refused += 1;
             return Err(self
                 .error(
                     429,
@@ -634,7 +912,46 @@ impl State {
                 )
                 .with_header("Retry-After", "86400"));
         }
+        drop(inner);
+        // Counted for `unattendedPeak` once answered 2xx (in `route`).
+        let _ = req.unattended.set((account.to_owned(), endpoint));
         Ok(())
+    }
+
+    /// `POST /sandbox/revoke` with `{"psu": "psu-3"}`.
+    fn revoke_request(&self, req: &Req) -> Reply {
+        let body: serde_json::Value = match serde_json::from_slice(&req.body) {
+            Ok(v) => v,
+            Err(e) => {
+                return self.error(
+                    400,
+                    &req.path,
+                    &format!("the body is not JSON ({e}): send {{\"psu\": \"psu-1\"}}"),
+                    None,
+                );
+            }
+        };
+        let Some(name) = body.get("psu").and_then(|v| v.as_str()) else {
+            return self.error(
+                400,
+                &req.path,
+                "`psu` is missing or not a string: send {\"psu\": \"psu-1\"}",
+                None,
+            );
+        };
+        let Some(psu) = self.psu_of(name) else {
+            return self.error(
+                404,
+                &req.path,
+                &format!(
+                    "no PSU `{name}`: this bank has psu-1 to psu-{} (--psus)",
+                    self.psus()
+                ),
+                None,
+            );
+        };
+        let revoked = self.revoke(psu);
+        Reply::plain_json(200, &serde_json::json!({ "revoked": revoked }))
     }
 
     /// An href in the configured link style, for `rel` = path and query under the API base
