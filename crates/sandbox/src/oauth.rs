@@ -344,15 +344,7 @@ impl State {
                         ),
                     );
                 }
-                self.issue(
-                    &client_id,
-                    scopes,
-                    Grant::ClientCredentials,
-                    None,
-                    None,
-                    1,
-                    false,
-                )
+                self.issue(&client_id, scopes, Grant::ClientCredentials, None, None, 1)
             }
             Some("authorization_code") => {
                 let Some(code) = get("code") else {
@@ -418,7 +410,6 @@ impl State {
                     grant.payment,
                     Some(consent),
                     grant.psu,
-                    true,
                 )
             }
             Some("refresh_token") => {
@@ -484,15 +475,7 @@ impl State {
                     }
                 };
                 self.lock().counters.refresh_grants += 1;
-                self.issue(
-                    &client_id,
-                    scopes,
-                    Grant::Code,
-                    r.payment,
-                    r.consent,
-                    r.psu,
-                    true,
-                )
+                self.issue(&client_id, scopes, Grant::Code, r.payment, r.consent, r.psu)
             }
             Some(other) => oauth_error(
                 400,
@@ -505,6 +488,7 @@ impl State {
         }
     }
 
+    /// An access token, and for code grants (the PSU consented) a refresh token too.
     fn issue(
         &self,
         client_id: &str,
@@ -513,7 +497,6 @@ impl State {
         payment: Option<String>,
         consent: Option<u64>,
         psu: usize,
-        with_refresh: bool,
     ) -> Reply {
         let access = random_hex();
         let lifetime = self.config.token_lifetime;
@@ -537,7 +520,7 @@ impl State {
             "expires_in": lifetime.as_secs(),
             "scope": scopes.join(" "),
         });
-        if with_refresh {
+        if grant == Grant::Code {
             let refresh = random_hex();
             inner.refresh.insert(
                 refresh.clone(),
