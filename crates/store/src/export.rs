@@ -148,6 +148,17 @@ const ROWS: &str = "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.b
      AND ($4 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $4) \
      AND ($5 IS NULL OR t.status = $5 OR t.status = $6 OR t.status = $7) \
      ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id";
+/// [`ROWS`] without the export ledger, for an export under no name: every column a row
+/// reads costs a copy, and the ledger's eight would all be empty.
+const ROWS_UNNAMED: &str = "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.booking_date, t.value_date, \
+     t.transaction_date, t.amount, t.currency, t.credit_debit, t.label, t.counterparty, t.entry_reference, \
+     t.first_seen, t.last_seen, t.raw_json \
+     FROM transactions t JOIN accounts a ON a.id = t.account_id \
+     WHERE t.account_id = $1 \
+     AND ($2 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $2) \
+     AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $3) \
+     AND ($4 IS NULL OR t.status = $4 OR t.status = $5 OR t.status = $6) \
+     ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id";
 const RECORD: &str = "INSERT INTO export_ledger (name, account_id, stable_id, format, fingerprint, status, \
      booking_date, amount, currency, label, exported_at) ";
 const RECORD_CONFLICT: &str = " ON CONFLICT (name, account_id, stable_id) DO UPDATE SET \
@@ -264,7 +275,12 @@ macro_rules! export_backend {
                 let amount: $amount = row.try_get(8)?;
                 let decimal =
                     |a: $amount| $from_amount(a).map_err(|e| sqlx::Error::Decode(e.into()));
-                let exported = match row.try_get::<Option<String>, _>(17)? {
+                let named = row.columns().len() > 17;
+                let exported = match if named {
+                    row.try_get::<Option<String>, _>(17)?
+                } else {
+                    None
+                } {
                     None => None,
                     Some(fingerprint) => {
                         let amount: $amount = row.try_get(21)?;
@@ -317,9 +333,13 @@ macro_rules! export_backend {
                         .or(filter.statuses.first())
                         .map(|s| s.code())
                 };
-                sqlx::query(ROWS)
-                    .bind(account_id.to_owned())
-                    .bind(filter.since_last.clone())
+                let query = match &filter.since_last {
+                    Some(name) => sqlx::query(ROWS)
+                        .bind(account_id.to_owned())
+                        .bind(name.clone()),
+                    None => sqlx::query(ROWS_UNNAMED).bind(account_id.to_owned()),
+                };
+                query
                     .bind(filter.from)
                     .bind(filter.to)
                     .bind(status(0))
