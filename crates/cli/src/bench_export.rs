@@ -101,6 +101,7 @@ fn batch(account: usize, rows: usize) -> AccountBatch {
         date_from: None,
         policy: IdPolicy::default(),
         calls: 0,
+        connection_id: None,
     }
 }
 

@@ -344,6 +344,7 @@ fn sync_profile(args: &SyncArgs, globals: &Globals) -> Result<Synced, Failure> {
         from: args.from,
         full: args.full,
         concurrency: args.concurrency.max(1),
+        connection: None,
     };
     let quiet = globals.quiet;
     runtime()?.block_on(async {

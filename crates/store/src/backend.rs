@@ -25,6 +25,7 @@ const UPSERT_ACCOUNT: &str = "INSERT INTO accounts (id, profile, account_key, ib
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
      ON CONFLICT (profile, account_key) DO UPDATE SET resource_id = excluded.resource_id, \
      name = excluded.name, currency = excluded.currency, last_seen = excluded.last_seen";
+const SET_CONNECTION: &str = "UPDATE accounts SET connection_id = $2 WHERE id = $1";
 const UPSERT_LINK: &str = "INSERT INTO account_links (account_id, resource_id, first_seen, last_seen) VALUES ($1, $2, $3, $3) \
      ON CONFLICT (account_id, resource_id) DO UPDATE SET last_seen = excluded.last_seen";
 const SELECT_PENDING: &str = "SELECT stable_id, amount, currency, pending_date, label, counterparty \
@@ -190,6 +191,10 @@ macro_rules! backend {
                     .bind(&batch.bank).bind(&batch.account.resource_id).bind(batch.account.name.as_deref())
                     .bind(batch.account.currency.as_deref()).bind(now)
                     .execute(&mut *tx).await?;
+                if let Some(connection) = batch.connection_id {
+                    sqlx::query(SET_CONNECTION).bind(&account).bind(connection)
+                        .execute(&mut *tx).await?;
+                }
                 sqlx::query(UPSERT_LINK).bind(&account).bind(&batch.account.resource_id).bind(now)
                     .execute(&mut *tx).await?;
 

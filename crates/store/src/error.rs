@@ -83,6 +83,51 @@ pub enum StoreError {
         /// Which and why.
         message: String,
     },
+    /// A fleet command on a store that is not PostgreSQL.
+    #[error(
+        "the store {location} is SQLite: the fleet (connections, jobs, workers) needs PostgreSQL; \
+         give one with --store postgres://USER@HOST/DATABASE (or STET_STORE, or the profile's `store`)"
+    )]
+    FleetNeedsPostgres {
+        /// Where.
+        location: String,
+    },
+    /// `stet psu add` for a name a live connection already has.
+    #[error(
+        "profile {profile} already has a connection named {name} (id {id}): choose another \
+         --name, or `stet psu remove {id}` first"
+    )]
+    ConnectionExists {
+        /// The profile.
+        profile: String,
+        /// The name.
+        name: String,
+        /// The existing connection's id.
+        id: i64,
+    },
+    /// No connection has that id or name.
+    #[error("no connection {connection} in the store: `stet psu list` shows them")]
+    NoSuchConnection {
+        /// The id or name asked for.
+        connection: String,
+    },
+    /// A name several profiles use.
+    #[error("connection name {name} is used in profiles {}: give --profile, or the id", profiles.join(", "))]
+    AmbiguousConnection {
+        /// The name.
+        name: String,
+        /// The profiles that have it.
+        profiles: Vec<String>,
+    },
+    /// The connection is not active (its consent needs the PSU, or it was removed).
+    #[error(
+        "connection {connection} is not active: `stet psu show {connection}` says why; the PSU \
+         must give a new consent (`stet psu add` with the same --name)"
+    )]
+    ConnectionNotActive {
+        /// The connection.
+        connection: String,
+    },
 }
 
 impl StoreError {
@@ -95,7 +140,9 @@ impl StoreError {
     pub fn is_configuration(&self) -> bool {
         matches!(
             self,
-            StoreError::BadUrl { .. } | StoreError::NewerSchema { .. }
+            StoreError::BadUrl { .. }
+                | StoreError::NewerSchema { .. }
+                | StoreError::FleetNeedsPostgres { .. }
         )
     }
 }

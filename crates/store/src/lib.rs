@@ -88,6 +88,7 @@
 mod backend;
 mod error;
 mod export;
+mod fleet;
 mod id;
 mod location;
 mod model;
@@ -102,6 +103,10 @@ pub use error::StoreError;
 pub use export::{
     AmountRow, BalanceSnapshot, ExportAccount, ExportRecord, ExportRow, ExportedVersion, RowFilter,
     fingerprint,
+};
+pub use fleet::{
+    BankSlot, ClaimedJob, Connection, FleetStatus, HookDelivery, HookEvent, JobCompletion,
+    LATE_AFTER, NewConnection, SLOT_SECONDS, TokenLock, next_slot, schedule_offset, state,
 };
 pub use id::{IdRecipe, Namespace, normalise, stable_id};
 pub use location::{Location, redact};

@@ -191,6 +191,9 @@ pub struct AccountBatch {
     pub policy: IdPolicy,
     /// The calls to the bank this account cost.
     pub calls: u64,
+    /// The fleet connection (a PSU's consent) whose sync this is, recorded on the account;
+    /// `None` for a person's own profile.
+    pub connection_id: Option<i64>,
 }
 
 /// What [`Store::apply`](crate::Store::apply) did with an [`AccountBatch`].

@@ -124,6 +124,7 @@ fn batch(
             ..IdPolicy::default()
         },
         calls: 2,
+        connection_id: None,
     }
 }
 

@@ -24,6 +24,9 @@ pub struct SyncOptions {
     pub full: bool,
     /// Accounts fetched at once (default 4).
     pub concurrency: usize,
+    /// The fleet connection (a PSU's consent) this sync is for, recorded on each account it
+    /// writes; `None` for a person's own profile.
+    pub connection: Option<i64>,
 }
 
 impl SyncOptions {
@@ -35,6 +38,7 @@ impl SyncOptions {
             from: None,
             full: false,
             concurrency: 4,
+            connection: None,
         }
     }
 }
@@ -296,11 +300,12 @@ async fn run_sync(
     for (account, from) in plans {
         let (source, sender, semaphore) = (source.clone(), sender.clone(), semaphore.clone());
         let profile = options.profile.clone();
+        let connection = options.connection;
         tasks.spawn(async move {
             let Ok(_permit) = semaphore.acquire_owned().await else {
                 return;
             };
-            let fetched = fetch(&*source, profile, account, from).await;
+            let fetched = fetch(&*source, profile, connection, account, from).await;
             let _ = sender.send(fetched).await;
         });
     }
@@ -361,6 +366,7 @@ async fn run_sync(
 async fn fetch(
     source: &dyn Source,
     profile: String,
+    connection: Option<i64>,
     account: ObservedAccount,
     from: Option<Date>,
 ) -> Result<Fetched, SourceError> {
@@ -412,6 +418,7 @@ async fn fetch(
             date_from: from,
             policy: policy.ids,
             calls,
+            connection_id: connection,
         }),
         account,
         budget_left,
