@@ -121,6 +121,7 @@ fn login(args: LoginArgs, globals: &Globals) -> Result<u8, Failure> {
     let approval = Approval {
         no_browser: args.no_browser,
         timeout: Duration::from_secs(args.timeout),
+        login_hint: None,
     };
     runtime()?.block_on(async {
         let transport = crate::profile::transport(&profile, &crate::profile::bank(&profile)?)?;
@@ -137,12 +138,14 @@ fn login(args: LoginArgs, globals: &Globals) -> Result<u8, Failure> {
 }
 
 /// How the PSU's approval comes back.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Approval {
     /// Ask for the redirected URL instead of listening for it.
     pub no_browser: bool,
     /// How long to wait for the PSU.
     pub timeout: Duration,
+    /// Sent as `login_hint` (which PSU is expected, for banks and sandboxes that use it).
+    pub login_hint: Option<String>,
 }
 
 /// Runs the authorization-code flow for `scopes` (at `at`, a payment's `consentApproval` link,
@@ -172,11 +175,16 @@ pub async fn obtain_consent(
             ),
         )
     })?;
+    let extra: Vec<(String, String)> = approval
+        .login_hint
+        .iter()
+        .map(|h| ("login_hint".to_owned(), h.clone()))
+        .collect();
     let (oauth, code, verifier) =
         if stet_transport::config::is_loopback(&redirect) && !approval.no_browser {
-            by_loopback(oauth, &redirect, scopes, at, approval.timeout).await?
+            by_loopback(oauth, &redirect, scopes, at, &extra, approval.timeout).await?
         } else {
-            by_paste(oauth, scopes, at)?
+            by_paste(oauth, scopes, at, &extra)?
         };
     Ok(oauth.exchange_code(&code, &verifier, scopes).await?)
 }
@@ -187,11 +195,12 @@ async fn by_loopback(
     redirect: &Url,
     scopes: &[String],
     at: Option<&Url>,
+    extra: &[(String, String)],
     timeout: Duration,
 ) -> Result<(OAuthClient, Secret, Secret), Failure> {
     let (listener, actual) = loopback_listener(redirect).await?;
     let oauth = oauth.with_redirect_uri(actual.clone());
-    let auth = oauth.authorize(scopes, at, &[])?;
+    let auth = oauth.authorize(scopes, at, extra)?;
     eprintln!(
         "Open this URL to consent (stet waits for the bank's redirect on {actual}):\n\n  {}\n",
         auth.url
@@ -319,8 +328,9 @@ fn by_paste(
     oauth: &OAuthClient,
     scopes: &[String],
     at: Option<&Url>,
+    extra: &[(String, String)],
 ) -> Result<(OAuthClient, Secret, Secret), Failure> {
-    let auth = oauth.authorize(scopes, at, &[])?;
+    let auth = oauth.authorize(scopes, at, extra)?;
     eprintln!(
         "Open this URL in a browser and consent:\n\n  {}\n\nThen paste here the whole URL the browser was sent to (it starts with {}):",
         auth.url,

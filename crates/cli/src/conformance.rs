@@ -335,6 +335,7 @@ fn run_catalogue(args: RunArgs, globals: &Globals) -> Result<u8, Failure> {
                 approval: crate::auth::Approval {
                     no_browser: args.no_browser,
                     timeout: Duration::from_secs(args.timeout),
+                    login_hint: None,
                 },
             })),
         };

@@ -14,6 +14,7 @@ mod demo;
 mod doctor;
 mod exit;
 mod export;
+mod fleet;
 mod iban;
 mod init;
 mod output;
@@ -152,6 +153,16 @@ enum Command {
     /// delete, rotate the QSealC
     #[command(subcommand)]
     Register(register::RegisterCommand),
+    /// A fleet of PSUs (PostgreSQL): add, list, show, remove their connections, sync one now
+    #[command(subcommand)]
+    Psu(fleet::PsuCommand),
+    /// Plan the fleet's syncs: 4 unattended a day per connection, spread; --now: due at once
+    Schedule(fleet::ScheduleArgs),
+    /// Run the fleet's due syncs: claim jobs from the PostgreSQL store, sync, repeat
+    Worker(fleet::WorkerArgs),
+    /// The fleet's queue at a glance
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
 }
 
 fn main() -> ExitCode {
@@ -186,6 +197,10 @@ fn main() -> ExitCode {
         Command::Store(command) => store::run(command, &cli.globals),
         Command::Register(command) => register::run(command, &cli.globals),
         Command::Export(args) => export::run(args, &cli.globals),
+        Command::Psu(command) => fleet::psu(command, &cli.globals),
+        Command::Schedule(args) => fleet::schedule(args, &cli.globals),
+        Command::Worker(args) => fleet::worker(args, &cli.globals),
+        Command::Fleet(command) => fleet::fleet(command, &cli.globals),
     };
     match result {
         Ok(code) => ExitCode::from(code),

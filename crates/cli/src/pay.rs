@@ -650,6 +650,7 @@ async fn approve_and_confirm(
         &Approval {
             no_browser: approval.no_browser,
             timeout: Duration::from_secs(approval.timeout),
+            login_hint: None,
         },
     )
     .await?;

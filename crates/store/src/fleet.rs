@@ -828,13 +828,16 @@ impl Store {
         let pool = self.fleet_pool()?;
         let err = self.fleet_error("completing a job");
         let mut tx = pool.begin().await.map_err(&err)?;
-        let ours = sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $2 FOR UPDATE")
-            .bind(job.id)
-            .bind(owner)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(&err)?
-            .is_some();
+        let holder: Option<Option<String>> =
+            sqlx::query_scalar("SELECT lease_owner FROM jobs WHERE id = $1 FOR UPDATE")
+                .bind(job.id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(&err)?;
+        // A job already deleted because its connection was stopped during the run (by this
+        // run itself) is completed as a stop.
+        let stopped = holder.is_none() && completion.next_due.is_none();
+        let ours = holder.flatten().as_deref() == Some(owner) || stopped;
         let outcome = if ours {
             completion.outcome.as_str()
         } else {

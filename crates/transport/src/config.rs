@@ -130,6 +130,10 @@ pub struct ConfigFile {
     /// The `[export]` section, read by `stet export` (counter accounts, IBAN → account name).
     #[serde(default)]
     pub export: Option<toml::Table>,
+    /// The `[fleet]` section, read by the fleet's commands (`stet worker`, `stet psu`): the
+    /// store key file, hooks, per-bank caps (docs/fleet.md).
+    #[serde(default)]
+    pub fleet: Option<toml::Table>,
 }
 
 /// A profile as written in the file (all optional; checked when resolved).
