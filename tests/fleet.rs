@@ -337,7 +337,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         psql(
             &f.store,
             "SELECT string_agg(connection_id || ':' || encode(sealed, 'hex') || ':' || stale, ',' ORDER BY connection_id) FROM connection_tokens",
-        ) + &psql(&f.store, "SELECT string_agg(id || state || due_at, ',' ORDER BY j.id) FROM jobs j JOIN connections c ON c.id = j.connection_id")
+        ) + &psql(&f.store, "SELECT string_agg(j.id || c.state || j.due_at || coalesce(j.lease_owner, '-'), ',' ORDER BY j.id) FROM jobs j JOIN connections c ON c.id = j.connection_id")
             + &psql(&f.store, "SELECT COUNT(*) FROM job_runs")
     };
     let before = snapshot();

@@ -62,9 +62,9 @@ pub struct AddArgs {
     /// Print the redirected URL prompt instead of listening on the loopback redirect URI
     #[arg(long)]
     no_browser: bool,
-    /// How long to wait for the PSU, in seconds
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    timeout: u64,
+    /// How long to wait for the PSU's consent, in seconds
+    #[arg(long = "consent-timeout", value_name = "SECONDS", default_value_t = 300)]
+    consent_timeout: u64,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -480,7 +480,7 @@ fn add(args: AddArgs, globals: &Globals) -> Result<u8, Failure> {
                     let transport = crate::profile::transport(&profile, &bank)?;
                     let approval = crate::auth::Approval {
                         no_browser: args.no_browser,
-                        timeout: Duration::from_secs(args.timeout),
+                        timeout: Duration::from_secs(args.consent_timeout),
                         login_hint: args.login_hint.clone(),
                     };
                     let mut t = crate::auth::obtain_consent(
