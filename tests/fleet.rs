@@ -27,7 +27,16 @@ struct Fleet {
 /// and a `[fleet]` table: a hook that appends each event to a file, and `cap` syncs at once.
 fn fleet(psus: usize, extra: &[&str], cap: u32) -> Fleet {
     let psus_arg = psus.to_string();
-    let mut args = vec!["--psus", psus_arg.as_str(), "--accounts", "2", "--transactions", "12", "--page-size", "50"];
+    let mut args = vec![
+        "--psus",
+        psus_arg.as_str(),
+        "--accounts",
+        "2",
+        "--transactions",
+        "12",
+        "--page-size",
+        "50",
+    ];
     args.extend_from_slice(extra);
     let mut env = Env::with(&args, "sandbox");
     let store = stet_testkit::fresh_postgres_database("fleet");
@@ -53,26 +62,38 @@ fn psql(url: &str, sql: &str) -> String {
         .args([url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
         .expect("psql");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 fn count(url: &str, sql: &str) -> i64 {
-    psql(url, sql).parse().unwrap_or_else(|e| panic!("{sql}: {e}"))
+    psql(url, sql)
+        .parse()
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// Consents of psu-1 … psu-N obtained from the sandbox itself (authorize with login_hint over
 /// mTLS, the redirect's code, the token endpoint), as a `stet psu add --batch` file.
 fn consents(f: &Fleet, names: impl Iterator<Item = usize>) -> std::path::PathBuf {
     let file = stet_transport::config::load_file(&f.env.config).unwrap();
-    let profile = stet_transport::config::resolve(&file, Some("sandbox"), Some(&f.env.config), &|_| None).unwrap();
-    let transport = stet_transport::Transport::builder(&profile).build().unwrap();
+    let profile =
+        stet_transport::config::resolve(&file, Some("sandbox"), Some(&f.env.config), &|_| None)
+            .unwrap();
+    let transport = stet_transport::Transport::builder(&profile)
+        .build()
+        .unwrap();
     let oauth = transport.oauth().unwrap().clone();
     let s = &f.env.sandbox;
     let pem = |k: &str| std::fs::read(s.get(k)).unwrap();
     let http = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&pem("ca")).unwrap()])
-        .identity(reqwest::Identity::from_pem(&[pem("qwac_cert"), pem("qwac_key")].concat()).unwrap())
+        .identity(
+            reqwest::Identity::from_pem(&[pem("qwac_cert"), pem("qwac_key")].concat()).unwrap(),
+        )
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -115,14 +136,32 @@ fn consents(f: &Fleet, names: impl Iterator<Item = usize>) -> std::path::PathBuf
     path
 }
 
-fn add_all(f: &Fleet, n: usize) {
+fn add_all(f: &Fleet, n: usize) -> std::path::PathBuf {
     let batch = consents(f, 1..=n);
-    let out = f.env.run(&["psu", "add", "--profile", "sandbox", "--batch", batch.to_str().unwrap(), "-o", "json", "-q"]);
+    let out = f.env.run(&[
+        "psu",
+        "add",
+        "--profile",
+        "sandbox",
+        "--batch",
+        batch.to_str().unwrap(),
+        "-o",
+        "json",
+        "-q",
+    ]);
     assert_eq!(out.json_array().len(), n, "{out}");
+    batch
 }
 
 fn worker(f: &Fleet, id: &str, extra: &[&str]) -> Child {
-    let mut cmd = f.env.command(&["worker", "--exit-when-idle", "--worker-id", id, "--poll-ms", "200"]);
+    let mut cmd = f.env.command(&[
+        "worker",
+        "--exit-when-idle",
+        "--worker-id",
+        id,
+        "--poll-ms",
+        "200",
+    ]);
     cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::piped());
     cmd.spawn().expect("spawn stet worker")
 }
@@ -130,28 +169,45 @@ fn worker(f: &Fleet, id: &str, extra: &[&str]) -> Child {
 fn wait_ok(child: Child, what: &str) -> String {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{what} exited {:?}: {stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "{what} exited {:?}: {stderr}",
+        out.status
+    );
     assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     stderr
 }
 
 fn stats(f: &Fleet) -> Value {
     let s = &f.env.sandbox;
-    let origin = s.get("authorize_url").trim_end_matches("/authorize").to_owned();
+    let origin = s
+        .get("authorize_url")
+        .trim_end_matches("/authorize")
+        .to_owned();
     let ca = std::fs::read(s.get("ca")).unwrap();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let http = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
             .build()
             .unwrap();
-        let body = http.get(format!("{origin}/sandbox/stats")).send().await.unwrap().bytes().await.unwrap();
+        let body = http
+            .get(format!("{origin}/sandbox/stats"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         serde_json::from_slice::<Value>(&body).unwrap()
     })
 }
 
 fn revoke(f: &Fleet, psu: &str) {
     let s = &f.env.sandbox;
-    let origin = s.get("authorize_url").trim_end_matches("/authorize").to_owned();
+    let origin = s
+        .get("authorize_url")
+        .trim_end_matches("/authorize")
+        .to_owned();
     let ca = std::fs::read(s.get("ca")).unwrap();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let http = reqwest::Client::builder()
@@ -177,24 +233,45 @@ fn three_workers_sync_three_hundred_psus_once_even_when_one_is_killed() {
     let n = 300;
     let cap = 3;
     let f = fleet(n, &[], cap);
-    add_all(&f, n);
+    let batch = add_all(&f, n);
     let listed = f.env.run(&["psu", "list", "-o", "json"]).json_array();
     assert_eq!(listed.len(), n);
-    assert!(listed.iter().all(|c| c["state"] == "active" && c.get("accessToken").is_none()));
+    assert!(
+        listed
+            .iter()
+            .all(|c| c["state"] == "active" && c.get("accessToken").is_none())
+    );
     // No token in clear in the database.
-    let sealed = psql(&f.store, "SELECT encode(sealed, 'escape') FROM connection_tokens LIMIT 5");
+    let sealed = psql(
+        &f.store,
+        "SELECT encode(sealed, 'escape') FROM connection_tokens LIMIT 5",
+    );
     assert!(!sealed.contains("access_token"), "tokens must be sealed");
     f.env.run(&["schedule", "--now"]).ok();
 
-    // The one to kill gets a long lease, so its jobs stay leased a while after its death.
+    // The one to kill gets a short lease (3 s), so its jobs are taken over soon after its
+    // death; the others' leases are longer, renewed every third.
     let victim = worker(&f, "victim", &["--concurrency", "4", "--lease", "3"]);
     let start = Instant::now();
-    while count(&f.store, "SELECT COUNT(*) FROM jobs WHERE lease_owner = 'victim' AND lease_until > now()") == 0 {
-        assert!(start.elapsed() < Duration::from_secs(30), "the victim never leased a job");
+    while count(
+        &f.store,
+        "SELECT COUNT(*) FROM jobs WHERE lease_owner = 'victim' AND lease_until > now()",
+    ) == 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the victim never leased a job"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let others: Vec<Child> = (1..=2)
-        .map(|i| worker(&f, &format!("w{i}"), &["--concurrency", "4", "--lease", "3"]))
+        .map(|i| {
+            worker(
+                &f,
+                &format!("w{i}"),
+                &["--concurrency", "4", "--lease", "10"],
+            )
+        })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let mut victim = victim;
@@ -206,24 +283,113 @@ fn three_workers_sync_three_hundred_psus_once_even_when_one_is_killed() {
 
     // Every connection's job ran to the end exactly once; the killed worker's leased jobs
     // were taken over after their lease.
-    let done = count(&f.store, "SELECT COUNT(*) FROM job_runs WHERE outcome = 'done'");
-    let distinct = count(&f.store, "SELECT COUNT(DISTINCT connection_id) FROM job_runs WHERE outcome = 'done'");
-    assert_eq!((done, distinct), (n as i64, n as i64), "each job done exactly once");
-    assert_eq!(count(&f.store, "SELECT COUNT(*) FROM jobs WHERE due_at <= now()"), 0);
-    // Each PSU's 2 accounts × 12 transactions, no stable id twice, each account named by its
-    // connection in the view.
+    let done = count(
+        &f.store,
+        "SELECT COUNT(*) FROM job_runs WHERE outcome = 'done'",
+    );
+    let distinct = count(
+        &f.store,
+        "SELECT COUNT(DISTINCT connection_id) FROM job_runs WHERE outcome = 'done'",
+    );
+    assert_eq!(
+        (done, distinct),
+        (n as i64, n as i64),
+        "each job done exactly once"
+    );
+    assert_eq!(
+        count(&f.store, "SELECT COUNT(*) FROM jobs WHERE due_at <= now()"),
+        0
+    );
+    // Each PSU's 2 accounts, every transaction the bank listed (within its default window)
+    // stored once: the rows are what the completed runs were listed, no stable id twice, each
+    // account named by its connection in the view.
+    assert_eq!(
+        count(
+            &f.store,
+            "SELECT COUNT(DISTINCT iban) FROM accounts WHERE connection_id IS NOT NULL"
+        ),
+        (n * 2) as i64
+    );
+    assert_eq!(
+        count(
+            &f.store,
+            "SELECT COUNT(DISTINCT connection_id) FROM accounts"
+        ),
+        n as i64
+    );
     let rows = count(&f.store, "SELECT COUNT(*) FROM stet_transactions");
-    assert_eq!(rows, (n * 2 * 12) as i64);
-    assert_eq!(count(&f.store, "SELECT COUNT(DISTINCT (iban, stable_id)) FROM stet_transactions"), rows);
-    assert_eq!(count(&f.store, "SELECT COUNT(DISTINCT psu) FROM stet_transactions"), n as i64);
-    assert_eq!(count(&f.store, "SELECT COUNT(*) FROM stet_transactions WHERE psu = 'psu-7'"), 24);
+    assert!(rows >= n as i64, "{rows}");
+    // The same consents synced into another database by one worker that nobody kills: the
+    // same transactions, none missing, none twice.
+    let control = stet_testkit::fresh_postgres_database("fleet_control");
+    let mut add = f.env.command(&[
+        "psu",
+        "add",
+        "--profile",
+        "sandbox",
+        "--batch",
+        batch.to_str().unwrap(),
+        "-q",
+    ]);
+    add.env("STET_STORE", &control);
+    support::finished(&["psu add (control)"], add).ok();
+    let mut schedule = f.env.command(&["schedule", "--now", "-q"]);
+    schedule.env("STET_STORE", &control);
+    support::finished(&["schedule (control)"], schedule).ok();
+    let mut calm = f.env.command(&[
+        "worker",
+        "--exit-when-idle",
+        "--concurrency",
+        "3",
+        "--poll-ms",
+        "200",
+    ]);
+    calm.env("STET_STORE", &control)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    wait_ok(calm.spawn().unwrap(), "control worker");
+    let all = "SELECT md5(string_agg(psu || ' ' || iban || ' ' || stable_id || ' ' || amount, ',' ORDER BY psu, iban, stable_id)) FROM stet_transactions";
+    assert_eq!(
+        count(&control, "SELECT COUNT(*) FROM stet_transactions"),
+        rows
+    );
+    assert_eq!(
+        psql(&f.store, all),
+        psql(&control, all),
+        "the same transactions as an undisturbed sync"
+    );
+    assert_eq!(
+        count(
+            &f.store,
+            "SELECT COUNT(DISTINCT (iban, stable_id)) FROM stet_transactions"
+        ),
+        rows
+    );
+    assert_eq!(
+        count(
+            &f.store,
+            "SELECT COUNT(DISTINCT psu) FROM stet_transactions"
+        ),
+        n as i64
+    );
     let s = stats(&f);
     assert!(s["unattendedPeak"].as_u64().unwrap() <= 4, "{s}");
-    assert_eq!(s["unattendedRefused"], 0, "{s}");
+    assert_eq!(
+        s["unattendedRefused"],
+        0,
+        "{s} {}",
+        psql(
+            &f.store,
+            "SELECT string_agg(outcome || ' ' || coalesce(error, ''), '; ') FROM job_runs WHERE outcome <> 'done'"
+        )
+    );
     let peaks = s["peakConcurrencyByClient"].as_object().unwrap();
     assert!(!peaks.is_empty(), "{s}");
     for (client, peak) in peaks {
-        assert!(peak.as_u64().unwrap() <= u64::from(cap), "client {client}: {peak} at once, cap {cap}: {s}");
+        assert!(
+            peak.as_u64().unwrap() <= u64::from(cap),
+            "client {client}: {peak} at once, cap {cap}: {s}"
+        );
     }
     // The fleet's summary agrees.
     let status = f.env.run(&["fleet", "status", "-o", "json"]).json();
@@ -250,26 +416,45 @@ fn expired_tokens_are_refreshed_once_whatever_the_workers() {
     let s = stats(&f);
     assert_eq!(s["refreshReused"], 0, "{s}");
     assert_eq!(s["refreshGrants"], n, "one refresh per connection: {s}");
-    assert_eq!(count(&f.store, "SELECT COUNT(*) FROM job_runs WHERE outcome = 'done'"), n as i64);
+    assert_eq!(
+        count(
+            &f.store,
+            "SELECT COUNT(*) FROM job_runs WHERE outcome = 'done'"
+        ),
+        n as i64
+    );
 
     // The vault directly: three tasks, each with its own pool, ask for psu-1's token at once.
     std::thread::sleep(Duration::from_millis(2100));
     let before = stats(&f)["refreshGrants"].as_u64().unwrap();
     let file = stet_transport::config::load_file(&f.env.config).unwrap();
-    let profile = stet_transport::config::resolve(&file, Some("sandbox"), Some(&f.env.config), &|_| None).unwrap();
-    let transport = stet_transport::Transport::builder(&profile).build().unwrap();
+    let profile =
+        stet_transport::config::resolve(&file, Some("sandbox"), Some(&f.env.config), &|_| None)
+            .unwrap();
+    let transport = stet_transport::Transport::builder(&profile)
+        .build()
+        .unwrap();
     let oauth = transport.oauth().unwrap().clone();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let tokens: Vec<String> = rt.block_on(async {
-        let id: i64 = psql(&f.store, "SELECT id FROM connections WHERE name = 'psu-1'").parse().unwrap();
+        let id: i64 = psql(&f.store, "SELECT id FROM connections WHERE name = 'psu-1'")
+            .parse()
+            .unwrap();
         let mut tasks = Vec::new();
         for _ in 0..3 {
             let (url, oauth) = (f.store.clone(), oauth.clone());
             tasks.push(tokio::spawn(async move {
-                let store = stet_store::Store::open(&stet_store::Location::parse(&url).unwrap(), &stet_store::OpenOptions::default())
-                    .await
-                    .unwrap();
-                let key = std::sync::Arc::new(stet_fleet::StoreKey::from_base64(KEY, "test").unwrap());
+                let store = stet_store::Store::open(
+                    &stet_store::Location::parse(&url).unwrap(),
+                    &stet_store::OpenOptions::default(),
+                )
+                .await
+                .unwrap();
+                let key =
+                    std::sync::Arc::new(stet_fleet::StoreKey::from_base64(KEY, "test").unwrap());
                 let vault = stet_fleet::Vault::new(store, key, Duration::from_secs(60));
                 let (t, _) = vault.access_token(id, Some(&oauth)).await.unwrap();
                 t.access_token.expose().to_owned()
@@ -281,7 +466,11 @@ fn expired_tokens_are_refreshed_once_whatever_the_workers() {
         }
         out
     });
-    assert_eq!(tokens.iter().collect::<HashSet<_>>().len(), 1, "all three got the one refreshed token");
+    assert_eq!(
+        tokens.iter().collect::<HashSet<_>>().len(),
+        1,
+        "all three got the one refreshed token"
+    );
     let s = stats(&f);
     assert_eq!(s["refreshGrants"].as_u64().unwrap(), before + 1, "{s}");
     assert_eq!(s["refreshReused"], 0, "{s}");
@@ -300,8 +489,20 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
     let show = f.env.run(&["psu", "show", "psu-2", "-o", "json"]).json();
     assert_eq!(show["state"], "revoked", "{show}");
     assert!(show["nextDue"].is_null(), "{show}");
-    assert_eq!(count(&f.store, "SELECT COUNT(*) FROM jobs j JOIN connections c ON c.id = j.connection_id WHERE c.name = 'psu-2'"), 0);
-    assert_eq!(count(&f.store, "SELECT COUNT(DISTINCT connection_id) FROM job_runs WHERE outcome = 'done'"), (n - 1) as i64);
+    assert_eq!(
+        count(
+            &f.store,
+            "SELECT COUNT(*) FROM jobs j JOIN connections c ON c.id = j.connection_id WHERE c.name = 'psu-2'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &f.store,
+            "SELECT COUNT(DISTINCT connection_id) FROM job_runs WHERE outcome = 'done'"
+        ),
+        (n - 1) as i64
+    );
     // Further runs: nothing for psu-2, and no second event.
     f.env.run(&["schedule", "--now"]).ok();
     let again: Vec<Child> = (0..2).map(|i| worker(&f, &format!("b{i}"), &[])).collect();
@@ -317,7 +518,10 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["event"], "revoked");
     assert_eq!(events[0]["name"], "psu-2");
-    assert!(!events[0].to_string().contains("token\":"), "no token in the event");
+    assert!(
+        !events[0].to_string().contains("token\":"),
+        "no token in the event"
+    );
     let status = f.env.run(&["fleet", "status", "-o", "json"]).json();
     assert_eq!(status["connections"]["revoked"], 1, "{status}");
     assert_eq!(status["connections"]["active"], n - 1, "{status}");
@@ -328,17 +532,24 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
 fn bad_input_is_refused_and_changes_nothing() {
     let f = fleet(2, &[], 2);
     let sqlite = format!("sqlite:{}", f.env.home.path().join("one.db").display());
-    let out = f.env.run(&["worker", "--store", &sqlite, "--exit-when-idle"]);
+    let out = f
+        .env
+        .run(&["worker", "--store", &sqlite, "--exit-when-idle"]);
     out.fails(78, "needs PostgreSQL");
-    assert!(!f.env.home.path().join("one.db").exists(), "nothing created");
+    assert!(
+        !f.env.home.path().join("one.db").exists(),
+        "nothing created"
+    );
 
     add_all(&f, 2);
     let snapshot = || {
         psql(
             &f.store,
             "SELECT string_agg(connection_id || ':' || encode(sealed, 'hex') || ':' || stale, ',' ORDER BY connection_id) FROM connection_tokens",
-        ) + &psql(&f.store, "SELECT string_agg(j.id || c.state || j.due_at || coalesce(j.lease_owner, '-'), ',' ORDER BY j.id) FROM jobs j JOIN connections c ON c.id = j.connection_id")
-            + &psql(&f.store, "SELECT COUNT(*) FROM job_runs")
+        ) + &psql(
+            &f.store,
+            "SELECT string_agg(j.id || c.state || j.due_at || coalesce(j.lease_owner, '-'), ',' ORDER BY j.id) FROM jobs j JOIN connections c ON c.id = j.connection_id",
+        ) + &psql(&f.store, "SELECT COUNT(*) FROM job_runs")
     };
     let before = snapshot();
 
@@ -354,8 +565,11 @@ fn bad_input_is_refused_and_changes_nothing() {
     out.fails(65, "does not open the tokens of connection");
     assert_eq!(snapshot(), before, "nothing changed");
 
-    let mut bad = f.env.command(&["psu", "add", "--name", "x", "--token-env", "T"]);
-    bad.env("T", "an-access-token").env("STET_STORE_KEY", "c2hvcnQ=");
+    let mut bad = f
+        .env
+        .command(&["psu", "add", "--name", "x", "--token-env", "T"]);
+    bad.env("T", "an-access-token")
+        .env("STET_STORE_KEY", "c2hvcnQ=");
     support::finished(&["psu add with a short key"], bad).fails(78, "32 bytes");
     assert_eq!(snapshot(), before, "nothing changed");
 }
@@ -374,19 +588,26 @@ fn metrics_parse_with_prometheus_client_and_count_the_jobs() {
     };
     let addr = format!("127.0.0.1:{port}");
     // Not --exit-when-idle: scraped after the queue drained, then stopped with SIGTERM.
-    let mut cmd = f.env.command(&["worker", "--metrics-addr", &addr, "--poll-ms", "200"]);
+    let mut cmd = f
+        .env
+        .command(&["worker", "--metrics-addr", &addr, "--poll-ms", "200"]);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     let start = Instant::now();
     let text = loop {
-        assert!(start.elapsed() < Duration::from_secs(40), "the jobs never ran");
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "the jobs never ran"
+        );
         std::thread::sleep(Duration::from_millis(200));
         let Ok(body) = scrape(&addr) else { continue };
         if body.contains(&format!("stet_fleet_jobs_done_total {n}")) {
             break body;
         }
     };
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     wait_ok(child, "worker");
     let script = r##"
 import sys
@@ -412,7 +633,11 @@ print(int(done))
     use std::io::Write as _;
     py.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = py.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), n.to_string());
 }
 
@@ -422,5 +647,8 @@ fn scrape(addr: &str) -> std::io::Result<String> {
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
-    Ok(out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    Ok(out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default())
 }

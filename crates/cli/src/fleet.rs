@@ -63,7 +63,11 @@ pub struct AddArgs {
     #[arg(long)]
     no_browser: bool,
     /// How long to wait for the PSU's consent, in seconds
-    #[arg(long = "consent-timeout", value_name = "SECONDS", default_value_t = 300)]
+    #[arg(
+        long = "consent-timeout",
+        value_name = "SECONDS",
+        default_value_t = 300
+    )]
     consent_timeout: u64,
     #[command(flatten)]
     store: StoreArgs,
