@@ -193,7 +193,7 @@ impl Metrics {
                         move |req: hyper::Request<hyper::body::Incoming>| {
                             let metrics = metrics.clone();
                             async move {
-                                let response = if req.uri().path() == "/metrics" {
+                                if req.uri().path() == "/metrics" {
                                     hyper::Response::builder()
                                     .header(
                                         "content-type",
@@ -204,8 +204,7 @@ impl Metrics {
                                     hyper::Response::builder().status(404).body(Full::new(
                                         bytes::Bytes::from_static(b"see /metrics\n"),
                                     ))
-                                };
-                                response
+                                }
                             }
                         },
                     );
