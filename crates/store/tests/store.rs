@@ -548,6 +548,8 @@ async fn the_view_has_the_documented_columns(t: TestStore) {
         "first_seen",
         "last_seen",
         "raw_json",
+        // Schema 3: whose data it is (a fleet connection's name, else the profile's).
+        "psu",
     ];
     use sqlx::{Column as _, Row as _};
     let (columns, amount): (Vec<String>, String) = match &t.location {
@@ -559,6 +561,7 @@ async fn the_view_has_the_documented_columns(t: TestStore) {
                 .fetch_one(&pool)
                 .await
                 .unwrap();
+            assert_eq!(row.get::<String, _>("psu"), "bank", "the profile's name");
             (
                 row.columns().iter().map(|c| c.name().to_owned()).collect(),
                 row.get::<String, _>("amount"),
@@ -571,6 +574,11 @@ async fn the_view_has_the_documented_columns(t: TestStore) {
                 row.get::<String, _>("r"),
                 "R1",
                 "raw_json is json in PostgreSQL"
+            );
+            assert_eq!(
+                row.get::<String, _>("psu"),
+                "bank",
+                "no connection: the profile's name"
             );
             let mut names: Vec<String> =
                 row.columns().iter().map(|c| c.name().to_owned()).collect();
