@@ -522,6 +522,26 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
         !events[0].to_string().contains("token\":"),
         "no token in the event"
     );
+    // The PSU is here: an on-demand sync run at once, back to its slots afterwards; none for
+    // the revoked connection.
+    f.env.present(&["psu", "sync", "psu-1", "--wait"]).ok();
+    assert_eq!(
+        count(
+            &f.store,
+            "SELECT COUNT(*) FROM job_runs r JOIN connections c ON c.id = r.connection_id WHERE c.name = 'psu-1' AND r.job_kind = 'on_demand' AND r.outcome = 'done'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &f.store,
+            "SELECT COUNT(*) FROM jobs j JOIN connections c ON c.id = j.connection_id WHERE c.name = 'psu-1' AND j.kind = 'scheduled' AND j.due_at > now()"
+        ),
+        1
+    );
+    f.env
+        .present(&["psu", "sync", "psu-2"])
+        .fails(77, "not active");
     let status = f.env.run(&["fleet", "status", "-o", "json"]).json();
     assert_eq!(status["connections"]["revoked"], 1, "{status}");
     assert_eq!(status["connections"]["active"], n - 1, "{status}");

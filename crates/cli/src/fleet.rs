@@ -105,6 +105,9 @@ pub struct PsuSyncArgs {
     /// The connection: its id, or its name
     #[arg(value_name = "ID")]
     connection: String,
+    /// Run the sync here and wait for it, instead of leaving it to the workers
+    #[arg(long)]
+    wait: bool,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -641,11 +644,54 @@ fn psu_sync(args: PsuSyncArgs, globals: &Globals) -> Result<u8, Failure> {
             .await
             .map_err(store_failure)?;
         store.enqueue_on_demand(c.id, &ip).await.map_err(store_failure)?;
-        store.close().await;
-        if !globals.quiet {
-            eprintln!("connection {} ({}): on-demand sync with the PSU present queued; a worker runs it now", c.id, c.name);
+        if !args.wait {
+            store.close().await;
+            if !globals.quiet {
+                eprintln!("connection {} ({}): on-demand sync with the PSU present queued; a worker runs it now", c.id, c.name);
+            }
+            return Ok(0);
         }
-        Ok(0)
+        let (_, _, fleet) = fleet_config(globals)?;
+        let key = Arc::new(store_key(&fleet)?);
+        let vault = Vault::new(store.clone(), key, Duration::from_secs(60));
+        let options = WorkerOptions {
+            concurrency: 1,
+            caps: fleet.banks.clone(),
+            hooks: Hooks {
+                command: fleet.hook_command.clone(),
+                url: fleet.hook_url.clone(),
+            },
+            ..WorkerOptions::default()
+        };
+        let profiles = Arc::new(ConfigProfiles {
+            globals: globals.clone(),
+            loaded: Mutex::new(HashMap::new()),
+        });
+        let worker = Worker::new(store.clone(), vault, profiles, options, Metrics::new());
+        let outcome = worker.run_connection(c.id).await.map_err(fleet_failure)?;
+        let last_error = store.connection(c.id).await.map_err(store_failure)?.and_then(|c| c.last_error);
+        store.close().await;
+        match outcome {
+            Some("done") => {
+                if !globals.quiet {
+                    eprintln!("connection {} ({}): synced with the PSU present", c.id, c.name);
+                }
+                Ok(0)
+            }
+            None => Err(Failure::new(
+                exit::TEMPORARY,
+                format!("connection {} ({}): a worker is running its sync now; it was queued for after", c.id, c.name),
+            )),
+            Some(outcome) => Err(Failure::new(
+                if outcome == "needs_psu" { exit::AUTH } else { exit::TEMPORARY },
+                format!(
+                    "connection {} ({}): the sync ended `{outcome}`: {}",
+                    c.id,
+                    c.name,
+                    last_error.unwrap_or_else(|| "see `stet psu show`".to_owned())
+                ),
+            )),
+        }
     })
 }
 

@@ -216,6 +216,24 @@ impl Worker {
         Ok(summary)
     }
 
+    /// Runs one connection's due job here and now (`stet psu sync --wait`); its outcome, or
+    /// `None` when the job is not due or another worker holds it.
+    pub async fn run_connection(
+        &self,
+        connection_id: i64,
+    ) -> Result<Option<&'static str>, FleetError> {
+        let Some(job) = self
+            .store
+            .claim_connection_job(connection_id, &self.options.id, self.options.lease)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let outcome = self.run_job(job).await;
+        self.options.hooks.deliver(&self.store).await?;
+        Ok(Some(outcome))
+    }
+
     async fn housekeeping(&self) -> Result<(), FleetError> {
         self.store.check_consents(EXPIRES_SOON).await?;
         self.options.hooks.deliver(&self.store).await?;

@@ -779,6 +779,40 @@ impl Store {
             .collect()
     }
 
+    /// Claims one connection's job for `owner` if it is due and not leased (an on-demand
+    /// sync run by the command that asked for it).
+    pub async fn claim_connection_job(
+        &self,
+        connection_id: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        let pool = self.fleet_pool()?;
+        let err = self.fleet_error("claiming the connection's job");
+        let row = sqlx::query(
+            "UPDATE jobs SET lease_owner = $1, lease_until = now() + make_interval(secs => $2) \
+             WHERE connection_id = $3 AND due_at <= now() AND (lease_until IS NULL OR lease_until < now()) \
+             RETURNING id, connection_id, kind, psu_ip, due_at, attempts",
+        )
+        .bind(owner)
+        .bind(lease.as_secs_f64())
+        .bind(connection_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(&err)?;
+        row.map(|r| {
+            Ok(ClaimedJob {
+                id: r.try_get(0).map_err(&err)?,
+                connection_id: r.try_get(1).map_err(&err)?,
+                kind: r.try_get(2).map_err(&err)?,
+                psu_ip: r.try_get(3).map_err(&err)?,
+                due_at: r.try_get(4).map_err(&err)?,
+                attempts: r.try_get(5).map_err(&err)?,
+            })
+        })
+        .transpose()
+    }
+
     /// Extends `owner`'s lease on a job; `false` when the lease is no longer its own (it
     /// expired and another worker took the job, or the job was deleted).
     pub async fn renew_lease(
