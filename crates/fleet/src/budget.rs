@@ -9,7 +9,9 @@ use stet_store::Store;
 /// sent, so a worker killed mid-sync has lost none of the calls it made.
 ///
 /// Only one worker syncs a connection at a time (its job's lease), and the client holds its
-/// own lock around each load-and-save, so no lock beyond that is needed.
+/// own lock around each load-and-save. Should two processes still count the same consent at
+/// once (a lease lost under load), a save only replaces the ledger it loaded: the loser's call
+/// is refused before it is sent, never a fifth call made.
 ///
 /// The client's budget trait is synchronous, while the store is async: each method blocks
 /// its thread on the store with [`tokio::task::block_in_place`], which tells the
@@ -21,6 +23,8 @@ pub struct StoreBudget {
     store: Store,
     connection: i64,
     handle: tokio::runtime::Handle,
+    /// The ledger as last loaded (`None`: none stored), which a save must still find.
+    loaded: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl StoreBudget {
@@ -31,6 +35,7 @@ impl StoreBudget {
                 store,
                 connection,
                 handle,
+                loaded: Default::default(),
             },
         )
     }
@@ -52,6 +57,7 @@ impl BudgetStore for StoreBudget {
         let text = self
             .block(self.store.budget_ledger(self.connection))
             .map_err(|e| self.error(e))?;
+        *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) = text.clone();
         match text {
             None => Ok(BudgetLedger::default()),
             Some(t) => serde_json::from_str(&t).map_err(|e| self.error(e)),
@@ -60,7 +66,20 @@ impl BudgetStore for StoreBudget {
 
     fn save(&self, ledger: &BudgetLedger) -> Result<(), ClientError> {
         let text = serde_json::to_string(ledger).map_err(|e| self.error(e))?;
-        self.block(self.store.save_budget_ledger(self.connection, &text))
-            .map_err(|e| self.error(e))
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let replaced = self
+            .block(
+                self.store
+                    .replace_budget_ledger(self.connection, loaded.as_deref(), &text),
+            )
+            .map_err(|e| self.error(e))?;
+        if !replaced {
+            return Err(self.error(
+                "another worker counted calls of this consent at the same time: this call was \
+                 not made (the job runs again)",
+            ));
+        }
+        *loaded = Some(text);
+        Ok(())
     }
 }

@@ -968,6 +968,41 @@ impl Store {
             .map_err(self.fleet_error("reading the budget ledger"))
     }
 
+    /// Replaces a connection's unattended-budget ledger only if it still is `expected` (as
+    /// read; `None`: none stored): two processes counting the same consent at once cannot
+    /// both spend the last call. Whether it was replaced.
+    pub async fn replace_budget_ledger(
+        &self,
+        connection_id: i64,
+        expected: Option<&str>,
+        ledger: &str,
+    ) -> Result<bool, StoreError> {
+        let pool = self.fleet_pool()?;
+        let err = self.fleet_error("writing the budget ledger");
+        let n = match expected {
+            Some(old) => sqlx::query(
+                "UPDATE budget_ledgers SET ledger = $3, updated_at = now() WHERE connection_id = $1 AND ledger = $2",
+            )
+            .bind(connection_id)
+            .bind(old)
+            .bind(ledger)
+            .execute(pool)
+            .await
+            .map_err(&err)?,
+            None => sqlx::query(
+                "INSERT INTO budget_ledgers (connection_id, ledger, updated_at) VALUES ($1, $2, now()) \
+                 ON CONFLICT (connection_id) DO NOTHING",
+            )
+            .bind(connection_id)
+            .bind(ledger)
+            .execute(pool)
+            .await
+            .map_err(&err)?,
+        }
+        .rows_affected();
+        Ok(n > 0)
+    }
+
     /// Replaces a connection's unattended-budget ledger.
     pub async fn save_budget_ledger(
         &self,
