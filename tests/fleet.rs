@@ -600,6 +600,9 @@ fn bad_input_is_refused_and_changes_nothing() {
 fn metrics_parse_with_prometheus_client_and_count_the_jobs() {
     let n = 6;
     let f = fleet(n, &[], 2);
+    // Calls a second too: the bucket is taken before each call, by every worker.
+    let text = std::fs::read_to_string(&f.env.config).unwrap();
+    write_private(&f.env.config, &format!("{text}max_calls_per_second = 20\n"));
     add_all(&f, n);
     f.env.run(&["schedule", "--now"]).ok();
     let port = {
@@ -633,15 +636,18 @@ fn metrics_parse_with_prometheus_client_and_count_the_jobs() {
 import sys
 from prometheus_client.parser import text_string_to_metric_families
 done = None
+ok_calls = None
 names = set()
 for family in text_string_to_metric_families(sys.stdin.read().replace("# EOF\n", "")):
     names.add(family.name)
     for s in family.samples:
         if s.name == "stet_fleet_jobs_done_total":
             done = s.value
+        if s.name == "stet_fleet_bank_calls_total" and s.labels == {"bank": "sandbox", "status": "ok"}:
+            ok_calls = s.value
 assert "stet_fleet_bank_calls" in names, names
 assert "stet_fleet_sync_duration_seconds" in names, names
-print(int(done))
+print(int(done), int(ok_calls))
 "##;
     let mut py = Command::new(stet_testkit::python())
         .args(["-c", script])
@@ -658,7 +664,18 @@ print(int(done))
         "{}\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), n.to_string());
+    // Each sync: the accounts, and per account (2) a page of transactions and the balances.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{n} {}", n * 5)
+    );
+    assert_eq!(
+        count(
+            &f.store,
+            "SELECT COUNT(*) FROM bank_rates WHERE bank = 'sandbox'"
+        ),
+        1
+    );
 }
 
 fn scrape(addr: &str) -> std::io::Result<String> {

@@ -108,3 +108,26 @@ fn tempfile_path() -> String {
     let dir = std::env::temp_dir().join(format!("stet-fleet-budget-{}", std::process::id()));
     dir.join("store.db").display().to_string()
 }
+
+/// The bank's calls-a-second bucket: a burst, then a wait of about one call's worth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calls_bucket_allows_a_burst_then_says_how_long_to_wait() {
+    let (store, _) = store_with_connection().await;
+    for _ in 0..3 {
+        assert_eq!(
+            store.take_bank_call("slow-bank", 0.5, 3.0).await.unwrap(),
+            None
+        );
+    }
+    let wait = store.take_bank_call("slow-bank", 0.5, 3.0).await.unwrap();
+    let wait = wait.expect("the fourth call waits");
+    assert!(
+        wait.as_secs_f64() > 1.0 && wait.as_secs_f64() <= 2.0,
+        "{wait:?}"
+    );
+    // Another bank has its own bucket.
+    assert_eq!(
+        store.take_bank_call("other-bank", 0.5, 1.0).await.unwrap(),
+        None
+    );
+}

@@ -1069,13 +1069,14 @@ impl Store {
         .execute(pool)
         .await
         .map_err(&err)?;
-        let row = sqlx::query(
-            "UPDATE bank_rates SET \
-               tokens = LEAST($3, tokens + EXTRACT(EPOCH FROM clock_timestamp() - updated_at)::float8 * $2) \
-                 - CASE WHEN LEAST($3, tokens + EXTRACT(EPOCH FROM clock_timestamp() - updated_at)::float8 * $2) >= 1 THEN 1 ELSE 0 END, \
+        // The tokens available now (refilled since the last take), then one taken if there
+        // is one; the row lock makes workers take turns.
+        let available: f64 = sqlx::query_scalar(
+            "WITH cur AS (SELECT bank, LEAST($3, tokens + EXTRACT(EPOCH FROM clock_timestamp() - updated_at)::float8 * $2) AS available \
+               FROM bank_rates WHERE bank = $1 FOR UPDATE) \
+             UPDATE bank_rates b SET tokens = CASE WHEN cur.available >= 1 THEN cur.available - 1 ELSE cur.available END, \
                updated_at = clock_timestamp() \
-             WHERE bank = $1 \
-             RETURNING tokens, (LEAST($3, tokens + EXTRACT(EPOCH FROM clock_timestamp() - updated_at)::float8 * $2) >= 1)",
+             FROM cur WHERE b.bank = cur.bank RETURNING cur.available",
         )
         .bind(bank)
         .bind(rate)
@@ -1083,13 +1084,10 @@ impl Store {
         .fetch_one(pool)
         .await
         .map_err(&err)?;
-        let tokens: f64 = row.try_get(0).map_err(&err)?;
-        let _ = tokens;
-        let taken: bool = row.try_get(1).map_err(&err)?;
-        if taken {
+        if available >= 1.0 {
             Ok(None)
         } else {
-            let missing = (1.0 - tokens).max(0.0);
+            let missing = 1.0 - available.max(0.0);
             Ok(Some(Duration::from_secs_f64(
                 (missing / rate.max(0.001)).max(0.005),
             )))
