@@ -397,15 +397,15 @@ fn three_workers_sync_three_hundred_psus_once_even_when_one_is_killed() {
     assert_eq!(status["jobs"]["due"], 0);
 }
 
-/// Tokens that expire within 2 s, 3 workers: each needed refresh is made once (the row lock),
+/// Tokens that expire within 4 s, 3 workers: each needed refresh is made once (the row lock),
 /// no refresh token is presented twice; and the vault itself, asked by 3 tasks with their
 /// own pools at once, refreshes once.
 #[test]
 fn expired_tokens_are_refreshed_once_whatever_the_workers() {
     let n = 12;
-    let f = fleet(n, &["--token-lifetime", "2"], 4);
+    let f = fleet(n, &["--token-lifetime", "4"], 4);
     add_all(&f, n);
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(4100));
     f.env.run(&["schedule", "--now"]).ok();
     let workers: Vec<Child> = (1..=3)
         .map(|i| worker(&f, &format!("r{i}"), &["--concurrency", "4"]))
@@ -425,7 +425,7 @@ fn expired_tokens_are_refreshed_once_whatever_the_workers() {
     );
 
     // The vault directly: three tasks, each with its own pool, ask for psu-1's token at once.
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(4100));
     let before = stats(&f)["refreshGrants"].as_u64().unwrap();
     let file = stet_transport::config::load_file(&f.env.config).unwrap();
     let profile =
@@ -444,8 +444,9 @@ fn expired_tokens_are_refreshed_once_whatever_the_workers() {
             .parse()
             .unwrap();
         let mut tasks = Vec::new();
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(3));
         for _ in 0..3 {
-            let (url, oauth) = (f.store.clone(), oauth.clone());
+            let (url, oauth, start) = (f.store.clone(), oauth.clone(), start.clone());
             tasks.push(tokio::spawn(async move {
                 let store = stet_store::Store::open(
                     &stet_store::Location::parse(&url).unwrap(),
@@ -456,6 +457,8 @@ fn expired_tokens_are_refreshed_once_whatever_the_workers() {
                 let key =
                     std::sync::Arc::new(stet_fleet::StoreKey::from_base64(KEY, "test").unwrap());
                 let vault = stet_fleet::Vault::new(store, key, Duration::from_secs(60));
+                // Pools opened: now all at once.
+                start.wait().await;
                 let (t, _) = vault.access_token(id, Some(&oauth)).await.unwrap();
                 t.access_token.expose().to_owned()
             }));
@@ -488,6 +491,52 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
     wait_ok(worker(&f, "a", &[]), "worker");
     let show = f.env.run(&["psu", "show", "psu-2", "-o", "json"]).json();
     assert_eq!(show["state"], "revoked", "{show}");
+    // The shape docs/output.md documents, and never a token.
+    let mut keys: Vec<&str> = show
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "bank",
+            "consentValidUntil",
+            "createdAt",
+            "hasTokens",
+            "id",
+            "lastError",
+            "name",
+            "needsPsuSince",
+            "nextDue",
+            "profile",
+            "scheduleOffsetSeconds",
+            "scopes",
+            "state"
+        ]
+    );
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/output.md"),
+    )
+    .unwrap();
+    assert!(docs.contains("### `stet psu list`") && docs.contains("### `stet fleet status`"));
+    let csv = f.env.run(&["psu", "list", "-o", "csv"]);
+    let (header, rows) = csv.csv();
+    assert_eq!(
+        header,
+        [
+            "id",
+            "profile",
+            "name",
+            "state",
+            "next_due",
+            "consent_valid_until",
+            "last_error"
+        ]
+    );
+    assert_eq!(rows.len(), n);
     assert!(show["nextDue"].is_null(), "{show}");
     assert_eq!(
         count(
@@ -543,6 +592,24 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
         .present(&["psu", "sync", "psu-2"])
         .fails(77, "not active");
     let status = f.env.run(&["fleet", "status", "-o", "json"]).json();
+    let mut keys: Vec<&str> = status
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "connections",
+            "hookEventsPending",
+            "jobs",
+            "runsLastHour",
+            "unattendedCalls24h"
+        ]
+    );
+    assert_eq!(status["hookEventsPending"], 0, "{status}");
     assert_eq!(status["connections"]["revoked"], 1, "{status}");
     assert_eq!(status["connections"]["active"], n - 1, "{status}");
 }

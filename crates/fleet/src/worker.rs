@@ -411,7 +411,12 @@ impl Worker {
         sync_options.concurrency = 1;
         sync_options.connection = Some(id);
         let result = stet_sync::sync(&self.store, source, &sync_options, |_| {}).await;
-        let next = next_slot(connection.schedule_offset, now);
+        // The next of its slots at least half a period away: a run off its slots (`stet
+        // schedule --now`, on demand, late) is not followed by one minutes later.
+        let next = next_slot(
+            connection.schedule_offset,
+            now + time::Duration::seconds(stet_store::SLOT_SECONDS / 2),
+        );
         match result {
             Ok(report) => {
                 let transactions = report
