@@ -652,6 +652,16 @@ fn bad_input_is_refused_and_changes_nothing() {
     out.fails(65, "does not open the tokens of connection");
     assert_eq!(snapshot(), before, "nothing changed");
 
+    // Adding with another key would seal tokens no worker could open with the first.
+    let mut other = f
+        .env
+        .command(&["psu", "add", "--name", "x", "--token-env", "T"]);
+    other
+        .env("T", "an-access-token")
+        .env("STET_STORE_KEY", OTHER_KEY);
+    support::finished(&["psu add with another key"], other).fails(65, "does not open the tokens");
+    assert_eq!(snapshot(), before, "nothing changed");
+
     let mut bad = f
         .env
         .command(&["psu", "add", "--name", "x", "--token-env", "T"]);

@@ -434,7 +434,7 @@ fn add(args: AddArgs, globals: &Globals) -> Result<u8, Failure> {
     let (_, _, fleet) = fleet_config(globals)?;
     let location = fleet_location(&args.store, globals, profile.store.as_deref())?;
     // The key before anything else: without it nothing is asked of the PSU or written.
-    let key = store_key(&fleet)?;
+    let key = Arc::new(store_key(&fleet)?);
     let bank = crate::profile::bank(&profile)?;
     let mut entries: Vec<(String, Token)> = Vec::new();
     if let Some(file) = &args.batch {
@@ -505,6 +505,11 @@ fn add(args: AddArgs, globals: &Globals) -> Result<u8, Failure> {
             entries.push((name, token));
         }
         let store = open_fleet_store(&args.store, &location, 2).await?;
+        // One key for the whole store: tokens sealed with another would stop every worker.
+        Vault::new(store.clone(), key.clone(), Duration::from_secs(60))
+            .check_key()
+            .await
+            .map_err(fleet_failure)?;
         let mut added = Vec::new();
         for (name, token) in &entries {
             if name.trim().is_empty() {
