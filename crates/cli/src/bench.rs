@@ -36,6 +36,12 @@ pub enum BenchCommand {
         after_help = "Example:\n  stet bench export --transactions 1000000 --format beancount --format ofx"
     )]
     Export(crate::bench_export::ExportBenchArgs),
+    /// Jobs a second of 1, 2 and 4 `stet worker` processes syncing a sandbox bank's PSUs, and
+    /// the queue's own cost per job beside a bare SKIP LOCKED loop run by pgbench
+    #[command(
+        after_help = "Example:\n  stet bench fleet --server 'postgres://postgres@localhost/postgres?host=/run/postgresql' --psus 200 --workers 1 --workers 2 --workers 4"
+    )]
+    Fleet(crate::bench_fleet::FleetBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +93,7 @@ pub fn run(command: BenchCommand, globals: &Globals) -> Result<u8, Failure> {
         BenchCommand::Sign(args) => sign(args),
         BenchCommand::Sync(args) => sync(args, globals),
         BenchCommand::Export(args) => crate::bench_export::run(args, globals),
+        BenchCommand::Fleet(args) => crate::bench_fleet::run(args, globals),
     }
 }
 
@@ -559,15 +566,15 @@ pub(crate) fn measure(mut command: Command, what: &str) -> Result<(f64, u64), Fa
 }
 
 /// What /proc says of a process: its CPU time so far and whether it has exited.
-struct ProcStat {
+pub(crate) struct ProcStat {
     /// User plus system time of all its threads, in seconds.
-    cpu_seconds: f64,
+    pub(crate) cpu_seconds: f64,
     /// Exited, not yet reaped.
-    zombie: bool,
+    pub(crate) zombie: bool,
 }
 
 /// `/proc/PID/stat` of process `pid` (None elsewhere than Linux, or once it has been reaped).
-fn proc_stat(pid: u32) -> Option<ProcStat> {
+pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "pid (comm) state ppid …": comm may hold spaces and parentheses, so fields are counted
     // from the last ')'. utime and stime are fields 14 and 15, in clock ticks.
@@ -593,7 +600,7 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-struct KillOnDrop<'a>(&'a mut std::process::Child);
+pub(crate) struct KillOnDrop<'a>(pub(crate) &'a mut std::process::Child);
 
 impl Drop for KillOnDrop<'_> {
     fn drop(&mut self) {

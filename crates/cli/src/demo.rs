@@ -345,7 +345,22 @@ pub(crate) async fn approve(
     scopes: &[String],
     at: Option<&Url>,
 ) -> Result<Token, Failure> {
-    let auth = oauth.authorize(scopes, at, &[])?;
+    approve_as(oauth, info, scopes, at, None).await
+}
+
+/// [`approve`] as the sandbox PSU `login_hint` names (`psu-1` … `psu-N` of `--psus N`).
+pub(crate) async fn approve_as(
+    oauth: &OAuthClient,
+    info: &SandboxInfo,
+    scopes: &[String],
+    at: Option<&Url>,
+    login_hint: Option<&str>,
+) -> Result<Token, Failure> {
+    let extra: Vec<(String, String)> = login_hint
+        .map(|hint| ("login_hint".to_owned(), hint.to_owned()))
+        .into_iter()
+        .collect();
+    let auth = oauth.authorize(scopes, at, &extra)?;
     let ca = std::fs::read(&info.ca)
         .or_exit(exit::CONFIG, format!("cannot read {}", info.ca.display()))?;
     let browser = reqwest::Client::builder()

@@ -7,6 +7,7 @@ mod auth;
 mod banks;
 mod bench;
 mod bench_export;
+mod bench_fleet;
 mod completions;
 mod conformance;
 mod data;
