@@ -1338,3 +1338,113 @@ fn hsm_keys_and_registration_keep_secrets_at_trace() {
     t.assert_keeps(&secrets);
     t.assert_no_signature();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fleet
+// ---------------------------------------------------------------------------------------------
+
+/// The fleet's commands at trace, against PostgreSQL: a connection from a token given in the
+/// environment and one from the consent flow, the schedule, a worker, the status, an
+/// on-demand sync, a removal. No token, code or store key appears in any output, the
+/// sandbox's log included, nor in the database (dumped whole with `pg_dump`).
+#[test]
+fn fleet_commands_keep_secrets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = std::fs::File::create(dir.path().join("sandbox.log")).expect("the sandbox log");
+    let mut env = Env::with_sandbox_stderr(&["-vvv", "--psus", "2"], "sandbox", Stdio::from(log));
+    let store = stet_testkit::fresh_postgres_database("canary_fleet");
+    // base64 of the 32 bytes "CANARY-store-key-0123456789abcde".
+    let key = "Q0FOQVJZLXN0b3JlLWtleS0wMTIzNDU2Nzg5YWJjZGU=";
+    env.vars.push(("STET_STORE".into(), store.clone()));
+    env.vars.push(("STET_STORE_KEY".into(), key.into()));
+    let mut t = Transcript::default();
+    let mut secrets = vec![secret("the store key", key)];
+
+    // Alice's tokens as the token endpoint answered them, given through the environment.
+    let (out, location) = env.login(&["-vvv"]);
+    t.add(&out);
+    secrets.push(code_of(&location));
+    secrets.extend(tokens(&env, "sandbox"));
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.token_file("sandbox")).unwrap()).unwrap();
+    let aisp = &file["tokens"]["aisp"];
+    let answer = serde_json::json!({
+        "access_token": aisp["access_token"], "refresh_token": aisp["refresh_token"],
+        "token_type": "Bearer", "expires_in": 3600, "scope": "aisp",
+    });
+    env.vars.push(("ALICE_TOKEN".into(), answer.to_string()));
+    trace(
+        &env,
+        &mut t,
+        &[
+            "psu",
+            "add",
+            "--profile",
+            "sandbox",
+            "--name",
+            "alice",
+            "--token-env",
+            "ALICE_TOKEN",
+        ],
+    )
+    .ok();
+    // Bob through the consent flow, as psu-2.
+    let mut running = env.spawn(&[
+        "-vvv",
+        "psu",
+        "add",
+        "--profile",
+        "sandbox",
+        "--name",
+        "bob",
+        "--login-hint",
+        "psu-2",
+    ]);
+    let url = running.authorize_url();
+    let location = env.consent_at_bank(&url);
+    assert_eq!(deliver(&location), 200);
+    let out = running.finish();
+    assert_eq!(out.code, 0, "{out}");
+    t.add(&out);
+    secrets.push(code_of(&location));
+
+    for args in [
+        &["psu", "list", "-o", "json"][..],
+        &["psu", "show", "alice", "-o", "json"],
+        &["schedule", "--now"],
+        &["worker", "--exit-when-idle", "--concurrency", "2"],
+        &["fleet", "status", "-o", "json"],
+        &["psu", "sync", "bob", "--psu-ip", "192.0.2.7", "--wait"],
+        &["history"],
+        &["psu", "remove", "bob"],
+    ] {
+        trace(&env, &mut t, args).ok();
+    }
+    // A wrong key: refused, and the refusal shows neither key.
+    let wrong = "Q0FOQVJZLXdyb25nLWtleS0wMTIzNDU2Nzg5YWJjZGU=";
+    env.vars.push(("STET_STORE_KEY".into(), wrong.into()));
+    let out = trace(&env, &mut t, &["worker", "--exit-when-idle"]);
+    assert_eq!(out.code, 65, "{out}");
+    env.vars.pop();
+    secrets.push(secret("a wrong store key", wrong));
+
+    let dump = Command::new(stet_testkit::system_tool("pg_dump", "postgresql-client"))
+        .args(["--data-only", &store])
+        .output()
+        .expect("pg_dump");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    assert!(dump.contains("alice"), "the dump holds the connections");
+    t.add_text(
+        "stet sandbox serve -vvv --psus 2 (its log)",
+        sandbox_log(dir.path()),
+    );
+    t.assert_no_signature();
+    // The sealed tokens are long hex runs in the dump: looked at for the secrets only.
+    t.add_text("pg_dump of the fleet's store", dump);
+    t.assert_keeps(&secrets);
+}

@@ -230,7 +230,17 @@ impl Server {
 
 fn sql_at(psql: &Path, url: &str, sql: &str) -> Result<String, String> {
     let out = Command::new(psql)
-        .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            url,
+            "-c",
+            sql,
+        ])
         .output()
         .map_err(|e| format!("cannot run psql: {e}"))?;
     if out.status.success() {
@@ -404,7 +414,10 @@ fn worker_run(
         ));
     }
     if !quiet {
-        eprintln!("{workers} worker(s): {} jobs done in {wall:.2} s", args.psus);
+        eprintln!(
+            "{workers} worker(s): {} jobs done in {wall:.2} s",
+            args.psus
+        );
     }
     Ok(WorkerRun {
         workers,
@@ -582,7 +595,13 @@ fn pgbench_cost(
     let tps = text
         .lines()
         .filter(|l| l.starts_with("tps = "))
-        .find_map(|l| l["tps = ".len()..].split_whitespace().next()?.parse::<f64>().ok())
+        .find_map(|l| {
+            l["tps = ".len()..]
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
         .ok_or_else(|| Failure::new(1, format!("no tps in pgbench's output: {text}")))?;
     Ok(1.0 / tps)
 }

@@ -105,3 +105,90 @@ async fn consents_ending_are_announced_once_and_ended_ones_stop() {
     assert_eq!(store.fleet_status().await.unwrap().hooks_pending, 1);
     assert_eq!(by_id(again).await.state, "expired");
 }
+
+/// A one-thread HTTP endpoint on loopback that answers `status` to each POST and keeps the
+/// bodies it received.
+fn endpoint(status: u16) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/stet", listener.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0usize;
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap();
+            assert!(first.starts_with("POST /hooks/stet "), "{first}");
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            seen.lock().unwrap().push(String::from_utf8(body).unwrap());
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, bodies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_url_gets_each_event_once_and_a_refusal_keeps_it() {
+    let url = stet_testkit::fresh_postgres_database("fleet_hook_url");
+    let store = Store::open(&Location::parse(&url).unwrap(), &OpenOptions::default())
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    connection(&store, "ended", now - time::Duration::seconds(1)).await;
+    store.check_consents(EXPIRES_SOON).await.unwrap();
+
+    // An endpoint that refuses (503): nothing delivered, the event kept.
+    let (refusing, refused) = endpoint(503);
+    let hooks = Hooks {
+        command: None,
+        url: Some(refusing),
+    };
+    assert_eq!(hooks.deliver(&store).await.unwrap(), 0);
+    assert_eq!(refused.lock().unwrap().len(), 1, "it was tried");
+    assert_eq!(store.fleet_status().await.unwrap().hooks_pending, 1);
+
+    // Delivery is tried again only after a delay; then an endpoint that accepts gets the
+    // event, once, whatever the number of later deliveries.
+    let (accepting, accepted) = endpoint(200);
+    let hooks = Hooks {
+        command: None,
+        url: Some(accepting),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while accepted.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refused event was never tried again"
+        );
+        hooks.deliver(&store).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for _ in 0..3 {
+        assert_eq!(hooks.deliver(&store).await.unwrap(), 0);
+    }
+    let bodies = accepted.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let event: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(event["event"], "expired");
+    assert_eq!(event["name"], "ended");
+    assert_eq!(store.fleet_status().await.unwrap().hooks_pending, 0);
+}
