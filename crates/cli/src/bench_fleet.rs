@@ -384,6 +384,10 @@ fn worker_run(
             &args.concurrency.to_string(),
             "--worker-id",
             &format!("bench-{i}"),
+            // An idle worker looks again every 2 s by default: the last ones would wait that
+            // long for the others' final jobs before exiting, which is not the queue's speed.
+            "--poll-ms",
+            "50",
         ]);
         c.stdout(Stdio::null()).stderr(Stdio::piped());
         children.push(c.spawn().or_exit(1, "cannot start `stet worker`")?);
@@ -551,18 +555,22 @@ fn pgbench_cost(
     let clients = args.queue_clients.max(1);
     let per_client = args.queue_jobs / clients;
     let jobs = per_client * clients;
-    sql_at(
-        &server.psql,
-        &db.url,
-        &format!(
-            "CREATE TABLE bench_jobs (id bigserial PRIMARY KEY, due_at timestamptz NOT NULL, \
-             lease_owner text, lease_until timestamptz); \
-             CREATE INDEX bench_jobs_due ON bench_jobs (due_at); \
-             INSERT INTO bench_jobs (due_at) SELECT now() - interval '1 second' FROM generate_series(1, {jobs}); \
-             VACUUM ANALYZE bench_jobs"
+    // One statement a call: psql runs a multi-statement `-c` in one transaction, where
+    // VACUUM cannot run.
+    for sql in [
+        "CREATE TABLE bench_jobs (id bigserial PRIMARY KEY, due_at timestamptz NOT NULL, \
+         lease_owner text, lease_until timestamptz)"
+            .to_owned(),
+        "CREATE INDEX bench_jobs_due ON bench_jobs (due_at)".to_owned(),
+        format!(
+            "INSERT INTO bench_jobs (due_at) SELECT now() - interval '1 second' \
+             FROM generate_series(1, {jobs})"
         ),
-    )
-    .map_err(|e| Failure::new(1, format!("preparing the pgbench table: {e}")))?;
+        "VACUUM ANALYZE bench_jobs".to_owned(),
+    ] {
+        sql_at(&server.psql, &db.url, &sql)
+            .map_err(|e| Failure::new(1, format!("preparing the pgbench table: {e}")))?;
+    }
     let script = dir.join("skip-locked.sql");
     std::fs::write(
         &script,
