@@ -552,6 +552,20 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
         ),
         (n - 1) as i64
     );
+    // `stet history --psu`: one connection's transactions, named as the view names them.
+    let rows = f
+        .env
+        .run(&["history", "--psu", "psu-1", "-o", "ndjson"])
+        .ndjson();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["psu"] == "psu-1"), "{rows:?}");
+    assert_eq!(
+        rows.len() as i64,
+        count(
+            &f.store,
+            "SELECT COUNT(*) FROM stet_transactions WHERE psu = 'psu-1'"
+        )
+    );
     // Further runs: nothing for psu-2, and no second event.
     f.env.run(&["schedule", "--now"]).ok();
     let again: Vec<Child> = (0..2).map(|i| worker(&f, &format!("b{i}"), &[])).collect();
@@ -612,6 +626,45 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
     assert_eq!(status["hookEventsPending"], 0, "{status}");
     assert_eq!(status["connections"]["revoked"], 1, "{status}");
     assert_eq!(status["connections"]["active"], n - 1, "{status}");
+}
+
+/// A bank that keeps refusing the access token, even one refreshed for the run (its consent
+/// ended without the refresh being refused): after three runs in a row the connection needs
+/// the PSU, is no longer scheduled, and the hook is told once.
+#[test]
+fn a_bank_refusing_fresh_tokens_makes_the_connection_need_the_psu() {
+    // Every access token is good for one call: a sync (accounts, then their balances and
+    // transactions) never gets through.
+    let f = fleet(1, &["--faults", "expire-token:after=1"], 4);
+    add_all(&f, 1);
+    f.env.run(&["schedule", "--now"]).ok();
+    wait_ok(worker(&f, "a", &[]), "worker");
+    let show = f.env.run(&["psu", "show", "psu-1", "-o", "json"]).json();
+    assert_eq!(show["state"], "needs_psu", "{show}");
+    assert!(show["needsPsuSince"].is_string(), "{show}");
+    assert!(show["nextDue"].is_null(), "{show}");
+    let outcomes = psql(
+        &f.store,
+        "SELECT string_agg(outcome, ',' ORDER BY id) FROM job_runs",
+    );
+    assert_eq!(outcomes.trim(), "stale_token,stale_token,needs_psu");
+    // Later runs: no job for it, no second event.
+    f.env.run(&["schedule", "--now"]).ok();
+    wait_ok(worker(&f, "b", &[]), "worker");
+    assert_eq!(count(&f.store, "SELECT COUNT(*) FROM jobs"), 0);
+    assert_eq!(count(&f.store, "SELECT COUNT(*) FROM job_runs"), 3);
+    let events: Vec<Value> = std::fs::read_to_string(&f.hook_file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "needs_psu");
+    assert_eq!(events[0]["name"], "psu-1");
+    f.env
+        .present(&["psu", "sync", "psu-1"])
+        .fails(77, "not active");
 }
 
 /// Bad input: a SQLite store, no key, a wrong key: each a clear error, nothing changed.

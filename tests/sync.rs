@@ -71,6 +71,8 @@ fn stored(env: &Env, store: &str) -> BTreeMap<String, (String, String, String, S
             row["raw_json"]["entryReference"], row["entry_reference"],
             "raw JSON kept"
         );
+        // Outside a fleet, the PSU is the profile.
+        assert_eq!(row["psu"], row["profile"], "{row}");
         let previous = rows.insert(
             id,
             (s("status"), s("entry_reference"), s("amount"), s("label")),

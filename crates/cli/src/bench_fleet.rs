@@ -583,7 +583,10 @@ fn pgbench_cost(
     )
     .or_exit(exit::IO, "cannot write the pgbench script")?;
     let out = Command::new(pgbench)
-        .args(["-n", "-c", &clients.to_string(), "-j", &clients.to_string()])
+        // Prepared statements, as sqlx uses them: the comparison is of the queues, not of
+        // parsing and planning each statement again.
+        .args(["-n", "-M", "prepared"])
+        .args(["-c", &clients.to_string(), "-j", &clients.to_string()])
         .args(["-t", &per_client.to_string(), "-f"])
         .arg(&script)
         .arg(&db.url)

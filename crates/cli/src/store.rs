@@ -120,6 +120,10 @@ pub struct HistoryArgs {
     /// Every profile's transactions, not only the chosen profile's
     #[arg(long)]
     all_profiles: bool,
+    /// Only this PSU's transactions: a fleet connection's name (`stet psu list`), or a
+    /// person's profile name
+    #[arg(long, value_name = "NAME")]
+    psu: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -203,6 +207,7 @@ pub fn history(args: HistoryArgs, globals: &Globals) -> Result<u8, Failure> {
         from: args.from,
         to: args.to,
         statuses,
+        psu: args.psu.clone(),
     };
     runtime()?.block_on(async {
         // A store a sync created but was stopped before migrating is brought up to date.
@@ -224,6 +229,7 @@ pub fn history(args: HistoryArgs, globals: &Globals) -> Result<u8, Failure> {
             let date = row.booking_date.or(row.transaction_date).or(row.value_date);
             let fields = serde_json::json!({
                 "profile": row.profile,
+                "psu": row.psu,
                 "iban": row.iban,
                 "account_name": row.account_name,
                 "stable_id": row.stable_id,

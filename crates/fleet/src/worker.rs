@@ -353,12 +353,13 @@ impl Worker {
             Ok(t) => t,
             Err(e) => return Outcome::backoff(job, e),
         };
-        let token = match self.vault.access_token(id, transport.oauth()).await {
+        let (token, refreshed) = match self.vault.access_token(id, transport.oauth()).await {
             Ok((token, source)) => {
-                if source == TokenSource::Refreshed {
+                let refreshed = source == TokenSource::Refreshed;
+                if refreshed {
                     self.metrics.refreshed();
                 }
-                token
+                (token, refreshed)
             }
             Err(FleetError::ConsentRefused { reason, .. }) => {
                 tracing::warn!(
@@ -451,7 +452,9 @@ impl Worker {
                 c.transactions = transactions;
                 c
             }
-            Err(SyncError::Source { error, .. }) => self.source_failure(job, error, now).await,
+            Err(SyncError::Source { error, .. }) => {
+                self.source_failure(job, error, refreshed, now).await
+            }
             Err(e) => Outcome::backoff(job, e.to_string()),
         }
     }
@@ -460,6 +463,7 @@ impl Worker {
         &self,
         job: &ClaimedJob,
         error: SourceError,
+        refreshed: bool,
         now: OffsetDateTime,
     ) -> JobCompletion {
         let message = error.to_string();
@@ -483,6 +487,26 @@ impl Worker {
         match transport {
             // The bank refused the access token (the transport holds no refresh token):
             // the next run refreshes it under the lock, at once the first times.
+            // A token refreshed for this very run refused again, run after run: the bank
+            // hands out tokens its consent no longer covers (a consent ended at the bank
+            // without a refusal of the refresh). Only the PSU can give a new one.
+            Some(TransportError::ConsentRequired { .. })
+                if refreshed && job.attempts + 1 >= FRESH_TOKEN_REFUSALS =>
+            {
+                let reason = format!(
+                    "the bank refused the access token on {FRESH_TOKEN_REFUSALS} runs in a row, \
+                     the last one just refreshed: the PSU must give a new consent"
+                );
+                tracing::warn!(connection = job.connection_id, "{reason}");
+                if let Err(e) = self
+                    .store
+                    .stop_connection(job.connection_id, state::NEEDS_PSU, "needs_psu", &reason)
+                    .await
+                {
+                    return Outcome::backoff(job, e.to_string());
+                }
+                Outcome::stop("needs_psu", Some(reason))
+            }
             Some(TransportError::ConsentRequired { .. }) => {
                 if let Err(e) = self.store.mark_tokens_stale(job.connection_id).await {
                     return Outcome::backoff(job, e.to_string());
@@ -516,6 +540,9 @@ impl Worker {
         }
     }
 }
+
+/// Consecutive runs whose refreshed token the bank refused before a connection needs the PSU.
+const FRESH_TOKEN_REFUSALS: i32 = 3;
 
 /// After a failure: 30 s, doubling per attempt, at most 6 hours.
 fn backoff_due(job: &ClaimedJob, now: OffsetDateTime) -> OffsetDateTime {

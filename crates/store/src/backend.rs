@@ -51,16 +51,29 @@ const BEGIN_RUN: &str =
     "INSERT INTO sync_runs (id, profile, source, started_at) VALUES ($1, $2, $3, $4)";
 const FINISH_RUN: &str =
     "UPDATE sync_runs SET finished_at = $2, calls = $3, outcome = $4, error = $5 WHERE id = $1";
-const HISTORY: &str = "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.booking_date, t.value_date, \
-     t.transaction_date, t.amount, t.currency, t.credit_debit, t.label, t.counterparty, t.entry_reference, \
-     t.first_seen, t.last_seen, t.raw_json \
-     FROM transactions t JOIN accounts a ON a.id = t.account_id \
-     WHERE ($1 IS NULL OR a.profile = $1) \
-     AND ($2 IS NULL OR a.iban = $2 OR a.resource_id = $2) \
-     AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $3) \
-     AND ($4 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $4) \
-     AND ($5 IS NULL OR t.status = $5 OR t.status = $6 OR t.status = $7) \
-     ORDER BY a.profile, a.iban, COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id";
+/// The history query; `$psu` is the expression of the view's `psu` column and `$join` what
+/// it needs (SQLite has no fleet: its psu is the profile).
+macro_rules! history_sql {
+    ($psu:literal, $join:literal) => {
+        concat!(
+            "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.booking_date, t.value_date, \
+             t.transaction_date, t.amount, t.currency, t.credit_debit, t.label, t.counterparty, t.entry_reference, \
+             t.first_seen, t.last_seen, t.raw_json, ",
+            $psu,
+            " FROM transactions t JOIN accounts a ON a.id = t.account_id ",
+            $join,
+            " WHERE ($1 IS NULL OR a.profile = $1) \
+             AND ($2 IS NULL OR a.iban = $2 OR a.resource_id = $2) \
+             AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $3) \
+             AND ($4 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $4) \
+             AND ($5 IS NULL OR t.status = $5 OR t.status = $6 OR t.status = $7) \
+             AND ($8 IS NULL OR ",
+            $psu,
+            " = $8) \
+             ORDER BY a.profile, a.iban, COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id"
+        )
+    };
+}
 const COUNTS: &str = "SELECT \
      (SELECT COUNT(DISTINCT profile) FROM accounts), (SELECT COUNT(*) FROM accounts), \
      (SELECT COUNT(*) FROM transactions WHERE status = 'BOOK'), (SELECT COUNT(*) FROM transactions WHERE status = 'PDNG'), \
@@ -79,7 +92,7 @@ pub(crate) fn account_id(profile: &str, key: &str) -> String {
 }
 
 macro_rules! backend {
-    ($module:ident, $db:ty, $amount:ty, $to_amount:path, $from_amount:path, $begin:ident) => {
+    ($module:ident, $db:ty, $amount:ty, $to_amount:path, $from_amount:path, $begin:ident, $history:expr) => {
         pub(crate) mod $module {
             use super::*;
             use sqlx::{QueryBuilder, Row as _};
@@ -292,15 +305,17 @@ macro_rules! backend {
                     first_seen: row.try_get(14)?,
                     last_seen: row.try_get(15)?,
                     raw_json: row.try_get(16)?,
+                    psu: Some(row.try_get(17)?),
                 })
             }
 
             pub(crate) fn transactions<'a>(pool: &'a Pool, location: &'a str, filter: &HistoryFilter) -> BoxStream<'a, Result<TransactionRow, crate::StoreError>> {
                 let status = |i: usize| filter.statuses.get(i).or(filter.statuses.first()).map(|s| s.code());
-                sqlx::query(HISTORY)
+                sqlx::query($history)
                     .bind(filter.profile.clone()).bind(filter.account.clone())
                     .bind(filter.from).bind(filter.to)
                     .bind(status(0)).bind(status(1)).bind(status(2))
+                    .bind(filter.psu.clone())
                     .fetch(pool)
                     .map(move |row| {
                         row.and_then(|row| history_row(&row))
@@ -374,7 +389,8 @@ backend!(
     String,
     decimal_text,
     decimal_from_text,
-    begin_sqlite
+    begin_sqlite,
+    history_sql!("a.profile", "")
 );
 backend!(
     postgres,
@@ -382,5 +398,9 @@ backend!(
     Decimal,
     decimal_id,
     decimal_ok,
-    begin_postgres
+    begin_postgres,
+    history_sql!(
+        "COALESCE(c.name, a.profile)",
+        "LEFT JOIN connections c ON c.id = a.connection_id"
+    )
 );

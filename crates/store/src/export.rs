@@ -315,6 +315,7 @@ macro_rules! export_backend {
                         first_seen: row.try_get(14)?,
                         last_seen: row.try_get(15)?,
                         raw_json: row.try_get(16)?,
+                        psu: None,
                     },
                     exported,
                 })

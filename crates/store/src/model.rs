@@ -261,6 +261,10 @@ pub struct TransactionRow {
     pub last_seen: OffsetDateTime,
     /// The bank's JSON of the version shown, exactly as received.
     pub raw_json: String,
+    /// The PSU, as the view's `psu` column: the fleet connection's name, else the profile's.
+    /// Filled by [`Store::transactions`](crate::Store::transactions); `None` from readers
+    /// that do not need it (exports).
+    pub psu: Option<String>,
 }
 
 /// What [`Store::transactions`](crate::Store::transactions) returns.
@@ -276,6 +280,9 @@ pub struct HistoryFilter {
     pub to: Option<Date>,
     /// Only these statuses (`BOOK`, `PDNG`, `EXPD`); all when empty.
     pub statuses: Vec<Status>,
+    /// Only this PSU: a fleet connection's name, or a person's profile name (the view's
+    /// `psu` column).
+    pub psu: Option<String>,
 }
 
 /// An account as [`Store::info`](crate::Store::info) shows it.
