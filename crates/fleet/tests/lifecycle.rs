@@ -147,7 +147,7 @@ fn endpoint(status: u16) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hook_url_gets_each_event_once_and_a_refusal_keeps_it() {
+async fn hooks_get_each_event_once_and_a_refusal_keeps_it() {
     let url = stet_testkit::fresh_postgres_database("fleet_hook_url");
     let store = Store::open(&Location::parse(&url).unwrap(), &OpenOptions::default())
         .await
@@ -156,21 +156,34 @@ async fn hook_url_gets_each_event_once_and_a_refusal_keeps_it() {
     connection(&store, "ended", now - time::Duration::seconds(1)).await;
     store.check_consents(EXPIRES_SOON).await.unwrap();
 
-    // An endpoint that refuses (503): nothing delivered, the event kept.
+    // A command (it appends the event to a file), then an endpoint that refuses (503):
+    // nothing delivered, the event kept, the command run.
+    let dir = tempfile::tempdir().unwrap();
+    let told = dir.path().join("told.ndjson");
+    let command = format!("cat >> '{0}'; echo >> '{0}'", told.display());
+    let lines = || {
+        std::fs::read_to_string(&told)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
     let (refusing, refused) = endpoint(503);
     let hooks = Hooks {
-        command: None,
+        command: Some(command.clone()),
         url: Some(refusing),
     };
     assert_eq!(hooks.deliver(&store).await.unwrap(), 0);
     assert_eq!(refused.lock().unwrap().len(), 1, "it was tried");
+    assert_eq!(lines(), 1, "the command ran");
     assert_eq!(store.fleet_status().await.unwrap().hooks_pending, 1);
 
     // Delivery is tried again only after a delay; then an endpoint that accepts gets the
-    // event, once, whatever the number of later deliveries.
+    // event, once, whatever the number of later deliveries, and the command, which had
+    // taken it already, is not run again.
     let (accepting, accepted) = endpoint(200);
     let hooks = Hooks {
-        command: None,
+        command: Some(command),
         url: Some(accepting),
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
@@ -187,6 +200,7 @@ async fn hook_url_gets_each_event_once_and_a_refusal_keeps_it() {
     }
     let bodies = accepted.lock().unwrap().clone();
     assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(lines(), 1, "the command ran once");
     let event: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
     assert_eq!(event["event"], "expired");
     assert_eq!(event["name"], "ended");

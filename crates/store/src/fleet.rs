@@ -218,6 +218,9 @@ pub struct HookEvent {
     pub detail: Option<String>,
     /// Deliveries tried before.
     pub attempts: i32,
+    /// Whether the hook command has already run for it (a delivery that failed afterwards,
+    /// at the URL): a retry tells the URL alone.
+    pub command_done: bool,
 }
 
 impl HookDelivery {
@@ -236,14 +239,19 @@ impl HookDelivery {
     }
 
     /// Records a failed delivery: it is tried again later.
-    pub async fn failed(mut self, error: &str) -> Result<(), StoreError> {
+    ///
+    /// `command_done`: the hook command did run (it is not run again).
+    pub async fn failed(mut self, error: &str, command_done: bool) -> Result<(), StoreError> {
         let location = self.location.clone();
         let err = |e| classify(&location, "recording a failed hook delivery", e);
         sqlx::query(
-            "UPDATE hook_events SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+            "UPDATE hook_events SET attempts = attempts + 1, last_error = $2, \
+             command_done_at = CASE WHEN $3 THEN COALESCE(command_done_at, now()) ELSE command_done_at END \
+             WHERE id = $1",
         )
         .bind(self.event.id)
         .bind(error)
+        .bind(command_done)
         .execute(&mut *self.tx)
         .await
         .map_err(err)?;
@@ -1101,7 +1109,8 @@ impl Store {
         let mut tx = pool.begin().await.map_err(&err)?;
         let row = sqlx::query(
             "SELECT e.id, e.connection_id, c.profile, c.name, e.event, \
-             CASE WHEN e.valid_until = '-infinity' THEN NULL ELSE e.valid_until END, e.detail, e.attempts \
+             CASE WHEN e.valid_until = '-infinity' THEN NULL ELSE e.valid_until END, e.detail, e.attempts, \
+             e.command_done_at IS NOT NULL \
              FROM hook_events e JOIN connections c ON c.id = e.connection_id \
              WHERE e.delivered_at IS NULL \
              AND (e.attempts = 0 OR e.created_at + make_interval(secs => LEAST(3600, 5 * power(2, e.attempts))) < now()) \
@@ -1121,6 +1130,7 @@ impl Store {
                 valid_until: r.try_get(5).map_err(&err)?,
                 detail: r.try_get(6).map_err(&err)?,
                 attempts: r.try_get(7).map_err(&err)?,
+                command_done: r.try_get(8).map_err(&err)?,
             },
             tx,
             location: self.location.clone(),
