@@ -439,7 +439,6 @@ pub fn run(args: ExportArgs, globals: &Globals) -> Result<u8, Failure> {
             to: args.to,
             statuses,
             since_last: args.since_last.clone(),
-            raw_json: format.prints_raw_json(),
         };
 
         let mut sink = Sink::open(args.file.as_ref())?;

@@ -87,12 +87,6 @@ pub enum Format {
 }
 
 impl Format {
-    /// Whether the format prints each row's bank JSON (`raw_json`): the tabular ones do.
-    /// The others never read it, and a store need not hand it over.
-    pub fn prints_raw_json(self) -> bool {
-        matches!(self, Format::Csv | Format::Json | Format::Ndjson)
-    }
-
     /// The name on the command line and in the export ledger.
     pub fn name(self) -> &'static str {
         match self {

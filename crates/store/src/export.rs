@@ -77,10 +77,6 @@ pub struct RowFilter {
     /// Join the export ledger of this name: each row comes with the version exported under
     /// it, if any.
     pub since_last: Option<String>,
-    /// Read each row's bank JSON; without it [`TransactionRow::raw_json`] is empty. A
-    /// million rows' JSON is most of what an export would copy out of the database for
-    /// formats that never print it.
-    pub raw_json: bool,
 }
 
 /// A row to export, and what was exported of it before under the name asked about.
@@ -143,7 +139,7 @@ const AMOUNTS: &str = "SELECT status, COALESCE(booking_date, transaction_date, v
      FROM transactions WHERE account_id = $1";
 const ROWS: &str = "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.booking_date, t.value_date, \
      t.transaction_date, t.amount, t.currency, t.credit_debit, t.label, t.counterparty, t.entry_reference, \
-     t.first_seen, t.last_seen, CASE WHEN $8 THEN t.raw_json ELSE '' END, \
+     t.first_seen, t.last_seen, t.raw_json, \
      e.fingerprint, e.format, e.status, e.booking_date, e.amount, e.currency, e.label, e.exported_at \
      FROM transactions t JOIN accounts a ON a.id = t.account_id \
      LEFT JOIN export_ledger e ON e.name = $2 AND e.account_id = t.account_id AND e.stable_id = t.stable_id \
@@ -156,7 +152,7 @@ const ROWS: &str = "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.b
 /// reads costs a copy, and the ledger's eight would all be empty.
 const ROWS_UNNAMED: &str = "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.booking_date, t.value_date, \
      t.transaction_date, t.amount, t.currency, t.credit_debit, t.label, t.counterparty, t.entry_reference, \
-     t.first_seen, t.last_seen, CASE WHEN $7 THEN t.raw_json ELSE '' END \
+     t.first_seen, t.last_seen, t.raw_json \
      FROM transactions t JOIN accounts a ON a.id = t.account_id \
      WHERE t.account_id = $1 \
      AND ($2 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $2) \
@@ -350,7 +346,6 @@ macro_rules! export_backend {
                     .bind(status(0))
                     .bind(status(1))
                     .bind(status(2))
-                    .bind(filter.raw_json)
                     .fetch(pool)
                     .map(move |row| {
                         row.and_then(|row| export_row(&row))
