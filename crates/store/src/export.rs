@@ -888,24 +888,24 @@ mod tests {
 
     fn observed(n: usize, label: Option<&str>, counterparty: Option<&str>) -> ObservedTransaction {
         ObservedTransaction {
-            status: if n % 3 == 0 {
+            status: if n.is_multiple_of(3) {
                 Status::Pending
             } else {
                 Status::Booked
             },
             booking_date: (n % 4 != 1).then_some(date!(2026 - 03 - 01)),
-            value_date: (n % 2 == 0).then_some(date!(2026 - 03 - 02)),
+            value_date: n.is_multiple_of(2).then_some(date!(2026 - 03 - 02)),
             transaction_date: Some(date!(2026 - 02 - 28)),
             amount: Decimal::new(1234 + n as i64, 2),
             currency: "EUR".into(),
-            credit_debit: if n % 2 == 0 {
+            credit_debit: if n.is_multiple_of(2) {
                 CreditDebit::Credit
             } else {
                 CreditDebit::Debit
             },
             label: label.map(str::to_owned),
             counterparty: counterparty.map(str::to_owned),
-            entry_reference: (n % 5 != 0).then(|| format!("E{n}")),
+            entry_reference: (!n.is_multiple_of(5)).then(|| format!("E{n}")),
             raw_json: format!(r#"{{"n":{n},"t":"~12:34:~"}}"#),
         }
     }
@@ -931,7 +931,17 @@ mod tests {
         let transactions = labels
             .iter()
             .enumerate()
-            .map(|(n, l)| observed(n, *l, if n % 2 == 0 { Some("Zoë:~") } else { None }))
+            .map(|(n, l)| {
+                observed(
+                    n,
+                    *l,
+                    if n.is_multiple_of(2) {
+                        Some("Zoë:~")
+                    } else {
+                        None
+                    },
+                )
+            })
             .collect();
         let run = store.begin_run("p", "test").await.unwrap();
         store
