@@ -485,17 +485,15 @@ impl Worker {
             _ => None,
         };
         match transport {
-            // The bank refused the access token (the transport holds no refresh token):
-            // the next run refreshes it under the lock, at once the first times.
-            // A token refreshed for this very run refused again, run after run: the bank
-            // hands out tokens its consent no longer covers (a consent ended at the bank
-            // without a refusal of the refresh). Only the PSU can give a new one.
+            // A token refreshed for this very run refused, on the third unfinished run in a
+            // row: the bank hands out tokens its consent no longer covers (a consent ended
+            // at the bank without a refusal of the refresh). Only the PSU can give a new one.
             Some(TransportError::ConsentRequired { .. })
                 if refreshed && job.attempts + 1 >= FRESH_TOKEN_REFUSALS =>
             {
                 let reason = format!(
-                    "the bank refused the access token on {FRESH_TOKEN_REFUSALS} runs in a row, \
-                     the last one just refreshed: the PSU must give a new consent"
+                    "the bank refused an access token refreshed for this run, {FRESH_TOKEN_REFUSALS} \
+                     unfinished runs in a row: the PSU must give a new consent"
                 );
                 tracing::warn!(connection = job.connection_id, "{reason}");
                 if let Err(e) = self
@@ -507,6 +505,8 @@ impl Worker {
                 }
                 Outcome::stop("needs_psu", Some(reason))
             }
+            // The bank refused the access token (the transport holds no refresh token):
+            // the next run refreshes it under the lock, at once the first times.
             Some(TransportError::ConsentRequired { .. }) => {
                 if let Err(e) = self.store.mark_tokens_stale(job.connection_id).await {
                     return Outcome::backoff(job, e.to_string());
@@ -541,7 +541,8 @@ impl Worker {
     }
 }
 
-/// Consecutive runs whose refreshed token the bank refused before a connection needs the PSU.
+/// Unfinished runs in a row, the last one's freshly refreshed token refused, before a
+/// connection needs the PSU.
 const FRESH_TOKEN_REFUSALS: i32 = 3;
 
 /// After a failure: 30 s, doubling per attempt, at most 6 hours.
