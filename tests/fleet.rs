@@ -178,6 +178,16 @@ fn wait_ok(child: Child, what: &str) -> String {
     stderr
 }
 
+/// The events the hook command appended to its file, one JSON object a line.
+fn hook_events(f: &Fleet) -> Vec<Value> {
+    std::fs::read_to_string(&f.hook_file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn stats(f: &Fleet) -> Value {
     let s = &f.env.sandbox;
     let origin = s
@@ -572,12 +582,7 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
     for w in again {
         wait_ok(w, "worker");
     }
-    let events: Vec<Value> = std::fs::read_to_string(&f.hook_file)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = hook_events(&f);
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["event"], "revoked");
     assert_eq!(events[0]["name"], "psu-2");
@@ -653,12 +658,7 @@ fn a_bank_refusing_fresh_tokens_makes_the_connection_need_the_psu() {
     wait_ok(worker(&f, "b", &[]), "worker");
     assert_eq!(count(&f.store, "SELECT COUNT(*) FROM jobs"), 0);
     assert_eq!(count(&f.store, "SELECT COUNT(*) FROM job_runs"), 3);
-    let events: Vec<Value> = std::fs::read_to_string(&f.hook_file)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = hook_events(&f);
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["event"], "needs_psu");
     assert_eq!(events[0]["name"], "psu-1");

@@ -79,6 +79,17 @@ pub struct RowFilter {
     pub since_last: Option<String>,
 }
 
+impl RowFilter {
+    /// The `i`-th status code the queries bind (of three): the statuses asked for, the
+    /// first repeated to fill the three; `None` for all.
+    fn status(&self, i: usize) -> Option<&'static str> {
+        self.statuses
+            .get(i)
+            .or(self.statuses.first())
+            .map(|s| s.code())
+    }
+}
+
 /// A row to export, and what was exported of it before under the name asked about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportRow {
@@ -137,28 +148,45 @@ const BALANCES: &str = "SELECT balance_type, amount, currency, reference_date, f
      FROM balances WHERE account_id = $1 ORDER BY fetched_at, balance_type";
 const AMOUNTS: &str = "SELECT status, COALESCE(booking_date, transaction_date, value_date), amount, currency \
      FROM transactions WHERE account_id = $1";
-const ROWS: &str = "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.booking_date, t.value_date, \
+/// Where [`ROWS`] (and SQLite's packed read of the same columns) takes an account's rows
+/// from, with the export ledger of the name `$2`: the filter is `$3`–`$7`.
+macro_rules! rows_named_tail {
+    () => {
+        " FROM transactions t JOIN accounts a ON a.id = t.account_id \
+         LEFT JOIN export_ledger e ON e.name = $2 AND e.account_id = t.account_id AND e.stable_id = t.stable_id \
+         WHERE t.account_id = $1 \
+         AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $3) \
+         AND ($4 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $4) \
+         AND ($5 IS NULL OR t.status = $5 OR t.status = $6 OR t.status = $7) \
+         ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id"
+    };
+}
+/// [`rows_named_tail`] without the ledger: the filter is `$2`–`$6`.
+macro_rules! rows_unnamed_tail {
+    () => {
+        " FROM transactions t JOIN accounts a ON a.id = t.account_id \
+         WHERE t.account_id = $1 \
+         AND ($2 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $2) \
+         AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $3) \
+         AND ($4 IS NULL OR t.status = $4 OR t.status = $5 OR t.status = $6) \
+         ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id"
+    };
+}
+const ROWS: &str = concat!(
+    "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.booking_date, t.value_date, \
      t.transaction_date, t.amount, t.currency, t.credit_debit, t.label, t.counterparty, t.entry_reference, \
      t.first_seen, t.last_seen, t.raw_json, \
-     e.fingerprint, e.format, e.status, e.booking_date, e.amount, e.currency, e.label, e.exported_at \
-     FROM transactions t JOIN accounts a ON a.id = t.account_id \
-     LEFT JOIN export_ledger e ON e.name = $2 AND e.account_id = t.account_id AND e.stable_id = t.stable_id \
-     WHERE t.account_id = $1 \
-     AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $3) \
-     AND ($4 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $4) \
-     AND ($5 IS NULL OR t.status = $5 OR t.status = $6 OR t.status = $7) \
-     ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id";
+     e.fingerprint, e.format, e.status, e.booking_date, e.amount, e.currency, e.label, e.exported_at",
+    rows_named_tail!()
+);
 /// [`ROWS`] without the export ledger, for an export under no name: every column a row
 /// reads costs a copy, and the ledger's eight would all be empty.
-const ROWS_UNNAMED: &str = "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.booking_date, t.value_date, \
+const ROWS_UNNAMED: &str = concat!(
+    "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.booking_date, t.value_date, \
      t.transaction_date, t.amount, t.currency, t.credit_debit, t.label, t.counterparty, t.entry_reference, \
-     t.first_seen, t.last_seen, t.raw_json \
-     FROM transactions t JOIN accounts a ON a.id = t.account_id \
-     WHERE t.account_id = $1 \
-     AND ($2 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $2) \
-     AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $3) \
-     AND ($4 IS NULL OR t.status = $4 OR t.status = $5 OR t.status = $6) \
-     ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id";
+     t.first_seen, t.last_seen, t.raw_json",
+    rows_unnamed_tail!()
+);
 const RECORD: &str = "INSERT INTO export_ledger (name, account_id, stable_id, format, fingerprint, status, \
      booking_date, amount, currency, label, exported_at) ";
 const RECORD_CONFLICT: &str = " ON CONFLICT (name, account_id, stable_id) DO UPDATE SET \
@@ -330,13 +358,6 @@ macro_rules! export_backend {
                 account_id: &str,
                 filter: &RowFilter,
             ) -> BoxStream<'a, Result<ExportRow, StoreError>> {
-                let status = |i: usize| {
-                    filter
-                        .statuses
-                        .get(i)
-                        .or(filter.statuses.first())
-                        .map(|s| s.code())
-                };
                 let query = match &filter.since_last {
                     Some(name) => sqlx::query(ROWS)
                         .bind(account_id.to_owned())
@@ -346,9 +367,9 @@ macro_rules! export_backend {
                 query
                     .bind(filter.from)
                     .bind(filter.to)
-                    .bind(status(0))
-                    .bind(status(1))
-                    .bind(status(2))
+                    .bind(filter.status(0))
+                    .bind(filter.status(1))
+                    .bind(filter.status(2))
                     .fetch(pool)
                     .map(move |row| {
                         row.and_then(|row| export_row(&row))
@@ -478,24 +499,9 @@ mod packed {
         field!("e.label"),
         " || ",
         field!("e.exported_at"),
-        " FROM transactions t JOIN accounts a ON a.id = t.account_id \
-         LEFT JOIN export_ledger e ON e.name = $2 AND e.account_id = t.account_id AND e.stable_id = t.stable_id \
-         WHERE t.account_id = $1 \
-         AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $3) \
-         AND ($4 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $4) \
-         AND ($5 IS NULL OR t.status = $5 OR t.status = $6 OR t.status = $7) \
-         ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id"
+        rows_named_tail!()
     );
-    const ROWS_PACKED_UNNAMED: &str = concat!(
-        "SELECT ",
-        row_fields!(),
-        " FROM transactions t JOIN accounts a ON a.id = t.account_id \
-         WHERE t.account_id = $1 \
-         AND ($2 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $2) \
-         AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $3) \
-         AND ($4 IS NULL OR t.status = $4 OR t.status = $5 OR t.status = $6) \
-         ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id"
-    );
+    const ROWS_PACKED_UNNAMED: &str = concat!("SELECT ", row_fields!(), rows_unnamed_tail!());
     const AMOUNTS_PACKED: &str = concat!(
         "SELECT ",
         field!("status"),
@@ -646,13 +652,6 @@ mod packed {
         account_id: &str,
         filter: &RowFilter,
     ) -> BoxStream<'a, Result<ExportRow, StoreError>> {
-        let status = |i: usize| {
-            filter
-                .statuses
-                .get(i)
-                .or(filter.statuses.first())
-                .map(|s| s.code())
-        };
         let named = filter.since_last.is_some();
         let query = match &filter.since_last {
             Some(name) => sqlx::query(ROWS_PACKED)
@@ -663,9 +662,9 @@ mod packed {
         query
             .bind(filter.from)
             .bind(filter.to)
-            .bind(status(0))
-            .bind(status(1))
-            .bind(status(2))
+            .bind(filter.status(0))
+            .bind(filter.status(1))
+            .bind(filter.status(2))
             .fetch(pool)
             .map(move |row| {
                 decode(row, |p| unpack_row(p, named))
