@@ -1,6 +1,7 @@
 //! `stet register` against the sandbox bank, over real sockets: the spec's form (create, show,
 //! update, rotate, delete, and the registered client then used for consent and signed calls)
-//! and the BNP Paribas, Crédit Agricole and CIC variants; bad input refused with clear errors.
+//! and the BNP Paribas, Crédit Agricole, CIC, LCL, La Banque Postale and BPCE variants; bad
+//! input refused with clear errors.
 
 #![allow(missing_docs)]
 
@@ -326,6 +327,209 @@ fn the_bnp_credit_agricole_and_cic_variants() {
         profile_key(&table, "key_id").unwrap().as_str(),
         Some(format!("{kid}_next").as_str())
     );
+}
+
+/// The certificate's serial number in decimal, read by x509-parser (num-bigint), not by stet.
+fn serial_decimal(pem: &Path) -> String {
+    let text = std::fs::read(pem).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&text).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    cert.tbs_certificate.serial.to_string()
+}
+
+#[test]
+fn the_lcl_variant_kid_from_the_serial_and_rotation_by_get_then_put() {
+    let env = Env::new();
+    configure(&env, "lcl", "/lcl/register", "");
+    let qseal_cert = PathBuf::from(env.sandbox.get("qseal_cert"));
+    let created = env.run(&["register", "create", "--output", "json"]).json();
+    assert_eq!(created["status"], "active", "{created}");
+    assert_eq!(created["kid"], serial_decimal(&qseal_cert), "{created}");
+    // LCL answers the client id and when it was issued, nothing else.
+    let answered: Vec<&String> = created["record"].as_object().unwrap().keys().collect();
+    assert_eq!(answered, ["client_id", "client_id_issued_at"], "{created}");
+    assert!(stored(&env)["registration_access_token"].is_null());
+
+    // Read back with the QWAC and a signature alone.
+    let shown = env.run(&["register", "show", "--output", "json"]).json();
+    let record = &shown["record"];
+    let scope = record["scope"].as_str().unwrap();
+    assert!(scope.contains(',') && !scope.contains(' '), "{record}");
+    assert_eq!(record["jwks"]["keys"][0]["key_ops"][0], "verify");
+    assert!(
+        record["jwks"]["keys"][0]["x5t#S256"].is_string(),
+        "{record}"
+    );
+
+    // Rotation: GET with the old key, PUT signed by the new one under the URL where the TPP
+    // publishes it.
+    let (new_cert, new_key) = qseal(
+        env.home.path(),
+        "qseal-next",
+        Some(vec![
+            PspRole::AccountInformation,
+            PspRole::PaymentInitiation,
+        ]),
+    );
+    let (_, stranger_key) = qseal(env.home.path(), "stranger", None);
+    let url = "https://tpp.example/certs/qseal-next.pem";
+    // A PUT signed by a key that is not the new certificate's is refused by the bank.
+    let wrong = env.run(&[
+        "register",
+        "rotate",
+        "--qseal-cert",
+        new_cert.to_str().unwrap(),
+        "--qseal-key",
+        stranger_key.to_str().unwrap(),
+        "--key-id",
+        url,
+    ]);
+    assert_ne!(wrong.code, 0, "{wrong}");
+    assert!(
+        wrong.stderr.contains("401") && wrong.stderr.contains("signature"),
+        "{wrong}"
+    );
+    assert_eq!(
+        profile_key(&config_value(&env), "qseal_cert")
+            .unwrap()
+            .as_str(),
+        Some(qseal_cert.to_str().unwrap()),
+        "a refused rotation changes nothing"
+    );
+    let rotated = one(&env.run(&[
+        "register",
+        "rotate",
+        "--qseal-cert",
+        new_cert.to_str().unwrap(),
+        "--qseal-key",
+        new_key.to_str().unwrap(),
+        "--key-id",
+        url,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(rotated["kid"], serial_decimal(&new_cert), "{rotated}");
+    let table = config_value(&env);
+    assert_eq!(profile_key(&table, "key_id").unwrap().as_str(), Some(url));
+    assert_eq!(
+        profile_key(&table, "qseal_cert").unwrap().as_str(),
+        new_cert.to_str()
+    );
+    env.run(&["register", "delete"]).fails(78, "has no DELETE");
+}
+
+#[test]
+fn the_la_banque_postale_variant_with_portal_credentials() {
+    let env = Env::new();
+    let portal_user = env.sandbox.get("client_id");
+    configure(
+        &env,
+        "la-banque-postale",
+        "/lbp/register",
+        &format!("portal_user = {portal_user:?}\nportal_password_env = \"LBP_PORTAL_PASSWORD\"\n"),
+    );
+    let with_password = |args: &[&str], password: &str| {
+        let mut cmd = env.command(args);
+        cmd.env("LBP_PORTAL_PASSWORD", password);
+        finished(args, cmd)
+    };
+    // No password variable: said before anything is sent.
+    env.run(&["register", "create"]).fails(
+        78,
+        "portal_password_env names LBP_PORTAL_PASSWORD, which is not set",
+    );
+    // A wrong password: the bank's refusal, nothing kept.
+    let refused = with_password(&["register", "create"], "not-the-password");
+    assert_ne!(refused.code, 0, "{refused}");
+    assert!(
+        refused.stderr.contains("401") && refused.stderr.contains("developer portal"),
+        "{refused}"
+    );
+    assert!(!store_file(&env).exists(), "nothing kept from a refusal");
+
+    let secret = env.sandbox.get("client_secret");
+    let created = with_password(&["register", "create", "--output", "json"], secret).json();
+    assert_eq!(created["status"], "active", "{created}");
+    let record = &created["record"];
+    assert!(record.get("jwks").is_none(), "no jwks at LBP: {record}");
+    assert_eq!(record["description"], "PSD2 third-party provider");
+    assert_eq!(
+        record["grant_types"],
+        serde_json::json!(["authorization_code"])
+    );
+    assert_eq!(record["client_secret"], "<redacted>");
+    let issued = record["client_id_issued_at"].as_str().unwrap();
+    assert_eq!(issued.len(), 13, "milliseconds: {issued}");
+    assert!(
+        stored(&env)["client_secret"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
+    // Read and updated with the same portal credentials.
+    let shown = with_password(&["register", "show", "--output", "json"], secret).json();
+    assert_eq!(shown["client_id"], created["client_id"]);
+    let updated = with_password(&["register", "update", "--output", "json"], secret).json();
+    assert_eq!(updated["status"], "active", "{updated}");
+    env.run(&["register", "delete"]).fails(78, "has no DELETE");
+}
+
+#[test]
+fn the_bpce_variant_token_first_contact_object_and_rotation() {
+    let env = Env::new();
+    configure(&env, "bpce", "/stet/setting/v1/register", "");
+    let qseal_cert = PathBuf::from(env.sandbox.get("qseal_cert"));
+    let out = env.run(&["register", "create", "--output", "json"]);
+    let created = out.json();
+    // Approved by hand at BPCE: kept as pending until read back.
+    assert_eq!(created["status"], "pending", "{out}");
+    let kid = serial_decimal(&qseal_cert);
+    assert_eq!(created["kid"], kid, "{created}");
+    let record = &created["record"];
+    assert_eq!(record["contact"]["email"], "ops@tpp.example", "{record}");
+    assert!(record.get("contacts").is_none(), "{record}");
+    assert_eq!(record["jwks"]["keys"][0]["keys_ops"][0], "verify");
+    assert!(
+        record["grant_types"].as_array().unwrap().iter().all(|g| g
+            .as_str()
+            .unwrap()
+            .chars()
+            .all(|c| !c.is_ascii_lowercase())),
+        "grants echoed in capitals: {record}"
+    );
+    assert!(
+        record["client_id_issued_at"]
+            .as_str()
+            .is_some_and(|t| t.contains('T')),
+        "an ISO date-time: {record}"
+    );
+    // The kid is the keyId from now on.
+    assert_eq!(
+        profile_key(&config_value(&env), "key_id").unwrap().as_str(),
+        Some(kid.as_str())
+    );
+    let shown = env.run(&["register", "show", "--output", "json"]).json();
+    assert_eq!(shown["status"], "active", "{shown}");
+
+    // Rotation: a PUT signed with the old key, carrying the new one; then calls signed by
+    // the new key under its kid.
+    let (new_cert, new_key) = qseal(
+        env.home.path(),
+        "qseal-next",
+        Some(vec![
+            PspRole::AccountInformation,
+            PspRole::PaymentInitiation,
+        ]),
+    );
+    let rotated = one(&rotate(&env, &new_cert, &new_key));
+    let new_kid = serial_decimal(&new_cert);
+    assert_eq!(rotated["kid"], new_kid, "{rotated}");
+    assert_eq!(
+        profile_key(&config_value(&env), "key_id").unwrap().as_str(),
+        Some(new_kid.as_str())
+    );
+    let shown = env.run(&["register", "show", "--output", "json"]).json();
+    assert_eq!(shown["kid"], new_kid, "{shown}");
+    env.run(&["register", "delete"]).fails(78, "has no DELETE");
 }
 
 #[test]

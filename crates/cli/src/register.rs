@@ -70,6 +70,11 @@ pub struct RotateArgs {
     /// The new QSealC key: a key file, or a `pkcs11:` URI
     #[arg(long, value_name = "KEY")]
     qseal_key: String,
+    /// The Signature keyId of the new key, for a bank that finds the QSealC at a URL (publish
+    /// the new certificate there first); by default the profile's `key_id` stays. A bank that
+    /// names keys by their registration kid takes the new kid instead.
+    #[arg(long, value_name = "KEY_ID")]
+    key_id: Option<String>,
 }
 
 pub fn run(command: RegisterCommand, globals: &Globals) -> Result<u8, Failure> {
@@ -244,6 +249,7 @@ async fn delete(
     args: OutputArgs,
 ) -> Result<u8, Failure> {
     let state = stored(profile, store)?;
+    Registrar::check_delete(bank).map_err(failure)?;
     registrar(profile, bank)?
         .delete(&state)
         .await
@@ -316,12 +322,16 @@ async fn rotate(
                 .map_err(failure)?
         }
         Rotation::GetThenPut => {
+            // Read with the old key, write with the new one: the bank takes the new
+            // certificate from a request it signs.
             let read = registrar(profile, bank)?
                 .read(&state)
                 .await
                 .map_err(failure)?;
-            if let Some(kid) = &new_kid {
-                next.key_id = kid.clone();
+            match (&bank.signature.key_id, &new_kid, &args.key_id) {
+                (KeyIdForm::RegistrationId, Some(kid), _) => next.key_id = kid.clone(),
+                (_, _, Some(key_id)) => next.key_id = key_id.clone(),
+                _ => {}
             }
             let body = body(
                 &next,
@@ -340,13 +350,13 @@ async fn rotate(
     };
     let key = args.qseal_key.clone();
     let cert = args.qseal_cert.display().to_string();
-    save(
-        profile,
-        bank,
-        store,
-        &updated,
-        Some(&[("qseal_key", key.as_str()), ("qseal_cert", cert.as_str())]),
-    )?;
+    let mut changed = vec![("qseal_key", key.as_str()), ("qseal_cert", cert.as_str())];
+    if bank.signature.key_id != KeyIdForm::RegistrationId
+        && let Some(key_id) = &args.key_id
+    {
+        changed.push(("key_id", key_id.as_str()));
+    }
+    save(profile, bank, store, &updated, Some(&changed))?;
     eprintln!(
         "profile `{}` now signs with {} (kid {})",
         profile.name,
@@ -356,8 +366,9 @@ async fn rotate(
     if bank.signature.key_id == KeyIdForm::CertificateUrl {
         eprintln!(
             "{} finds the QSealC at key_id ({}): publish the new certificate there, or point \
-             key_id at where it is",
-            bank.display_name, profile.key_id
+             key_id at where it is (--key-id)",
+            bank.display_name,
+            args.key_id.as_deref().unwrap_or(&profile.key_id)
         );
     }
     print(&updated, args.out.report())

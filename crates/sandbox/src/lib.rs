@@ -99,8 +99,11 @@
 //!
 //! Dynamic client registration (STET "OAuth2 technical setup" 1.0.5) in the spec's form at
 //! `/register` (and `/register/{clientId}`), and in the BNP Paribas (`/psd2/register`), Crédit
-//! Agricole (`/psd2_actor_registration/v1/tpp_consumers`) and CIC (`/cic/oauth2/registrations`)
-//! variants, each checking what that bank checks and answering as it does; refusals are the
+//! Agricole (`/psd2_actor_registration/v1/tpp_consumers`), CIC (`/cic/oauth2/registrations`),
+//! LCL (`/lcl/register`), La Banque Postale (`/lbp/register`, with the sandbox's `client_id`
+//! and `client_secret` as the developer portal's credentials) and BPCE
+//! (`/stet/setting/v1/register`, after a token from `/stet/psd2/oauth/token`) variants, each
+//! checking what that bank checks and answering as it does; refusals are the
 //! spec's error models (`invalid_redirect_uri`, `invalid_client_metadata`). A registered client
 //! id is accepted at `/authorize` and `/token` with the QWAC it registered with, and its kids as
 //! Signature keyIds.

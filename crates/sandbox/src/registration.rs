@@ -1,5 +1,5 @@
 //! Dynamic client registration (STET "OAuth2 technical setup" 1.0.5), in the spec's form and
-//! in three banks' variants, each at its own endpoint:
+//! in six banks' variants, each at its own endpoint:
 //!
 //! | endpoint | variant | what it insists on |
 //! |---|---|---|
@@ -7,6 +7,9 @@
 //! | `/psd2/register` | BNP Paribas | signed; `context: "psd2"`; a client secret; an update is "recorded" and approved by hand (200 with a message, nothing changed) |
 //! | `/psd2_actor_registration/v1/tpp_consumers` | Crédit Agricole | bare `jwks` array, `x5c` a string, grants in capitals, no scope; 200; token `NOTAPPLICABLE`, sent back in `PUT` bodies; no `DELETE` |
 //! | `/cic/oauth2/registrations` | CIC / Crédit Mutuel | not signed; `kid: null`, the bank assigns it; a `PUT` with a second key gets `<kid>_next` |
+//! | `/lcl/register` | LCL | signed; `scope` joined by commas; `kid` the QSealC's serial in decimal, `key_ops: ["verify"]`, `x5t#S256`; 201 with `client_id` and `client_id_issued_at` only; managed with the QWAC and a signature, no token; a `PUT` may be signed by the key it registers; no `DELETE` |
+//! | `/lbp/register` | La Banque Postale | HTTP Basic with the developer portal's credentials (the sandbox's `client_id` and `client_secret`), not signed; no `jwks`; 201 with a client secret and `client_id_issued_at` in milliseconds; managed with the same credentials; no `DELETE` |
+//! | `/stet/setting/v1/register` | BPCE | a client-credentials token first (`POST /stet/psd2/oauth/token`, `client_id=PSD2_TPPRegister`, `scope=manageRegistration`), then signed calls with it; a `contact` object, not `contacts`; `keys_ops: ["verify"]`; `kid` the serial in decimal; `scope` joined by commas; 200, absent fields as `null`, grants echoed in capitals, `client_id_issued_at` as an ISO date-time; no `DELETE` |
 //!
 //! Everywhere: the QWAC on the TLS link is the client; `redirect_uris` must be HTTPS (or
 //! loopback HTTP); `token_endpoint_auth_method`, when sent, `tls_client_auth`;
@@ -14,16 +17,24 @@
 //! wider than the QSealC's PSD2 roles. A refusal is the spec's `ErrorModel_400`
 //! (`invalid_redirect_uri`, `invalid_client_metadata`) or `ErrorModel` (401, 403, 405).
 //!
+//! A signed call's keyId names the sandbox's QSealC, a kid registered before, or a key the
+//! request itself registers (by its kid; and, for a certificate URL the sandbox does not know,
+//! the request's own certificate: the sandbox cannot fetch the URL, so it takes what the
+//! request registers as what is published there).
+//!
 //! A registered client is then a client of the bank: its `client_id` works at `/authorize`
 //! and `/token` (with the QWAC it registered with), and its kids are accepted as Signature
 //! keyIds.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
 use stet_httpsig::{PublicKey, VerifyPolicy};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::server::{Reply, Req};
 use crate::state::{State, organization_identifier, random_hex};
@@ -35,10 +46,13 @@ pub(crate) enum Variant {
     Bnp,
     CreditAgricole,
     Cic,
+    Lcl,
+    Lbp,
+    Bpce,
 }
 
 impl Variant {
-    const ALL: [(Variant, &'static str); 4] = [
+    const ALL: [(Variant, &'static str); 7] = [
         (Variant::Spec, "/register"),
         (Variant::Bnp, "/psd2/register"),
         (
@@ -46,6 +60,9 @@ impl Variant {
             "/psd2_actor_registration/v1/tpp_consumers",
         ),
         (Variant::Cic, "/cic/oauth2/registrations"),
+        (Variant::Lcl, "/lcl/register"),
+        (Variant::Lbp, "/lbp/register"),
+        (Variant::Bpce, "/stet/setting/v1/register"),
     ];
 
     fn base(self) -> &'static str {
@@ -57,8 +74,90 @@ impl Variant {
     }
 
     fn signed(self) -> bool {
-        self != Variant::Cic
+        !matches!(self, Variant::Cic | Variant::Lbp)
     }
+
+    /// Whether the kid must be the QSealC's serial number in decimal.
+    fn serial_kid(self) -> bool {
+        matches!(self, Variant::Lcl | Variant::Bpce)
+    }
+
+    /// Whether `scope` is joined by commas rather than spaces.
+    fn comma_scope(self) -> bool {
+        matches!(self, Variant::Lcl | Variant::Bpce)
+    }
+
+    /// Whether `DELETE` exists.
+    fn deletes(self) -> bool {
+        matches!(self, Variant::Spec | Variant::Bnp | Variant::Cic)
+    }
+
+    /// Whether reads and updates carry the `registration_access_token`: elsewhere the bank
+    /// knows the caller by its QWAC and its portal credentials or registration token.
+    fn managed_with_token(self) -> bool {
+        matches!(
+            self,
+            Variant::Spec | Variant::Bnp | Variant::CreditAgricole | Variant::Cic
+        )
+    }
+}
+
+/// BPCE's token endpoint for registration calls (client credentials, `PSD2_TPPRegister`).
+pub(crate) const BPCE_TOKEN_PATH: &str = "/stet/psd2/oauth/token";
+const BPCE_TOKEN_CLIENT: &str = "PSD2_TPPRegister";
+const BPCE_TOKEN_SCOPE: &str = "manageRegistration";
+
+/// A big-endian unsigned number in decimal, by repeated division (the client builds it the
+/// other way round, by multiplication: the two meet only if both are right).
+fn decimal(bytes: &[u8]) -> String {
+    let mut number: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
+    let mut digits = Vec::new();
+    while !number.is_empty() {
+        let mut remainder = 0u32;
+        for byte in number.iter_mut() {
+            let value = (remainder << 8) | u32::from(*byte);
+            *byte = (value / 10) as u8;
+            remainder = value % 10;
+        }
+        digits.push(b'0' + remainder as u8);
+        number = number.into_iter().skip_while(|b| *b == 0).collect();
+    }
+    if digits.is_empty() {
+        return "0".to_owned();
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// The certificate's serial number in decimal.
+fn serial_decimal(der: &[u8]) -> Option<String> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    Some(decimal(cert.tbs_certificate.serial_number.as_bytes()))
+}
+
+/// The keys a registration body carries: (kid, certificate DER), `x5c` as an array or a string.
+fn body_keys(body: &Value) -> Vec<(Option<String>, Vec<u8>)> {
+    let keys = match body.get("jwks") {
+        Some(Value::Object(o)) => o.get("keys").and_then(Value::as_array),
+        Some(Value::Array(a)) => Some(a),
+        _ => None,
+    };
+    keys.into_iter()
+        .flatten()
+        .filter_map(|key| {
+            let x5c = match key.get("x5c") {
+                Some(Value::Array(a)) => a.first().and_then(Value::as_str),
+                Some(Value::String(s)) => Some(s.as_str()),
+                _ => None,
+            }?;
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(x5c.as_bytes())
+                .ok()?;
+            let kid = key.get("kid").and_then(Value::as_str).map(str::to_owned);
+            Some((kid, der))
+        })
+        .collect()
 }
 
 /// A registered client.
@@ -118,7 +217,7 @@ impl State {
     pub(crate) fn registration(&self, req: &Req, variant: Variant, id: Option<String>) -> Reply {
         let path = req.path.clone();
         if variant.signed()
-            && let Err(reply) = self.check_registration_signature(req)
+            && let Err(reply) = self.check_registration_signature(req, variant)
         {
             return reply;
         }
@@ -127,6 +226,9 @@ impl State {
             .as_deref()
             .and_then(|c| organization_identifier(c))
             .unwrap_or_default();
+        if let Err(reply) = self.check_caller(req, variant, &org) {
+            return reply;
+        }
         match (req.method.as_str(), id) {
             ("POST", None) => self.register(req, variant, &org),
             ("GET", Some(id)) => match self.authorised(req, variant, &id, &org, None) {
@@ -134,7 +236,7 @@ impl State {
                 Err(reply) => reply,
             },
             ("PUT", Some(id)) => self.update_registration(req, variant, &id, &org),
-            ("DELETE", Some(_)) if variant == Variant::CreditAgricole => self.error(
+            ("DELETE", Some(_)) if !variant.deletes() => self.error(
                 405,
                 &path,
                 "registrations cannot be deleted here: ask the bank's support",
@@ -156,18 +258,142 @@ impl State {
         }
     }
 
-    /// Registration calls are signed with the QSealC URL, the QSealC's file name, or a kid
-    /// registered before.
-    fn check_registration_signature(&self, req: &Req) -> Result<(), Reply> {
+    /// Who may call besides the QWAC: La Banque Postale wants the developer portal's
+    /// credentials (the sandbox's client id and secret) in HTTP Basic; BPCE a
+    /// `manageRegistration` token of the same QWAC.
+    fn check_caller(&self, req: &Req, variant: Variant, org: &str) -> Result<(), Reply> {
+        let authorization = req.header("authorization").unwrap_or_default();
+        match variant {
+            Variant::Lbp => {
+                let expected = base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    self.info.client_id, self.info.client_secret
+                ));
+                if authorization.strip_prefix("Basic ").map(str::trim) != Some(expected.as_str()) {
+                    return Err(self
+                        .error(
+                            401,
+                            &req.path,
+                            "registration needs the developer portal's credentials in HTTP Basic \
+                             (missing or wrong)",
+                            None,
+                        )
+                        .with_header("WWW-Authenticate", "Basic realm=\"developer portal\""));
+                }
+            }
+            Variant::Bpce => {
+                let token = authorization.strip_prefix("Bearer ").unwrap_or_default();
+                let valid = self
+                    .lock()
+                    .registration_tokens
+                    .get(token)
+                    .is_some_and(|(owner, expires)| owner == org && Instant::now() < *expires);
+                if !valid {
+                    return Err(self
+                        .error(
+                            401,
+                            &req.path,
+                            &format!(
+                                "registration needs a `{BPCE_TOKEN_SCOPE}` token: client credentials \
+                                 with client_id {BPCE_TOKEN_CLIENT} at {BPCE_TOKEN_PATH}, with this QWAC"
+                            ),
+                            None,
+                        )
+                        .with_header("WWW-Authenticate", "Bearer error=\"invalid_token\""));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `POST /stet/psd2/oauth/token`: BPCE's client-credentials token for registration calls,
+    /// bound to the QWAC's organisation.
+    pub(crate) fn registration_token(&self, req: &Req, org: &str) -> Reply {
+        if req.method != "POST" {
+            return self.error(405, &req.path, "use POST for the token endpoint", None);
+        }
+        let form: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let refuse = |status: u16, error: &str, description: String| {
+            Reply::plain_json(
+                status,
+                &json!({"error": error, "error_description": description}),
+            )
+        };
+        if get("grant_type") != Some("client_credentials") {
+            return refuse(
+                400,
+                "unsupported_grant_type",
+                "only client_credentials here".into(),
+            );
+        }
+        if get("client_id") != Some(BPCE_TOKEN_CLIENT) {
+            return refuse(
+                401,
+                "invalid_client",
+                format!("the registration client is {BPCE_TOKEN_CLIENT}"),
+            );
+        }
+        let scopes: Vec<&str> = get("scope").unwrap_or_default().split(' ').collect();
+        if scopes != [BPCE_TOKEN_SCOPE] {
+            return refuse(
+                400,
+                "invalid_scope",
+                format!("the scope of a registration token is {BPCE_TOKEN_SCOPE}"),
+            );
+        }
+        let token = random_hex();
+        let lifetime = self.config.token_lifetime;
+        self.lock()
+            .registration_tokens
+            .insert(token.clone(), (org.to_owned(), Instant::now() + lifetime));
+        Reply::plain_json(
+            200,
+            &json!({
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": lifetime.as_secs(),
+                "scope": BPCE_TOKEN_SCOPE,
+            }),
+        )
+    }
+
+    /// Registration calls are signed with the QSealC URL, the QSealC's file name, a kid
+    /// registered before, or a key the request registers (see the module's notes).
+    fn check_registration_signature(&self, req: &Req, variant: Variant) -> Result<(), Reply> {
         let mut request = stet_httpsig::Request::new(req.method.clone(), req.target.clone());
         for (name, value) in &req.headers {
             request.append_header(name.clone(), value.clone());
         }
         request.set_body(req.body.to_vec());
-        let keys = self.key_resolver();
-        // The spec's list; BNP's registration signs no Date.
+        let mut keys = self.key_resolver();
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let carried: Vec<(Option<String>, PublicKey)> = body_keys(&body)
+            .into_iter()
+            .filter_map(|(kid, der)| Some((kid, PublicKey::from_certificate_der(&der).ok()?)))
+            .collect();
+        for (kid, key) in &carried {
+            if let Some(kid) = kid {
+                keys.entry(kid.clone()).or_insert_with(|| key.clone());
+            }
+        }
+        let key_id = req
+            .header("signature")
+            .and_then(|v| stet_httpsig::SignatureParams::parse(v).ok())
+            .map(|p| p.key_id);
+        if let (Some(key_id), [(_, key)]) = (key_id, carried.as_slice())
+            && key_id.starts_with("https://")
+        {
+            keys.entry(key_id).or_insert_with(|| key.clone());
+        }
+        // The spec's list; BNP's registration signs no Date; LCL's signs no X-Request-ID.
+        let required = match variant {
+            Variant::Lcl => ["(request-target)", "date"],
+            _ => ["(request-target)", "x-request-id"],
+        };
         let policy = VerifyPolicy {
-            required_headers: vec!["(request-target)".into(), "x-request-id".into()],
+            required_headers: required.map(str::to_owned).to_vec(),
             ..VerifyPolicy::stet()
         };
         stet_httpsig::verify_request(&request, &policy, &keys, SystemTime::now())
@@ -203,6 +429,11 @@ impl State {
                 "this registration belongs to another TPP's QWAC",
                 None,
             ));
+        }
+        if !variant.managed_with_token() {
+            // Known by the QWAC (above) and the portal credentials or registration token
+            // checked on the way in.
+            return Ok(r);
         }
         let presented = match variant {
             Variant::CreditAgricole => body
@@ -277,8 +508,29 @@ impl State {
         if text("client_name").is_none_or(str::is_empty) {
             return Err(bad("client_name is required".into()));
         }
-        if variant != Variant::Cic && list("contacts").is_empty() {
-            return Err(bad("contacts is required".into()));
+        match variant {
+            Variant::Cic => {}
+            Variant::Bpce => {
+                if obj.contains_key("contacts") {
+                    return Err(bad(
+                        "contacts is not read here: send one `contact` object".into()
+                    ));
+                }
+                if obj
+                    .get("contact")
+                    .and_then(|c| c.get("email"))
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    return Err(bad(
+                        "contact {contact_name, email, phone_number} is required".into(),
+                    ));
+                }
+            }
+            _ if list("contacts").is_empty() => {
+                return Err(bad("contacts is required".into()));
+            }
+            _ => {}
         }
         let grants = list("grant_types");
         let upper = variant == Variant::CreditAgricole;
@@ -304,6 +556,13 @@ impl State {
         }
         // The keys.
         let keys = match (variant, obj.get("jwks")) {
+            (Variant::Lbp, None) => Vec::new(),
+            (Variant::Lbp, Some(_)) => {
+                return Err(bad(
+                    "jwks is not read here: the QSealC is registered on the developer portal"
+                        .into(),
+                ));
+            }
             (Variant::CreditAgricole, Some(Value::Array(keys))) => keys.clone(),
             (Variant::CreditAgricole, _) => {
                 return Err(bad("jwks must be an array of keys".into()));
@@ -315,7 +574,7 @@ impl State {
                 .ok_or_else(|| bad("jwks.keys is required".into()))?,
             _ => return Err(bad("jwks {\"keys\": […]} is required".into())),
         };
-        if keys.is_empty() {
+        if keys.is_empty() && variant != Variant::Lbp {
             return Err(bad("jwks holds no key".into()));
         }
         let mut out = Vec::new();
@@ -351,12 +610,55 @@ impl State {
                 }
                 _ => {}
             }
+            if variant.serial_kid() {
+                let serial = serial_decimal(&der).unwrap_or_default();
+                if kid.as_deref() != Some(serial.as_str()) {
+                    return Err(bad(format!(
+                        "kid must be the QSealC's serial number in decimal ({serial})"
+                    )));
+                }
+            }
+            let verify_only = |member: &str| {
+                key.get(member)
+                    .and_then(Value::as_array)
+                    .is_some_and(|ops| ops.len() == 1 && ops[0] == "verify")
+            };
+            match variant {
+                Variant::Lcl => {
+                    if !verify_only("key_ops") {
+                        return Err(bad("key_ops must be [\"verify\"]".into()));
+                    }
+                    let thumbprint = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(Sha256::digest(&der));
+                    if key.get("x5t#S256").and_then(Value::as_str) != Some(thumbprint.as_str()) {
+                        return Err(bad(
+                            "x5t#S256 must be the certificate's SHA-256 thumbprint (base64url)"
+                                .into(),
+                        ));
+                    }
+                }
+                Variant::Bpce if !verify_only("keys_ops") => {
+                    return Err(bad("keys_ops must be [\"verify\"]".into()));
+                }
+                _ => {}
+            }
             qseal_der = der;
             out.push((kid, public));
         }
         if let Some(scope) = text("scope") {
-            for s in scope.split([' ', ',']).filter(|s| !s.is_empty()) {
+            let (separator, other) = if variant.comma_scope() {
+                (',', ' ')
+            } else {
+                (' ', ',')
+            };
+            if scope.contains(other) {
+                return Err(bad(format!(
+                    "scope `{scope}`: the scopes are joined by `{separator}` here"
+                )));
+            }
+            for s in scope.split(separator).filter(|s| !s.is_empty()) {
                 if let Some(n) = role_of(s)
+                    && !qseal_der.is_empty()
                     && !has_role(&qseal_der, n)
                 {
                     return Err(bad(format!(
@@ -381,45 +683,76 @@ impl State {
             Variant::CreditAgricole => "NOTAPPLICABLE".to_owned(),
             _ => random_hex(),
         };
+        let now = OffsetDateTime::now_utc();
         let mut record = body.as_object().cloned().unwrap_or_default();
         let registered = self.assign_kids(variant, &mut record, keys, None);
         record.insert("client_id".into(), json!(client_id));
         record.insert(
             "client_id_issued_at".into(),
-            json!(
-                SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0)
-                    .to_string()
-            ),
+            match variant {
+                // Milliseconds, as a string.
+                Variant::Lbp => json!((now.unix_timestamp_nanos() / 1_000_000).to_string()),
+                Variant::Bpce => json!(now.format(&Rfc3339).unwrap_or_default()),
+                _ => json!(now.unix_timestamp().to_string()),
+            },
         );
-        record.insert("registration_access_token".into(), json!(access_token));
-        record.insert(
-            "registration_client_uri".into(),
-            json!(format!("{}{}/{client_id}", self.origin, variant.base())),
-        );
-        if variant == Variant::Bnp {
+        if variant.managed_with_token() {
+            record.insert("registration_access_token".into(), json!(access_token));
+            record.insert(
+                "registration_client_uri".into(),
+                json!(format!("{}{}/{client_id}", self.origin, variant.base())),
+            );
+        }
+        if matches!(variant, Variant::Bnp | Variant::Lbp) {
             record.insert("client_secret".into(), json!(random_hex()));
             record.insert("client_secret_expires_at".into(), json!("0"));
         }
+        if variant == Variant::Bpce {
+            // BPCE answers every field, absent ones as null, and its grants in capitals.
+            for field in [
+                "client_secret",
+                "registration_access_token",
+                "registration_client_uri",
+                "client_uri",
+                "logo_uri",
+                "tos_uri",
+                "policy_uri",
+                "software_id",
+            ] {
+                record.entry(field).or_insert(Value::Null);
+            }
+            if let Some(Value::Array(grants)) = record.get_mut("grant_types") {
+                for grant in grants.iter_mut() {
+                    if let Some(g) = grant.as_str() {
+                        *grant = json!(g.to_ascii_uppercase());
+                    }
+                }
+            }
+        }
         let record = Value::Object(record);
+        let answer = if variant == Variant::Lcl {
+            json!({
+                "client_id": record["client_id"],
+                "client_id_issued_at": record["client_id_issued_at"],
+            })
+        } else {
+            record.clone()
+        };
         self.lock().registrations.insert(
             client_id,
             Registered {
                 variant,
                 org: org.to_owned(),
                 access_token,
-                record: record.clone(),
+                record,
                 keys: registered,
             },
         );
-        let status = if variant == Variant::CreditAgricole {
-            200
-        } else {
-            201
+        let status = match variant {
+            Variant::CreditAgricole | Variant::Bpce => 200,
+            _ => 201,
         };
-        Reply::plain_json(status, &record)
+        Reply::plain_json(status, &answer)
     }
 
     /// Gives each key its kid: as sent, or the bank's (CIC: a hex kid, `<kid>_next` for a
@@ -535,5 +868,24 @@ impl State {
             }
         }
         keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn serials_in_decimal() {
+        // The serial of the QSealC in the LCL registration stubs (hsm-registration notes §2.1).
+        let serial = [
+            0x2b, 0x9a, 0xdb, 0xd7, 0xf8, 0x6b, 0xed, 0x51, 0xe2, 0x3f, 0x46, 0x7c, 0x25, 0xe1,
+            0xf8, 0x87,
+        ];
+        assert_eq!(decimal(&serial), "57960876493606644482050706203694200967");
+        // A DER INTEGER's leading zero byte changes nothing.
+        assert_eq!(decimal(&[0x00, 0x80]), "128");
+        assert_eq!(decimal(&[]), "0");
+        assert_eq!(decimal(&[0, 0]), "0");
     }
 }

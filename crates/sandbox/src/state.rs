@@ -112,6 +112,8 @@ pub(crate) struct Inner {
     pub(crate) access: Option<stet_models::Access>,
     /// Clients registered through dynamic registration, by client id.
     pub(crate) registrations: HashMap<String, crate::registration::Registered>,
+    /// BPCE's registration tokens: the QWAC organisation each was issued to, and until when.
+    pub(crate) registration_tokens: HashMap<String, (String, Instant)>,
     /// Refresh tokens already exchanged (rotation: each is good once), to tell a replay from
     /// a token never issued.
     pub(crate) used_refresh: std::collections::HashSet<String>,
@@ -692,6 +694,10 @@ impl State {
         };
         if let Some((variant, id)) = crate::registration::route(&path) {
             return self.registration(&req, variant, id);
+        }
+        if path == crate::registration::BPCE_TOKEN_PATH {
+            let org = organization_identifier(&peer).unwrap_or_default();
+            return self.registration_token(&req, &org);
         }
         if path == "/token" {
             if let Some(redirect) = self.config.faults.token_redirect() {

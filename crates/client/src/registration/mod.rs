@@ -502,15 +502,22 @@ impl Registrar {
         self.state_from(Method::PUT, response, Some(state), body)
     }
 
+    /// Whether `bank` lets a TPP delete its registration: an error saying what to do when
+    /// it does not (checked before any credential is asked for).
+    pub fn check_delete(bank: &BankProfile) -> Result<(), RegistrationError> {
+        if bank.registration.delete {
+            return Ok(());
+        }
+        Err(RegistrationError::Unsupported {
+            bank: bank.display_name.clone(),
+            operation: "DELETE",
+            why: "ask the bank's support to end it".to_owned(),
+        })
+    }
+
     /// `DELETE`s the registration.
     pub async fn delete(&self, state: &RegistrationState) -> Result<(), RegistrationError> {
-        if !self.rules().delete {
-            return Err(RegistrationError::Unsupported {
-                bank: self.bank.display_name.clone(),
-                operation: "DELETE",
-                why: "ask the bank's support to end it".to_owned(),
-            });
-        }
+        Self::check_delete(&self.bank)?;
         let url = self.client_url(state)?;
         let mut request = StetRequest::get(url.as_str(), self.manage_auth(state));
         request.method = Method::DELETE;
