@@ -34,6 +34,7 @@ const UPDATE_TX: &str = "UPDATE transactions SET status = $3, booking_date = $4,
      transaction_date = $6, amount = $7, currency = $8, credit_debit = $9, label = $10, counterparty = $11, \
      entry_reference = $12, last_seen = $13, last_run = $14, raw_json = $15, raw_sha256 = $16 \
      WHERE account_id = $1 AND stable_id = $2";
+const HOLDS_TRANSACTIONS: &str = "SELECT EXISTS (SELECT 1 FROM transactions WHERE account_id = $1)";
 const EXPIRE_TX: &str = "UPDATE transactions SET status = 'EXPD' WHERE account_id = $1 AND stable_id = $2 AND status = 'PDNG'";
 const INSERT_BALANCE: &str = "INSERT INTO balances (account_id, run_id, fetched_at, balance_type, amount, currency, reference_date, name, raw_json) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
@@ -211,12 +212,20 @@ macro_rules! backend {
                 sqlx::query(UPSERT_LINK).bind(&account).bind(&batch.account.resource_id).bind(now)
                     .execute(&mut *tx).await?;
 
-                let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-                let claimed = claims(&mut tx, &account, &ids).await?;
-                let mut wanted = ids.clone();
-                wanted.extend(claimed.values().map(String::as_str));
-                let stored = stored_rows(&mut tx, &account, &wanted).await?;
-                let pending = pending_rows(&mut tx, &account).await?;
+                // An account holding no transaction yet (a first sync) has no stored row, claim
+                // or pending row to look up: one query instead of a lookup per chunk of ids.
+                let holds_rows: bool = sqlx::query_scalar(HOLDS_TRANSACTIONS).bind(&account)
+                    .fetch_one(&mut *tx).await?;
+                let (claimed, stored, pending) = if holds_rows {
+                    let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+                    let claimed = claims(&mut tx, &account, &ids).await?;
+                    let mut wanted = ids.clone();
+                    wanted.extend(claimed.values().map(String::as_str));
+                    let stored = stored_rows(&mut tx, &account, &wanted).await?;
+                    (claimed, stored, pending_rows(&mut tx, &account).await?)
+                } else {
+                    Default::default()
+                };
                 let today = batch.transactions.iter().filter_map(|t| t.date()).max()
                     .map_or(now.date(), |d| d.max(now.date()));
                 let plan = plan::plan(batch, &candidates, &stored, &claimed, &pending, today);
