@@ -8,7 +8,8 @@
 //!   second one adds nothing and asks only from the last sync minus the overlap;
 //! - after the mock's clock moves (`POST /sandbox/powens/advance`), exactly the new
 //!   transactions are added, and a coming one booked under the same id, or under a new id
-//!   (the coming one deleted), stays one row;
+//!   (the coming one deleted), stays one row; a booked one the bank deletes is kept, marked
+//!   `DELD`;
 //! - a connection that needs the PSU (or waits on its bank) fails its own line with what to
 //!   run and the documented exit code; the other connection is synced; `--all-profiles`
 //!   mixes a STET bank and Powens and goes on past the blocked one;
@@ -129,6 +130,7 @@ fn reported(out: &Out, kind: &str) -> u64 {
         .lines()
         .filter_map(|l| {
             l.split(", ")
+                .flat_map(|p| p.split("; "))
                 .flat_map(|p| p.split(": "))
                 .find_map(|p| p.strip_suffix(&format!(" {kind}")))
         })
@@ -259,6 +261,82 @@ fn incremental_syncs_follow_powens(store_for: impl Fn(&Env) -> String) {
         let (_, (_, status, _)) = after_rebook.iter().find(|(_, v)| &v.0 == stable).unwrap();
         assert_eq!(status, "BOOK");
     }
+
+    // A booked transaction the bank deletes: its row is kept, marked DELD with Powens' JSON
+    // saying so, and no longer among the booked ones; a sync after that changes nothing.
+    let newest_booked = after_rebook
+        .iter()
+        .filter(|(_, (_, status, raw))| status == "BOOK" && raw["id_account"] == 1001)
+        .max_by_key(|(id, (_, _, raw))| (raw["date"].as_str().unwrap().to_owned(), **id))
+        .map(|(id, (stable, _, _))| (*id, stable.clone()))
+        .unwrap();
+    let export = |env: &Env| {
+        env.run(&[
+            "export",
+            "--store",
+            &store,
+            "--format",
+            "csv",
+            "--since-last",
+            "books",
+        ])
+    };
+    let exported = export(&env);
+    assert!(exported.stdout.contains(&newest_booked.1), "{exported}");
+    let deleted = sandbox_call(
+        &env,
+        "POST",
+        "/sandbox/powens/advance",
+        &format!(r#"{{"days": 0, "delete": [{}]}}"#, newest_booked.0),
+    );
+    assert_eq!(deleted["deleted"], 1, "{deleted}");
+    let fifth = sync(&env, &store, 10);
+    fifth.ok();
+    assert_eq!(reported(&fifth, "deleted at the bank"), 1, "{fifth}");
+    assert_eq!(reported(&fifth, "new"), 0, "{fifth}");
+    let after_delete = stored(&env, &store);
+    assert_eq!(after_delete.len(), after_rebook.len(), "kept, not removed");
+    let (stable, status, raw) = &after_delete[&newest_booked.0];
+    assert_eq!(
+        (stable, status.as_str()),
+        (&newest_booked.1, "DELD"),
+        "{raw}"
+    );
+    assert!(
+        raw["deleted"].is_string(),
+        "Powens' JSON as received: {raw}"
+    );
+    let live: BTreeMap<i64, (String, String, Value)> = after_delete
+        .iter()
+        .filter(|(_, v)| v.1 != "DELD")
+        .map(|(id, v)| (*id, v.clone()))
+        .collect();
+    same(&live, &listed(&env, &[1]));
+    let booked = env.run(&[
+        "history", "--store", &store, "--status", "booked", "--output", "ndjson",
+    ]);
+    assert!(
+        booked
+            .ndjson()
+            .iter()
+            .all(|r| r["stable_id"] != newest_booked.1.as_str()),
+        "{booked}"
+    );
+    // Exported before the bank deleted it: said on stderr, never written again.
+    let again = export(&env);
+    again.ok();
+    assert!(!again.stdout.contains(&newest_booked.1), "{again}");
+    assert!(
+        again.stderr.contains(&format!(
+            "{} of EX6702004101005050001301001 was deleted at the bank after it was exported under `books`",
+            newest_booked.1
+        )),
+        "{again}"
+    );
+    let sixth = sync(&env, &store, 10);
+    sixth.ok();
+    assert_eq!(reported(&sixth, "deleted at the bank"), 0, "{sixth}");
+    assert_eq!(stored(&env, &store), after_delete);
 
     // The store knows the accounts: by IBAN, and the card by its namespaced Powens id.
     let info = env.run(&["store", "info", "--store", &store, "--output", "json"]);

@@ -477,8 +477,13 @@ pub fn run(args: ExportArgs, globals: &Globals) -> Result<u8, Failure> {
                             before.label.as_deref().unwrap_or_default(),
                             before.status
                         );
+                        let what = if row.status == Status::Deleted.code() {
+                            "was deleted at the bank"
+                        } else {
+                            "changed at the bank"
+                        };
                         eprintln!(
-                            "warning: {} of {} changed at the bank after it was exported under `{}` ({}): \
+                            "warning: {} of {} {what} after it was exported under `{}` ({}): \
                              exported as {then}, now {}; not written again: correct it in your books",
                             row.stable_id,
                             a.id_text(),

@@ -131,7 +131,7 @@ pub struct HistoryArgs {
 }
 
 /// `--status` of `stet history`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
 pub enum HistoryStatus {
     /// Booked (BOOK)
     Booked,
@@ -139,6 +139,8 @@ pub enum HistoryStatus {
     Pending,
     /// Pending ones the bank stopped listing (EXPD)
     Expired,
+    /// Ones the bank deleted, as the source said (DELD)
+    Deleted,
     /// All of them
     All,
 }
@@ -179,7 +181,9 @@ pub fn history(args: HistoryArgs, globals: &Globals) -> Result<u8, Failure> {
             ),
         ));
     }
-    let statuses = if args.status.contains(&HistoryStatus::All) {
+    // Every status named is no filter at all (the query takes at most three).
+    let named: std::collections::HashSet<_> = args.status.iter().collect();
+    let statuses = if args.status.contains(&HistoryStatus::All) || named.len() >= 4 {
         Vec::new()
     } else {
         args.status
@@ -187,6 +191,7 @@ pub fn history(args: HistoryArgs, globals: &Globals) -> Result<u8, Failure> {
             .map(|s| match s {
                 HistoryStatus::Booked => Status::Booked,
                 HistoryStatus::Pending => Status::Pending,
+                HistoryStatus::Deleted => Status::Deleted,
                 _ => Status::Expired,
             })
             .collect()

@@ -229,6 +229,7 @@ fn report_json(profile: &str, store: &str, report: &SyncReport) -> serde_json::V
                 "updated": report.updated,
                 "booked_from_pending": report.booked_from_pending,
                 "expired": report.expired,
+                "deleted": report.deleted,
                 "unchanged": report.unchanged,
             }),
             AccountOutcome::Skipped { reason, retry_at } => json!({

@@ -5,7 +5,7 @@
 //! | column | |
 //! |---|---|
 //! | `profile`, `iban`, `account_name`, `ledger_account` | the account |
-//! | `stable_id`, `status` | `s1-…`; `BOOK`, `PDNG`, `EXPD` |
+//! | `stable_id`, `status` | `s1-…`; `BOOK`, `PDNG` (exports take no other) |
 //! | `booking_date`, `value_date`, `transaction_date` | `YYYY-MM-DD` or empty |
 //! | `amount`, `currency`, `credit_debit` | signed decimal, ISO 4217, `CRDT`/`DBIT` |
 //! | `label`, `counterparty`, `entry_reference` | as the bank wrote them |

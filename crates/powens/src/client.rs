@@ -59,6 +59,9 @@ pub struct TransactionQuery {
     pub min_date: Option<time::Date>,
     /// Until this date, inclusive.
     pub max_date: Option<time::Date>,
+    /// Also the transactions the bank deleted (Powens' value-less `all` flag), each with its
+    /// `deleted` date set: what a store needs to mark them.
+    pub deleted: bool,
 }
 
 impl Default for TransactionQuery {
@@ -67,6 +70,7 @@ impl Default for TransactionQuery {
             limit: 1000,
             min_date: None,
             max_date: None,
+            deleted: false,
         }
     }
 }
@@ -685,6 +689,9 @@ impl PowensClient {
         // `application_date` Powens filters on by default.
         if query.min_date.is_some() || query.max_date.is_some() {
             first.push_str("&filter=date");
+        }
+        if query.deleted {
+            first.push_str("&all");
         }
         TransactionPages {
             client: self,

@@ -29,7 +29,7 @@
 //! | `wording` when it differs | `additionalTransactionInformation` | the user's label |
 //! | `counterparty` `type: creditor` | `relatedParties.creditor` (+ `creditorAccount`) | `label` as name; `account_identification` as IBAN when the scheme is `iban`, else as another identifier |
 //! | `counterparty` `type: debtor` | `relatedParties.debtor` (+ `debtorAccount`) | the same |
-//! | `deleted` set | (left out) | deleted at the bank: the store removes it |
+//! | `deleted` set | (left out; [`deleted_transaction`] maps it) | deleted at the bank: the store marks its row `DELD` |
 //!
 //! ## Stable ids
 //!
@@ -211,6 +211,24 @@ pub fn transaction(t: &PowensTransaction, currency: &str, ns: &Namespace) -> Opt
     if t.deleted {
         return None;
     }
+    map_transaction(t, currency, ns)
+}
+
+/// A transaction the bank deleted, mapped as [`transaction`] maps the others (its id, amount
+/// and dates as they were), for a store to mark; `None` for one not deleted or without an
+/// amount. STET has no status for it: the caller says it is deleted.
+pub fn deleted_transaction(
+    t: &PowensTransaction,
+    currency: &str,
+    ns: &Namespace,
+) -> Option<Transaction> {
+    if !t.deleted {
+        return None;
+    }
+    map_transaction(t, currency, ns)
+}
+
+fn map_transaction(t: &PowensTransaction, currency: &str, ns: &Namespace) -> Option<Transaction> {
     let value = t.value?;
     let debit = value.decimal().is_sign_negative() && !value.decimal().is_zero();
     let amount = stet_models::Amount::new(value.decimal().abs());

@@ -177,7 +177,8 @@ async fn a_rotated_key_is_fetched_again_and_pages_map_to_stet() {
         .unwrap();
     assert!(!client.enable_account(checking.id).await.unwrap().disabled);
 
-    // Pages of 10 (the mock has 64): every one read once, mapped with stable ids.
+    // Pages of 10 (the mock has 64, one deleted at the bank): every one read once, mapped
+    // with stable ids.
     let query = TransactionQuery {
         limit: 10,
         ..TransactionQuery::default()
@@ -204,7 +205,25 @@ async fn a_rotated_key_is_fetched_again_and_pages_map_to_stet() {
             }
         }
     }
-    assert_eq!(count, 64);
+    // The one the bank deleted is left out unless asked for (`all`), then flagged.
+    assert_eq!(count, 63);
+    let query = TransactionQuery {
+        deleted: true,
+        ..TransactionQuery::default()
+    };
+    let mut pages = client.transaction_pages(Some(checking.id), &query);
+    let (mut all, mut deleted) = (0, 0);
+    while let Some(page) = pages.next().await {
+        for t in &page.unwrap().transactions {
+            all += 1;
+            if t.deleted {
+                deleted += 1;
+                assert!(mapping::transaction(t, "EUR", client.namespace()).is_none());
+                assert!(mapping::deleted_transaction(t, "EUR", client.namespace()).is_some());
+            }
+        }
+    }
+    assert_eq!((all, deleted), (64, 1));
     bank.shutdown().await;
 }
 

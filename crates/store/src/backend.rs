@@ -177,6 +177,24 @@ macro_rules! backend {
                 Ok(out)
             }
 
+            /// The rows among `ids` that a recorded claim points at.
+            async fn claimed_rows(tx: &mut Tx, account: &str, ids: &[&str]) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+                let mut out = std::collections::HashSet::new();
+                for chunk in ids.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$db>::new("SELECT stable_id FROM transaction_claims WHERE account_id = ");
+                    q.push_bind(account).push(" AND stable_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    for row in q.build().fetch_all(&mut **tx).await? {
+                        out.insert(row.try_get(0)?);
+                    }
+                }
+                Ok(out)
+            }
+
             async fn pending_rows(tx: &mut Tx, account: &str) -> Result<Vec<PendingRow>, sqlx::Error> {
                 let rows = sqlx::query(SELECT_PENDING).bind(account).fetch_all(&mut **tx).await?;
                 rows.iter().map(|row| {
@@ -216,19 +234,23 @@ macro_rules! backend {
                 // or pending row to look up: one query instead of a lookup per chunk of ids.
                 let holds_rows: bool = sqlx::query_scalar(HOLDS_TRANSACTIONS).bind(&account)
                     .fetch_one(&mut *tx).await?;
-                let (claimed, stored, pending) = if holds_rows {
+                let (claimed, stored, claim_targets, pending) = if holds_rows {
                     let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
                     let claimed = claims(&mut tx, &account, &ids).await?;
                     let mut wanted = ids.clone();
                     wanted.extend(claimed.values().map(String::as_str));
                     let stored = stored_rows(&mut tx, &account, &wanted).await?;
-                    (claimed, stored, pending_rows(&mut tx, &account).await?)
+                    let deleted: Vec<&str> = candidates.iter()
+                        .filter(|c| c.tx.status == Status::Deleted && stored.contains_key(&c.id))
+                        .map(|c| c.id.as_str()).collect();
+                    let claim_targets = claimed_rows(&mut tx, &account, &deleted).await?;
+                    (claimed, stored, claim_targets, pending_rows(&mut tx, &account).await?)
                 } else {
                     Default::default()
                 };
                 let today = batch.transactions.iter().filter_map(|t| t.date()).max()
                     .map_or(now.date(), |d| d.max(now.date()));
-                let plan = plan::plan(batch, &candidates, &stored, &claimed, &pending, today);
+                let plan = plan::plan(batch, &candidates, &stored, &claimed, &claim_targets, &pending, today);
 
                 for chunk in plan.inserts.chunks(INSERT_CHUNK) {
                     let mut q = QueryBuilder::<$db>::new(

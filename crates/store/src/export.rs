@@ -55,7 +55,7 @@ pub struct BalanceSnapshot {
 /// The columns an exporter sums: one per stored transaction of an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmountRow {
-    /// `BOOK`, `PDNG` or `EXPD`.
+    /// `BOOK`, `PDNG`, `EXPD` or `DELD`.
     pub status: String,
     /// Booking date, else transaction date, else value date.
     pub date: Option<Date>,
@@ -149,7 +149,9 @@ const BALANCES: &str = "SELECT balance_type, amount, currency, reference_date, f
 const AMOUNTS: &str = "SELECT status, COALESCE(booking_date, transaction_date, value_date), amount, currency \
      FROM transactions WHERE account_id = $1";
 /// Where [`ROWS`] (and SQLite's packed read of the same columns) takes an account's rows
-/// from, with the export ledger of the name `$2`: the filter is `$3`–`$7`.
+/// from, with the export ledger of the name `$2`: the filter is `$3`–`$7`. A row exported
+/// under the name comes whatever its status now (a booked one the bank deleted, a pending
+/// one expired), so that the change is reported, not lost.
 macro_rules! rows_named_tail {
     () => {
         " FROM transactions t JOIN accounts a ON a.id = t.account_id \
@@ -157,7 +159,7 @@ macro_rules! rows_named_tail {
          WHERE t.account_id = $1 \
          AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $3) \
          AND ($4 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $4) \
-         AND ($5 IS NULL OR t.status = $5 OR t.status = $6 OR t.status = $7) \
+         AND ($5 IS NULL OR t.status = $5 OR t.status = $6 OR t.status = $7 OR e.stable_id IS NOT NULL) \
          ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id"
     };
 }

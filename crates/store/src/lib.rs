@@ -33,7 +33,8 @@
 //!   gives no IBAN). The bank's resource ids are *links* (`account_links`), never keys: a
 //!   re-consent that renames every account adds no account and no transaction.
 //! - **Transactions**, one row per transaction, keyed by a [stable id](stable_id) that is
-//!   made once, stored, and never recomputed. A row keeps the status (`BOOK`, `PDNG`, `EXPD`),
+//!   made once, stored, and never recomputed. A row keeps the status (`BOOK`, `PDNG`, `EXPD`,
+//!   `DELD`),
 //!   booking, value and transaction dates, the signed amount as an exact decimal, currency,
 //!   credit/debit, label, counterparty, the bank's entry reference, first and last seen, and
 //!   the bank's JSON exactly as received with its SHA-256.
@@ -43,7 +44,8 @@
 //!   the booked one (it keeps its stable id and shows the booked version) and the claim is
 //!   recorded, so the booked transaction's own id leads to it on every later sync. A pending
 //!   row the bank stops listing and nobody claims within the window is marked `EXPD`, never
-//!   deleted.
+//!   deleted. A stored transaction the source says the bank deleted ([`Status::Deleted`]) is
+//!   marked `DELD`, never removed, unless a booked transaction claimed its row.
 //! - **Balances**, a snapshot per sync; **sync runs** (start, end, profile, calls, outcome,
 //!   error) and, per account and run, what changed.
 //!
@@ -64,7 +66,7 @@
 //! |---|---|
 //! | `profile`, `iban`, `account_name` | the account |
 //! | `stable_id` | `s1-…`, 35 characters of `[a-z0-9-]`; or a source's own, as given (Powens: `p1-…`, [`Namespace::Powens1`]) |
-//! | `status` | `BOOK`, `PDNG` or `EXPD` |
+//! | `status` | `BOOK`, `PDNG`, `EXPD` or `DELD` |
 //! | `booking_date`, `value_date`, `transaction_date` | dates (ISO text in SQLite, `date` in PostgreSQL) |
 //! | `amount`, `currency`, `credit_debit` | signed exact amount (text in SQLite, `numeric` in PostgreSQL), ISO 4217, `CRDT`/`DBIT` |
 //! | `label`, `counterparty`, `entry_reference` | as the bank wrote them |

@@ -13,15 +13,19 @@ pub enum Status {
     /// A pending transaction the bank stopped listing and no booked one claimed within the
     /// claim window (`EXPD`). Kept, never deleted.
     Expired,
+    /// A stored transaction the source says the bank deleted (`DELD`; Powens' `deleted`).
+    /// Kept with the source's JSON saying so, never removed; no export takes it.
+    Deleted,
 }
 
 impl Status {
-    /// The code in the store and the view: `BOOK`, `PDNG` or `EXPD`.
+    /// The code in the store and the view: `BOOK`, `PDNG`, `EXPD` or `DELD`.
     pub fn code(self) -> &'static str {
         match self {
             Status::Booked => "BOOK",
             Status::Pending => "PDNG",
             Status::Expired => "EXPD",
+            Status::Deleted => "DELD",
         }
     }
 
@@ -31,6 +35,7 @@ impl Status {
             "BOOK" => Some(Status::Booked),
             "PDNG" => Some(Status::Pending),
             "EXPD" => Some(Status::Expired),
+            "DELD" => Some(Status::Deleted),
             _ => None,
         }
     }
@@ -209,6 +214,8 @@ pub struct ApplyReport {
     pub booked_from_pending: u64,
     /// Pending rows marked expired.
     pub expired: u64,
+    /// Stored rows marked deleted at the bank (`DELD`).
+    pub deleted: u64,
     /// Listed transactions already stored unchanged.
     pub unchanged: u64,
 }

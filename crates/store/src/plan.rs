@@ -103,7 +103,10 @@ pub(crate) fn candidates<'a>(batch: &'a AccountBatch, account_key: &str) -> Vec<
                     );
                     let n = seen.entry(key).or_insert(0);
                     let occurrence = *n;
-                    *n += 1;
+                    // A deleted transaction is not listed: it takes no look-alike's place.
+                    if tx.status != Status::Deleted {
+                        *n += 1;
+                    }
                     stable_id(
                         policy.namespace,
                         account_key,
@@ -134,23 +137,28 @@ fn likeness(a: &str, b: &str) -> usize {
 }
 
 /// Works out the writes. `stored` holds the stored rows among the candidates' ids (and the
-/// claimed rows), `claimed` the recorded claims among the candidates' ids, `pending` the
+/// claimed rows), `claimed` the recorded claims among the candidates' ids, `claim_targets`
+/// the stored rows among the candidates' ids that a recorded claim points at, `pending` the
 /// account's stored pending rows, `today` the day expiry is counted from.
 pub(crate) fn plan<'a>(
     batch: &AccountBatch,
     candidates: &'a [Candidate<'a>],
     stored: &HashMap<String, StoredRow>,
     claimed: &HashMap<String, String>,
+    claim_targets: &HashSet<String>,
     pending: &[PendingRow],
     today: Date,
 ) -> Plan<'a> {
     let mut plan = Plan::default();
-    plan.report.listed = candidates.len() as u64;
+    let (deleted, listed): (Vec<&Candidate<'_>>, Vec<&Candidate<'_>>) = candidates
+        .iter()
+        .partition(|c| c.tx.status == Status::Deleted);
+    plan.report.listed = listed.len() as u64;
     let mut targeted: HashSet<String> = HashSet::new();
     let mut unresolved: Vec<&Candidate<'_>> = Vec::new();
 
     // 1. Listed transactions that are stored rows already, directly or through a claim.
-    for c in candidates {
+    for c in listed {
         let target = claimed
             .get(&c.id)
             .filter(|s| stored.contains_key(*s))
@@ -235,7 +243,34 @@ pub(crate) fn plan<'a>(
         plan.inserts.push(c);
     }
 
-    // 3. Pending rows the listing covered but no longer shows, older than the window: expired.
+    // 3. Transactions the source says the bank deleted: their stored row is marked so, unless
+    //    something listed now is that row (a booked transaction that claimed a deleted pending
+    //    one, as Powens replaces a coming transaction by a booked one under a new id) or a
+    //    recorded claim points at it. One never stored is nothing to keep.
+    for c in deleted {
+        // The row it claimed, if it is a booked transaction that claimed a pending one; else
+        // its own, unless another transaction claimed that one.
+        let target = match claimed.get(&c.id).filter(|s| stored.contains_key(*s)) {
+            Some(row) => row.clone(),
+            None if claim_targets.contains(&c.id) => continue,
+            None => c.id.clone(),
+        };
+        let Some(row) = stored.get(&target) else {
+            continue;
+        };
+        if !targeted.insert(target.clone()) {
+            continue;
+        }
+        free.retain(|p| p.stable_id != target);
+        if row.status == Status::Deleted && row.raw_sha256 == c.sha256 {
+            plan.touches.push(target);
+        } else {
+            plan.report.deleted += 1;
+            plan.updates.push((target, c));
+        }
+    }
+
+    // 4. Pending rows the listing covered but no longer shows, older than the window: expired.
     for p in free {
         let covered = match (batch.date_from, p.pending_date) {
             (None, _) => true,

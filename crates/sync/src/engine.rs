@@ -86,14 +86,17 @@ impl fmt::Display for AccountLine {
             } => {
                 write!(
                     f,
-                    "{}: {} new, {} updated, {} booked from pending, {} expired; {} call(s)",
+                    "{}: {} new, {} updated, {} booked from pending, {} expired",
                     self.account,
                     report.new,
                     report.updated,
                     report.booked_from_pending,
                     report.expired,
-                    calls
                 )?;
+                if report.deleted > 0 {
+                    write!(f, ", {} deleted at the bank", report.deleted)?;
+                }
+                write!(f, "; {calls} call(s)")?;
                 match budget_left {
                     Some(n) => write!(f, ", {n} unattended call(s) left today"),
                     // The PSU is present (a STET bank), or the source keeps no such count

@@ -15,11 +15,13 @@
 //! - **Balances** come with the account listing (`balance`, `coming_balance`): no call of
 //!   their own. The snapshot's JSON is the account's JSON as Powens sent it.
 //! - **Transactions**: `GET /users/me/accounts/{id}/transactions?limit=N&min_date=D`, then
-//!   every `_links.next` as given. `min_date` is the engine's window (the newest booked date
-//!   minus the overlap, or the oldest coming one). Each row keeps Powens' own JSON as
-//!   received; ones `deleted` at the bank are not listed, so a coming transaction Powens
-//!   replaces by a booked one under a new id is claimed by it, and one it books under the
-//!   same id is updated in place: either way one row.
+//!   every `_links.next` as given, with `all` so that the ones the bank deleted come too.
+//!   `min_date` is the engine's window (the newest booked date minus the overlap, or the
+//!   oldest coming one). Each row keeps Powens' own JSON as received. A stored transaction
+//!   Powens says was `deleted` is marked `DELD` (kept, never exported); a coming transaction
+//!   Powens replaces by a booked one under a new id is claimed by it (and the deletion of the
+//!   coming one then left alone), and one it books under the same id is updated in place:
+//!   either way one row.
 //!
 //! Powens reads the banks itself, in the background; a sync reads what it holds. Unattended
 //! call budgets are Powens' business, so none is counted here.
@@ -34,7 +36,9 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{self, BoxStream, StreamExt as _};
 use stet_powens::model::{BankAccount, Connection, ConnectionState, Remedy};
 use stet_powens::{PowensClient, PowensError, PowensId, TransactionQuery, mapping};
-use stet_store::{IdPolicy, Namespace, ObservedAccount, ObservedBalance, ObservedTransaction};
+use stet_store::{
+    IdPolicy, Namespace, ObservedAccount, ObservedBalance, ObservedTransaction, Status,
+};
 
 use crate::stet::observed_transaction;
 use crate::{Source, SourceError, SyncPolicy, Unsynced, UnsyncedKind};
@@ -296,6 +300,9 @@ impl Source for PowensSource {
             limit: self.page_size,
             min_date: from,
             max_date: None,
+            // The store marks the rows the bank deleted (BI's production checklist: "when
+            // `deleted` is set, delete it in your database"; stet keeps them, marked).
+            deleted: true,
         };
         let pages = self
             .client
@@ -314,9 +321,14 @@ impl Source for PowensSource {
                     page.transactions
                         .iter()
                         .filter_map(|t| {
-                            let stet = mapping::transaction(t, &currency, namespace)?;
                             // Powens' own JSON, as received.
-                            Some(observed_transaction(&stet, t.json().get()))
+                            if let Some(stet) = mapping::transaction(t, &currency, namespace) {
+                                return Some(observed_transaction(&stet, t.json().get()));
+                            }
+                            let stet = mapping::deleted_transaction(t, &currency, namespace)?;
+                            let mut observed = observed_transaction(&stet, t.json().get());
+                            observed.status = Status::Deleted;
+                            Some(observed)
                         })
                         .collect::<Vec<_>>()
                 });

@@ -657,6 +657,7 @@ pub fn transactions(args: TransactionsArgs, profile: &AggregatorProfile) -> Resu
         min_date: args.from,
         // stet's --to is exclusive; Powens' max_date is the last day included.
         max_date: args.to.and_then(|d| d.previous_day()),
+        deleted: false,
     };
     let client = client(profile)?;
     runtime()?.block_on(async {

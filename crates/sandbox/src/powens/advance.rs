@@ -3,7 +3,7 @@
 //!
 //! | call | what it does |
 //! |---|---|
-//! | `POST /sandbox/powens/advance` | `{"days": N, "transactions_per_account": K, "booking": "same-id" \| "new-id"}`: moves the mock's clock N days (default 1), books every `coming` transaction a day after its date (`same-id`, the default: the same transaction with `coming: false`; `new-id`: the coming one is marked `deleted` and a booked copy gets a new id), and adds K transactions per account dated in those days (those of the new today `coming`). Accounts of connections in a state other than usable are left alone, as Powens cannot read their bank. Balances follow. Answers `{"added", "booked", "today"}` |
+//! | `POST /sandbox/powens/advance` | `{"days": N, "transactions_per_account": K, "booking": "same-id" \| "new-id", "delete": [ID, …]}`: deletes the transactions `delete` names at the bank (Powens then flags them `deleted`), moves the mock's clock N days (default 1), books every `coming` transaction a day after its date (`same-id`, the default: the same transaction with `coming: false`; `new-id`: the coming one is marked `deleted` and a booked copy gets a new id), and adds K transactions per account dated in those days (those of the new today `coming`). Accounts of connections in a state other than usable are left alone, as Powens cannot read their bank. Balances follow. Answers `{"added", "booked", "deleted", "today"}` |
 //! | `POST /sandbox/powens/state` | `{"connection": ID, "state": "SCARequired"}` puts a connection in a state, as Powens' background sync does when the bank wants the PSU again (`null`: usable again). Answers the connection |
 //! | `GET /sandbox/powens/transactions` | every account with its transactions exactly as the API lists them (deleted ones included, flagged by Powens' `deleted`): what a test compares a store with |
 
@@ -104,10 +104,56 @@ impl Mock {
                 );
             }
         };
+        let delete: Vec<i64> = match body.get("delete") {
+            None => Vec::new(),
+            Some(Value::Array(ids)) if ids.iter().all(|v| v.as_i64().is_some()) => {
+                ids.iter().filter_map(Value::as_i64).collect()
+            }
+            Some(_) => {
+                return error(400, "invalidValue", "`delete` is a list of transaction ids");
+            }
+        };
         let mut inner = self.lock();
+        // The bank deletes these first (before the clock moves): Powens then lists each with
+        // its `deleted` date, and the account's balance without it.
+        let stamp = data::paris(OffsetDateTime::now_utc());
+        for id in &delete {
+            let found = inner.accounts.values_mut().find_map(|account| {
+                let tx = account
+                    .transactions
+                    .iter_mut()
+                    .map(|(_, tx)| tx)
+                    .find(|tx| tx["id"].as_i64() == Some(*id) && tx["deleted"].is_null())?;
+                tx["deleted"] = Value::from(stamp.clone());
+                tx["last_update"] = Value::from(stamp.clone());
+                let field = if tx["coming"] == Value::Bool(true) {
+                    "coming"
+                } else {
+                    "balance"
+                };
+                let value = decimal(&tx["value"]);
+                for name in [field, "coming_balance"] {
+                    let left = decimal(&account.json[name]) - value;
+                    account.json[name] = data::num(&left.to_string());
+                }
+                Some(())
+            });
+            if found.is_none() {
+                return error(
+                    400,
+                    "invalidValue",
+                    format!("no transaction {id} to delete (or it is deleted already)"),
+                );
+            }
+        }
         let (added, booked) = self.advance(&mut inner, days, per_account, booking);
         let today = self.today + Duration::days(inner.days_advanced);
-        super::ok(json!({"added": added, "booked": booked, "today": data::day(today)}))
+        super::ok(json!({
+            "added": added,
+            "booked": booked,
+            "deleted": delete.len(),
+            "today": data::day(today),
+        }))
     }
 
     /// Moves the clock `days` forward; books the coming transactions and adds `per_account`

@@ -16,7 +16,7 @@
 //! | `GET /webauth-url` | a page of the mock (`/webauth-page`) that sends the browser back to the loopback `redirect_uri` with `id_connection` and `state` |
 //! | `GET /users/me/accounts` | the accounts; disabled ones only with `all` (every new account is disabled) |
 //! | `POST` or `PUT /users/me/accounts/ID` | `{"disabled": false}` enables one |
-//! | `GET /users/me[/accounts/ID]/transactions` | `limit` required (≤ 1000), `min_date`, `max_date`; pages linked by `_links.next` (an opaque cursor); `409 noAccount` when no account is enabled |
+//! | `GET /users/me[/accounts/ID]/transactions` | `limit` required (≤ 1000), `min_date`, `max_date`, `all` (the ones deleted at the bank too, flagged `deleted`; without it they are left out); pages linked by `_links.next` (an opaque cursor); `409 noAccount` when no account is enabled |
 //! | `POST /sandbox/powens/advance`, `POST /sandbox/powens/state`, `GET /sandbox/powens/transactions` | outside the API: the mock's clock (new and booked transactions), a connection's state, and what it holds, for testing syncs (manual in `advance.rs`) |
 //!
 //! **Credentials must be JWEs.** Every value of a connection's fields (and every one-time
@@ -1159,8 +1159,12 @@ impl Mock {
                     }
                 }
             }
-            rows.retain(|(d, _)| {
-                bounds[0].is_none_or(|m| *d >= m) && bounds[1].is_none_or(|m| *d <= m)
+            // Deleted ones only with the value-less `all` flag, as Powens lists them.
+            let all = q.contains_key("all");
+            rows.retain(|(d, tx)| {
+                bounds[0].is_none_or(|m| *d >= m)
+                    && bounds[1].is_none_or(|m| *d <= m)
+                    && (all || tx["deleted"].is_null())
             });
             rows.sort_by(|a, b| {
                 b.0.cmp(&a.0)
@@ -1186,6 +1190,9 @@ impl Mock {
                     }
                     if let Some(filter) = q.get("filter") {
                         pairs.append_pair("filter", filter);
+                    }
+                    if all {
+                        pairs.append_key_only("all");
                     }
                     if let Some(c) = cursor {
                         pairs.append_pair("cursor", &format!("o{c:x}"));
