@@ -10,6 +10,8 @@
 //!   transactions are added, and a coming one booked under the same id, or under a new id
 //!   (the coming one deleted), stays one row; a booked one the bank deletes is kept, marked
 //!   `DELD`;
+//! - `--refresh` has Powens read the bank first (what it had not read appears), and a
+//!   connection Powens finds up to date (409) is read as it is;
 //! - a connection that needs the PSU (or waits on its bank) fails its own line with what to
 //!   run and the documented exit code; the other connection is synced; `--all-profiles`
 //!   mixes a STET bank and Powens and goes on past the blocked one;
@@ -358,6 +360,50 @@ fn incremental_syncs_follow_powens_in_sqlite() {
 #[test]
 fn incremental_syncs_follow_powens_in_postgres() {
     incremental_syncs_follow_powens(|_| stet_testkit::fresh_postgres_database("powens_sync"));
+}
+
+#[test]
+fn a_refresh_asks_powens_to_read_the_bank_first() {
+    let env = connected();
+    let store = sqlite(&env, "refresh.db");
+    sync(&env, &store, 1000).ok();
+    let before = stored(&env, &store);
+
+    // The bank has new transactions Powens has not read yet.
+    let staged = sandbox_call(
+        &env,
+        "POST",
+        "/sandbox/powens/advance",
+        r#"{"days": 1, "transactions_per_account": 2, "defer": true}"#,
+    );
+    assert_eq!(staged["staged"], 1, "{staged}");
+    // A plain sync reads what Powens holds: nothing new.
+    let plain = sync(&env, &store, 1000);
+    plain.ok();
+    assert_eq!(reported(&plain, "new"), 0, "{plain}");
+    assert_eq!(stored(&env, &store), before);
+
+    // --refresh: Powens reads the bank first (one PUT per usable connection), then the sync
+    // reads the new transactions, exactly as the mock now lists them.
+    let refreshed = env.run(&["sync", "--store", &store, "--refresh"]);
+    refreshed.ok();
+    assert_eq!(
+        reported(&refreshed, "new"),
+        2 * ENABLED.len() as u64,
+        "{refreshed}"
+    );
+    assert_eq!(calls(&refreshed), calls(&plain) + 1, "one PUT: {refreshed}");
+    same(&stored(&env, &store), &listed(&env, &[1]));
+
+    // Nothing new at the bank: Powens answers 409, the sync goes on with what it holds.
+    let again = env.run(&["sync", "--store", &store, "--refresh"]);
+    again.ok();
+    assert_eq!(reported(&again, "new"), 0, "{again}");
+
+    // A STET profile reads its bank itself: --refresh is a usage error there.
+    let stet = Env::new();
+    let out = stet.run(&["sync", "--store", &sqlite(&stet, "s.db"), "--refresh"]);
+    out.fails(2, "--refresh is for Powens profiles");
 }
 
 #[test]

@@ -31,7 +31,8 @@ what is still pending. One line per account on stderr; `stet history` reads the 
 A Powens profile syncs the enabled accounts of its usable connections, from min_date = the
 newest booked date minus 7 days, or the oldest coming transaction. A connection that needs the
 PSU is reported on its own line with what to run (exit 77; 75 or 69 when only waiting on the
-bank), the others are synced; accounts not enabled are listed, never enabled by stet.")]
+bank), the others are synced; accounts not enabled are listed, never enabled by stet. Powens
+reads the banks on its own schedule; --refresh asks it to read them now.")]
 pub struct SyncArgs {
     /// Sync every profile of the configuration file, one after the other
     #[arg(long, conflicts_with = "account")]
@@ -48,6 +49,10 @@ pub struct SyncArgs {
     /// Accounts fetched at once
     #[arg(long, value_name = "N", default_value_t = 4)]
     concurrency: usize,
+    /// Powens: ask Powens to read each connection's bank now, before reading Powens (one call
+    /// per connection; without it, a sync reads what Powens read on its own schedule)
+    #[arg(long)]
+    refresh: bool,
     /// Powens: transactions per page asked (1 to 1000) [default: 1000]
     #[arg(long, value_name = "N")]
     limit: Option<u32>,
@@ -284,7 +289,7 @@ fn prepare(args: &SyncArgs, globals: &Globals) -> Result<Prepared, Failure> {
         let client = Arc::new(crate::powens::client(&profile)?);
         return Ok((
             location,
-            Arc::new(PowensSource::new(client, limit)),
+            Arc::new(PowensSource::new(client, limit).with_refresh(args.refresh)),
             profile.name,
         ));
     }
@@ -292,6 +297,13 @@ fn prepare(args: &SyncArgs, globals: &Globals) -> Result<Prepared, Failure> {
         return Err(Failure::new(
             2,
             "--limit is for Powens profiles: a STET bank chooses its own page size",
+        ));
+    }
+    // With --all-profiles, --refresh is for the Powens ones among them.
+    if args.refresh && !args.all_profiles {
+        return Err(Failure::new(
+            2,
+            "--refresh is for Powens profiles: a STET sync always reads the bank itself",
         ));
     }
     let profile = crate::profile::load(globals)?;

@@ -582,6 +582,30 @@ impl PowensClient {
         Ok(list.connections)
     }
 
+    /// Asks Powens to read the connection's bank now (`PUT /users/me/connections/{id}`), and
+    /// gives the connection as it then stands; `None` when Powens answers that it is up to
+    /// date already (409). `psu_present` false (`psu_requested=false`) keeps Powens from
+    /// asking the PSU for a strong authentication: a PSU who is not there cannot give one.
+    pub async fn sync_connection(
+        &self,
+        id: PowensId,
+        psu_present: bool,
+    ) -> Result<Option<Raw<Connection>>, PowensError> {
+        let bearer = self.bearer().await?;
+        let target =
+            format!("users/me/connections/{id}?expand=connector&psu_requested={psu_present}");
+        match self
+            .call(HttpsRequest::new(Method::PUT, target).bearer(bearer))
+            .await
+        {
+            Ok(response) => self
+                .json(&format!("PUT {}", response.url.path()), &response)
+                .map(Some),
+            Err(PowensError::Api { status: 409, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes a connection, its accounts and transactions (at Powens, for good).
     pub async fn delete_connection(&self, id: PowensId) -> Result<(), PowensError> {
         let bearer = self.bearer().await?;

@@ -23,8 +23,10 @@
 //!   coming one then left alone), and one it books under the same id is updated in place:
 //!   either way one row.
 //!
-//! Powens reads the banks itself, in the background; a sync reads what it holds. Unattended
-//! call budgets are Powens' business, so none is counted here.
+//! Powens reads the banks itself, in the background; a sync reads what it holds, unless it
+//! is asked to refresh ([`PowensSource::with_refresh`]): Powens then reads each usable
+//! connection's bank first. Unattended call budgets are Powens' business, so none is counted
+//! here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +57,8 @@ pub struct PowensSource {
     /// Resource id → the account as Powens listed it in [`Source::accounts`].
     accounts: Arc<Mutex<HashMap<String, BankAccountEntry>>>,
     unsynced: Arc<Mutex<Vec<Unsynced>>>,
+    /// Ask Powens to read each usable connection's bank before reading Powens.
+    refresh: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -73,7 +77,17 @@ impl PowensSource {
             calls: Arc::new(AtomicU64::new(0)),
             accounts: Arc::default(),
             unsynced: Arc::default(),
+            refresh: false,
         }
+    }
+
+    /// With `refresh`, a sync first asks Powens to read the bank of every usable connection
+    /// now (`PUT /users/me/connections/{id}?psu_requested=false`, one call each), rather than
+    /// taking what Powens read on its own schedule. A connection Powens finds up to date
+    /// (409) is read as it is; one that then needs the PSU is reported like any other.
+    pub fn with_refresh(mut self, refresh: bool) -> Self {
+        self.refresh = refresh;
+        self
     }
 
     fn count(&self) {
@@ -199,7 +213,24 @@ impl Source for PowensSource {
     fn accounts(&self) -> BoxFuture<'_, Result<Vec<ObservedAccount>, SourceError>> {
         async move {
             self.count();
-            let connections = self.client.connections().await.map_err(failed)?;
+            let mut connections = self.client.connections().await.map_err(failed)?;
+            if self.refresh {
+                for connection in connections.iter_mut() {
+                    if connection.get().state() != ConnectionState::Valid {
+                        continue;
+                    }
+                    self.count();
+                    // The PSU is not asked for: a sync runs unattended.
+                    if let Some(read) = self
+                        .client
+                        .sync_connection(connection.get().id, false)
+                        .await
+                        .map_err(failed)?
+                    {
+                        *connection = read;
+                    }
+                }
+            }
             self.count();
             let listed = self.client.accounts().await.map_err(failed)?;
             let blocked: HashMap<PowensId, &Connection> = connections

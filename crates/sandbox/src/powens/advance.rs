@@ -3,7 +3,7 @@
 //!
 //! | call | what it does |
 //! |---|---|
-//! | `POST /sandbox/powens/advance` | `{"days": N, "transactions_per_account": K, "booking": "same-id" \| "new-id", "delete": [ID, …]}`: deletes the transactions `delete` names at the bank (Powens then flags them `deleted`), moves the mock's clock N days (default 1), books every `coming` transaction a day after its date (`same-id`, the default: the same transaction with `coming: false`; `new-id`: the coming one is marked `deleted` and a booked copy gets a new id), and adds K transactions per account dated in those days (those of the new today `coming`). Accounts of connections in a state other than usable are left alone, as Powens cannot read their bank. Balances follow. Answers `{"added", "booked", "deleted", "today"}` |
+//! | `POST /sandbox/powens/advance` | `{"days": N, "transactions_per_account": K, "booking": "same-id" \| "new-id", "delete": [ID, …]}`: deletes the transactions `delete` names at the bank (Powens then flags them `deleted`), moves the mock's clock N days (default 1), books every `coming` transaction a day after its date (`same-id`, the default: the same transaction with `coming: false`; `new-id`: the coming one is marked `deleted` and a booked copy gets a new id), and adds K transactions per account dated in those days (those of the new today `coming`). Accounts of connections in a state other than usable are left alone, as Powens cannot read their bank. Balances follow. Answers `{"added", "booked", "deleted", "today"}`. With `defer`, the change happens at the bank but Powens shows it only when it reads the bank again: at the next `PUT /users/me/connections/ID` (a sync asked for; `409` when nothing is new), or the next change not deferred; answers `{"staged": N}` |
 //! | `POST /sandbox/powens/state` | `{"connection": ID, "state": "SCARequired"}` puts a connection in a state, as Powens' background sync does when the bank wants the PSU again (`null`: usable again). Answers the connection |
 //! | `GET /sandbox/powens/transactions` | every account with its transactions exactly as the API lists them (deleted ones included, flagged by Powens' `deleted`): what a test compares a store with |
 
@@ -53,6 +53,62 @@ enum Booking {
     NewId,
 }
 
+/// One change at the bank, as `POST /sandbox/powens/advance` describes it.
+#[derive(Debug, Clone)]
+pub(super) struct Change {
+    days: i64,
+    per_account: usize,
+    booking: Booking,
+    delete: Vec<i64>,
+}
+
+impl Change {
+    fn parse(body: &Value) -> Result<Change, Reply> {
+        let number = |name: &str, default: u64, max: u64| match body.get(name) {
+            None => Ok(default),
+            Some(v) => v.as_u64().filter(|n| *n <= max).ok_or_else(|| {
+                error(
+                    400,
+                    "invalidValue",
+                    format!("`{name}` must be a whole number from 0 to {max}"),
+                )
+            }),
+        };
+        let days = number("days", 1, 3650)? as i64;
+        let per_account = number("transactions_per_account", 0, 10_000)? as usize;
+        let booking = match body.get("booking").and_then(Value::as_str) {
+            None | Some("same-id") => Booking::SameId,
+            Some("new-id") => Booking::NewId,
+            Some(other) => {
+                return Err(error(
+                    400,
+                    "invalidValue",
+                    format!("`booking` is `same-id` or `new-id`, not `{other}`"),
+                ));
+            }
+        };
+        let delete = match body.get("delete") {
+            None => Vec::new(),
+            Some(Value::Array(ids)) if ids.iter().all(|v| v.as_i64().is_some()) => {
+                ids.iter().filter_map(Value::as_i64).collect()
+            }
+            Some(_) => {
+                return Err(error(
+                    400,
+                    "invalidValue",
+                    "`delete` is a list of transaction ids",
+                ));
+            }
+        };
+        Ok(Change {
+            days,
+            per_account,
+            booking,
+            delete,
+        })
+    }
+}
+
 fn decimal(v: &Value) -> rust_decimal::Decimal {
     v.to_string().parse().unwrap_or_default()
 }
@@ -76,48 +132,45 @@ impl Mock {
     }
 
     fn advance_request(&self, body: &Value) -> Reply {
-        let number = |name: &str, default: u64, max: u64| match body.get(name) {
-            None => Ok(default),
-            Some(v) => v.as_u64().filter(|n| *n <= max).ok_or_else(|| {
-                error(
-                    400,
-                    "invalidValue",
-                    format!("`{name}` must be a whole number from 0 to {max}"),
-                )
-            }),
-        };
-        let (days, per_account) = match (
-            number("days", 1, 3650),
-            number("transactions_per_account", 0, 10_000),
-        ) {
-            (Ok(d), Ok(k)) => (d as i64, k as usize),
-            (Err(r), _) | (_, Err(r)) => return r,
-        };
-        let booking = match body.get("booking").and_then(Value::as_str) {
-            None | Some("same-id") => Booking::SameId,
-            Some("new-id") => Booking::NewId,
-            Some(other) => {
-                return error(
-                    400,
-                    "invalidValue",
-                    format!("`booking` is `same-id` or `new-id`, not `{other}`"),
-                );
-            }
-        };
-        let delete: Vec<i64> = match body.get("delete") {
-            None => Vec::new(),
-            Some(Value::Array(ids)) if ids.iter().all(|v| v.as_i64().is_some()) => {
-                ids.iter().filter_map(Value::as_i64).collect()
-            }
-            Some(_) => {
-                return error(400, "invalidValue", "`delete` is a list of transaction ids");
-            }
+        let change = match Change::parse(body) {
+            Ok(c) => c,
+            Err(reply) => return reply,
         };
         let mut inner = self.lock();
+        if body.get("defer") == Some(&Value::Bool(true)) {
+            // The bank moves on, but Powens shows it only once it reads the bank again: at the
+            // next `PUT /users/me/connections/{id}` (a sync asked for), or the next change not
+            // deferred.
+            inner.staged.push(change);
+            return super::ok(json!({"staged": inner.staged.len()}));
+        }
+        let staged = std::mem::take(&mut inner.staged);
+        let mut answer = json!({});
+        for change in staged.iter().chain([&change]) {
+            match self.apply_change(&mut inner, change) {
+                Ok(a) => answer = a,
+                Err(reply) => return reply,
+            }
+        }
+        super::ok(answer)
+    }
+
+    /// Applies the changes staged by `defer`, as Powens does when a sync is asked for; `false`
+    /// when there were none (the connection is up to date).
+    pub(super) fn read_bank(&self, inner: &mut Inner) -> Result<bool, Reply> {
+        let staged = std::mem::take(&mut inner.staged);
+        for change in &staged {
+            self.apply_change(inner, change)?;
+        }
+        Ok(!staged.is_empty())
+    }
+
+    /// Deletes what `change` deletes, then moves the clock; the answer of the module manual.
+    fn apply_change(&self, inner: &mut Inner, change: &Change) -> Result<Value, Reply> {
         // The bank deletes these first (before the clock moves): Powens then lists each with
         // its `deleted` date, and the account's balance without it.
         let stamp = data::paris(OffsetDateTime::now_utc());
-        for id in &delete {
+        for id in &change.delete {
             let found = inner.accounts.values_mut().find_map(|account| {
                 let tx = account
                     .transactions
@@ -139,19 +192,19 @@ impl Mock {
                 Some(())
             });
             if found.is_none() {
-                return error(
+                return Err(error(
                     400,
                     "invalidValue",
                     format!("no transaction {id} to delete (or it is deleted already)"),
-                );
+                ));
             }
         }
-        let (added, booked) = self.advance(&mut inner, days, per_account, booking);
+        let (added, booked) = self.advance(inner, change.days, change.per_account, change.booking);
         let today = self.today + Duration::days(inner.days_advanced);
-        super::ok(json!({
+        Ok(json!({
             "added": added,
             "booked": booked,
-            "deleted": delete.len(),
+            "deleted": change.delete.len(),
             "today": data::day(today),
         }))
     }

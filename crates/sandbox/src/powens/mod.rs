@@ -13,6 +13,7 @@
 //! | `POST /users/me/connections` | a connection, driven by the scenario chosen in the source's list field (below) |
 //! | `POST /users/me/connections/ID` | a one-time code, `{"resume": true}`, `{}` (starts the SCA), or `source` (adds a source) |
 //! | `GET`, `DELETE /users/me/connections[/ID]` | the user's connections (`expand=connector`), one deleted with its accounts |
+//! | `PUT /users/me/connections/ID` | a sync asked for: Powens reads the bank now (the changes `/sandbox/powens/advance` deferred); `409 upToDate` when nothing is new; a connection that needs the PSU answers with its state |
 //! | `GET /webauth-url` | a page of the mock (`/webauth-page`) that sends the browser back to the loopback `redirect_uri` with `id_connection` and `state` |
 //! | `GET /users/me/accounts` | the accounts; disabled ones only with `all` (every new account is disabled) |
 //! | `POST` or `PUT /users/me/accounts/ID` | `{"disabled": false}` enables one |
@@ -159,6 +160,8 @@ struct Inner {
     sessions: HashMap<String, Session>,
     /// Days the mock's clock moved (`POST /sandbox/powens/advance`).
     days_advanced: i64,
+    /// Changes at the bank Powens has not read yet (`"defer": true`).
+    staged: Vec<advance::Change>,
 }
 
 /// The Powens mock.
@@ -249,6 +252,7 @@ impl Mock {
                 accounts: BTreeMap::new(),
                 sessions: HashMap::new(),
                 days_advanced: 0,
+                staged: Vec::new(),
             }),
         })
     }
@@ -279,6 +283,7 @@ impl Mock {
             ("POST", ["users", "me", "connections"]) => self.create_connection(req),
             ("GET", ["users", "me", "connections", id]) => self.get_connection(req, id),
             ("POST", ["users", "me", "connections", id]) => self.update_connection(req, id).await,
+            ("PUT", ["users", "me", "connections", id]) => self.sync_connection(req, id),
             ("DELETE", ["users", "me", "connections", id]) => self.delete_connection(req, id),
             ("GET", ["webauth-url"]) => self.webauth_url(req),
             ("GET", ["webauth-page"]) => self.webauth_page(req),
@@ -528,6 +533,38 @@ impl Mock {
         self.with_user(req, |inner, user| match owned(inner, user, id) {
             Some(c) => ok(self.connection_json(c, expand)),
             None => html_404(),
+        })
+    }
+
+    /// `PUT /users/me/connections/{id}`: Powens reads the bank now. A connection that needs
+    /// the PSU or waits on its bank stays as it is (answered with its state); a usable one
+    /// takes in what the bank has that Powens had not read (the deferred changes), or is
+    /// answered `409` when there is nothing new.
+    fn sync_connection(&self, req: &Req, id: &str) -> Reply {
+        let expand = query(req)
+            .get("expand")
+            .is_some_and(|e| e.contains("connector"));
+        self.with_user(req, |inner, user| {
+            let Some((id, usable)) = owned(inner, user, id).map(|c| (c.id, c.state.is_none()))
+            else {
+                return html_404();
+            };
+            if usable {
+                match self.read_bank(inner) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return error(409, "upToDate", "the connection is up to date");
+                    }
+                    Err(reply) => return reply,
+                }
+                if let Some(c) = inner.connections.get_mut(&id) {
+                    c.last_update = Some(OffsetDateTime::now_utc());
+                }
+            }
+            match inner.connections.get(&id) {
+                Some(c) => ok(self.connection_json(c, expand)),
+                None => html_404(),
+            }
         })
     }
 
