@@ -350,6 +350,7 @@ fn every_command_prints_its_documented_shape() {
             "booked_from_pending",
             "budget_left",
             "calls",
+            "deleted",
             "expired",
             "from",
             "listed",
