@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use futures_util::TryStreamExt as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Deserialize;
 use stet_export::{
     AccountPlan, BalanceBuilder, CounterAccounts, ExportPlan, Format, OfxVersion, Options,
@@ -396,25 +396,33 @@ pub fn run(args: ExportArgs, globals: &Globals) -> Result<u8, Failure> {
         }
         let appending = accounts.iter().any(|a| a.exported_before);
         // Plans: opening balances and assertions from every stored amount of each account.
-        let mut plans = Vec::with_capacity(accounts.len());
-        for a in accounts {
-            let ledger_name = a
-                .iban
-                .as_ref()
-                .and_then(|i| mapping.get(i))
-                .cloned()
-                .unwrap_or_else(|| AccountPlan::default_ledger_name(&a));
-            let opening = !a.exported_before;
-            let id = a.id.clone();
-            let mut builder =
-                BalanceBuilder::new(a, args.from, args.to, args.include_pending, opening);
-            let mut amounts = store.account_amounts(&id);
-            while let Some(row) = amounts.try_next().await.map_err(failure)? {
-                builder.add(&row);
-            }
-            drop(amounts);
-            plans.push(builder.finish(ledger_name));
-        }
+        // Reading them is a scan of each account's rows, done before anything is written:
+        // two accounts at a time, each on its own connection (SQLite's scan is most of the
+        // cost, and it runs on the connection's thread), kept in order.
+        let plans: Vec<AccountPlan> = futures_util::stream::iter(accounts)
+            .map(|a| {
+                let ledger_name = a
+                    .iban
+                    .as_ref()
+                    .and_then(|i| mapping.get(i))
+                    .cloned()
+                    .unwrap_or_else(|| AccountPlan::default_ledger_name(&a));
+                let opening = !a.exported_before;
+                let (store, from, to, pending) =
+                    (&store, args.from, args.to, args.include_pending);
+                async move {
+                    let id = a.id.clone();
+                    let mut builder = BalanceBuilder::new(a, from, to, pending, opening);
+                    let mut amounts = store.account_amounts(&id);
+                    while let Some(row) = amounts.try_next().await.map_err(failure)? {
+                        builder.add(&row);
+                    }
+                    Ok::<_, Failure>(builder.finish(ledger_name))
+                }
+            })
+            .buffered(2)
+            .try_collect()
+            .await?;
         let options = Options {
             created: time::OffsetDateTime::now_utc(),
             counter,
