@@ -339,6 +339,8 @@ fn incremental_syncs_follow_powens(store_for: impl Fn(&Env) -> String) {
     sixth.ok();
     assert_eq!(reported(&sixth, "deleted at the bank"), 0, "{sixth}");
     assert_eq!(stored(&env, &store), after_delete);
+    let info = env.run(&["store", "info", "--store", &store, "--output", "table"]);
+    assert!(info.stderr.contains(", 1 deleted at the bank,"), "{info}");
 
     // The store knows the accounts: by IBAN, and the card by its namespaced Powens id.
     let info = env.run(&["store", "info", "--store", &store, "--output", "json"]);

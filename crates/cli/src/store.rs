@@ -353,9 +353,9 @@ fn info(args: InfoArgs, globals: &Globals) -> Result<u8, Failure> {
         let format = Format::resolve(args.out.output);
         if !globals.quiet && matches!(format, Format::Table) {
             eprintln!(
-                "store {} ({}), schema version {} (this stet knows {})\n{} profile(s), {} account(s), {} booked, {} pending, {} expired, {} balance snapshot(s), {} sync run(s)",
+                "store {} ({}), schema version {} (this stet knows {})\n{} profile(s), {} account(s), {} booked, {} pending, {} expired, {} deleted at the bank, {} balance snapshot(s), {} sync run(s)",
                 info.location, info.backend, info.schema_version, info.known_schema_version, info.profiles,
-                info.accounts, info.booked, info.pending, info.expired, info.balance_snapshots, info.sync_runs
+                info.accounts, info.booked, info.pending, info.expired, info.deleted, info.balance_snapshots, info.sync_runs
             );
         }
         let mut printer = Printer::new(format, &["profile", "account", "name", "transactions", "last_sync"])?;

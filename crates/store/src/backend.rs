@@ -78,7 +78,8 @@ macro_rules! history_sql {
 const COUNTS: &str = "SELECT \
      (SELECT COUNT(DISTINCT profile) FROM accounts), (SELECT COUNT(*) FROM accounts), \
      (SELECT COUNT(*) FROM transactions WHERE status = 'BOOK'), (SELECT COUNT(*) FROM transactions WHERE status = 'PDNG'), \
-     (SELECT COUNT(*) FROM transactions WHERE status = 'EXPD'), (SELECT COUNT(*) FROM balances), (SELECT COUNT(*) FROM sync_runs)";
+     (SELECT COUNT(*) FROM transactions WHERE status = 'EXPD'), (SELECT COUNT(*) FROM balances), (SELECT COUNT(*) FROM sync_runs), \
+     (SELECT COUNT(*) FROM transactions WHERE status = 'DELD')";
 const ACCOUNT_LIST: &str = "SELECT a.profile, a.iban, a.resource_id, a.name, \
      (SELECT COUNT(*) FROM transactions t WHERE t.account_id = a.id), \
      (SELECT MAX(s.finished_at) FROM account_syncs s WHERE s.account_id = a.id) \
@@ -355,9 +356,9 @@ macro_rules! backend {
                     .boxed()
             }
 
-            pub(crate) async fn counts(pool: &Pool, location: &str) -> Result<[u64; 7], crate::StoreError> {
+            pub(crate) async fn counts(pool: &Pool, location: &str) -> Result<[u64; 8], crate::StoreError> {
                 let row = sqlx::query(COUNTS).fetch_one(pool).await.map_err(|e| query_error(location, "counting rows", e))?;
-                let mut out = [0u64; 7];
+                let mut out = [0u64; 8];
                 for (i, n) in out.iter_mut().enumerate() {
                     *n = row.try_get::<i64, _>(i).map_err(|e| query_error(location, "counting rows", e))? as u64;
                 }

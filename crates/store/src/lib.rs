@@ -564,6 +564,7 @@ impl Store {
             expired,
             balance_snapshots,
             sync_runs,
+            deleted,
         ] = counts.map_err(|e| self.fix(e))?;
         Ok(StoreInfo {
             location: self.location.clone(),
@@ -575,6 +576,7 @@ impl Store {
             booked,
             pending,
             expired,
+            deleted,
             balance_snapshots,
             sync_runs,
             account_list: accounts.map_err(|e| self.fix(e))?,

@@ -324,12 +324,14 @@ pub struct StoreInfo {
     pub profiles: u64,
     /// Accounts.
     pub accounts: u64,
-    /// Transactions by status: booked, pending, expired.
+    /// Transactions by status: booked, pending, expired, deleted.
     pub booked: u64,
     /// Pending rows.
     pub pending: u64,
     /// Expired rows.
     pub expired: u64,
+    /// Rows deleted at the bank (`DELD`).
+    pub deleted: u64,
     /// Balance snapshots.
     pub balance_snapshots: u64,
     /// Sync runs recorded.
