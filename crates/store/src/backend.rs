@@ -253,7 +253,7 @@ macro_rules! backend {
                     .map_or(now.date(), |d| d.max(now.date()));
                 let plan = plan::plan(batch, &candidates, &stored, &claimed, &claim_targets, &pending, today);
 
-                for chunk in plan.inserts.chunks(INSERT_CHUNK) {
+                let insert = |chunk: &[&plan::Candidate<'_>]| {
                     let mut q = QueryBuilder::<$db>::new(
                         "INSERT INTO transactions (account_id, stable_id, status, booking_date, value_date, \
                          transaction_date, amount, currency, credit_debit, label, counterparty, entry_reference, \
@@ -268,7 +268,20 @@ macro_rules! backend {
                             .push_bind(pending_date).push_bind(now).push_bind(now).push_bind(run).push_bind(run)
                             .push_bind(&t.raw_json).push_bind(&c.sha256);
                     });
-                    q.build().execute(&mut *tx).await?;
+                    q
+                };
+                // Each chunk's values are bound while the database writes the previous one: the
+                // statement is handed to the database's thread when `execute` is first polled,
+                // and `join!` polls it before building the next.
+                let mut chunks = plan.inserts.chunks(INSERT_CHUNK);
+                let mut next = chunks.next().map(|c| insert(c));
+                while let Some(mut q) = next.take() {
+                    let (written, built) = futures_util::join!(
+                        q.build().execute(&mut *tx),
+                        async { chunks.next().map(|c| insert(c)) }
+                    );
+                    written?;
+                    next = built;
                 }
                 for (target, c) in &plan.updates {
                     let t = c.tx;
