@@ -30,19 +30,56 @@ impl Ofx {
 
     fn put(&self, out: &mut dyn Write, text: &str) -> io::Result<()> {
         match self.version {
-            OfxVersion::V102 => out.write_all(&cp1252(text)),
-            OfxVersion::V220 => out.write_all(text.as_bytes()),
+            // Printable ASCII and line ends are the same bytes in Windows-1252.
+            OfxVersion::V102 if !text.bytes().all(plain_or_line_end) => {
+                out.write_all(&cp1252(text))
+            }
+            _ => out.write_all(text.as_bytes()),
         }
     }
 
     /// A leaf element: SGML leaves have no end tag, XML ones do.
     fn leaf(&self, out: &mut dyn Write, tag: &str, value: &str) -> io::Result<()> {
-        let value = xml(&one_line(value));
+        // Most values (dates, amounts, ids, most labels) need no work: printable ASCII, no
+        // character to escape, single spaces inside. They are written as they are; the rest
+        // goes through the full treatment, which gives the same bytes for those.
+        let escaped;
+        let value = if is_clean(value) {
+            value
+        } else {
+            escaped = xml(&one_line(value));
+            &escaped
+        };
+        out.write_all(b"<")?;
+        out.write_all(tag.as_bytes())?;
+        out.write_all(b">")?;
+        self.put(out, value)?;
         match self.version {
-            OfxVersion::V102 => self.put(out, &format!("<{tag}>{value}\n")),
-            OfxVersion::V220 => self.put(out, &format!("<{tag}>{value}</{tag}>\n")),
+            OfxVersion::V102 => out.write_all(b"\n"),
+            OfxVersion::V220 => {
+                out.write_all(b"</")?;
+                out.write_all(tag.as_bytes())?;
+                out.write_all(b">\n")
+            }
         }
     }
+}
+
+/// A byte Windows-1252 writes as it is: printable ASCII, or a line end or tab.
+fn plain_or_line_end(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) || matches!(b, b'\n' | b'\r' | b'\t')
+}
+
+/// Whether `xml(&one_line(value))` is `value` itself: printable ASCII without `&<>"`, no
+/// space at either end or twice in a row.
+fn is_clean(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && bytes
+            .iter()
+            .all(|b| (0x20..0x7f).contains(b) && !matches!(b, b'&' | b'<' | b'>' | b'"'))
+        && !bytes.windows(2).any(|w| w == b"  ")
 }
 
 /// `YYYYMMDD120000.000[0:GMT]`: midday, so no importer shifts the day.
@@ -206,5 +243,40 @@ impl Writer for Ofx {
 
     fn finish(&mut self, out: &mut dyn Write, _plan: &ExportPlan) -> io::Result<()> {
         self.put(out, "</BANKMSGSRSV1>\n</OFX>\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_clean, plain_or_line_end};
+    use crate::text::{cp1252, one_line, xml};
+
+    #[test]
+    fn the_fast_path_writes_what_the_full_treatment_would() {
+        for value in [
+            "CB CAFE DU COIN 12/03",
+            "s1-abc-123",
+            "-12.30",
+            "20260305120000.000[0:GMT]",
+            " leading",
+            "trailing ",
+            "two  spaces",
+            "a & b",
+            "<tag>",
+            "say \"hi\"",
+            "Café",
+            "tab\there",
+            "",
+        ] {
+            let full = xml(&one_line(value));
+            if is_clean(value) {
+                assert_eq!(full, value, "{value:?}");
+            }
+            if full.bytes().all(plain_or_line_end) {
+                assert_eq!(cp1252(&full), full.as_bytes(), "{full:?}");
+            }
+        }
+        assert!(is_clean("CB CAFE DU COIN 12/03"));
+        assert!(!is_clean("two  spaces") && !is_clean("a & b") && !is_clean("Café"));
     }
 }
