@@ -11,6 +11,7 @@
 //! - UTF-8 in OFX 2 crashes ofxparse: 1.02 in Windows-1252 is the default;
 //! - `FITID` is the store's stable id, which never moves.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use stet_store::TransactionRow;
@@ -62,6 +63,15 @@ impl Ofx {
                 out.write_all(b">\n")
             }
         }
+    }
+}
+
+/// `text` on one line, borrowed when it needs no change (most labels).
+fn line(text: &str) -> Cow<'_, str> {
+    if is_clean(text) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(one_line(text))
     }
 }
 
@@ -193,11 +203,11 @@ impl Writer for Ofx {
         let Some(date) = row_date(row) else {
             return Ok(());
         };
-        let label = one_line(row.label.as_deref().unwrap_or_default());
+        let label = line(row.label.as_deref().unwrap_or_default());
         let payee = row
             .counterparty
             .as_deref()
-            .map(one_line)
+            .map(line)
             .filter(|c| !c.is_empty())
             .unwrap_or_else(|| label.clone());
         self.put(out, "<STMTTRN>\n")?;
@@ -218,9 +228,9 @@ impl Writer for Ofx {
         self.leaf(out, "FITID", &row.stable_id)?;
         self.leaf(out, "NAME", chars(&payee, 32))?;
         let memo = if payee == label || label.is_empty() {
-            payee.clone()
+            payee
         } else {
-            format!("{payee} {label}")
+            Cow::Owned(format!("{payee} {label}"))
         };
         if !memo.is_empty() {
             self.leaf(out, "MEMO", chars(&memo, 255))?;
