@@ -59,6 +59,7 @@ both!(
     a_lock_held_too_long_says_so_and_writes_nothing,
     the_view_has_the_documented_columns,
     source_ids_are_kept_as_given,
+    deleted_transactions_are_marked_never_removed,
 );
 
 const IBAN: &str = "FR7630004000031234567890143";
@@ -674,4 +675,115 @@ async fn source_ids_are_kept_as_given(t: TestStore) {
     // The claim holds on every later sync.
     let again = s.apply(&run, &powens(second)).await.unwrap();
     assert_eq!((again.new, again.updated, again.unchanged), (0, 0, 3));
+}
+
+/// A source that says the bank deleted a transaction: its stored row is marked `DELD` and
+/// kept; one never stored adds nothing; a pending row a booked transaction claimed stays the
+/// booked one when the source then says the pending one was deleted.
+async fn deleted_transactions_are_marked_never_removed(t: TestStore) {
+    let s = &t.store;
+    let powens = |transactions| AccountBatch {
+        policy: IdPolicy {
+            namespace: Namespace::Powens1,
+            entry_reference_stable: true,
+            claim_window_days: 10,
+        },
+        ..batch("p1-3f0c9a12-a8", false, transactions)
+    };
+    let t = |status, day, amount, label, id| tx(status, day, amount, label, id);
+    let run = s.begin_run("powens", "test").await.unwrap();
+    let first = vec![
+        t(
+            Status::Booked,
+            date!(2026 - 01 - 05),
+            "-42.10",
+            "CB MONOPRIX",
+            "p1-3f0c9a12-t1",
+        ),
+        t(
+            Status::Pending,
+            date!(2026 - 01 - 09),
+            "-9.90",
+            "CB KIOSQUE",
+            "p1-3f0c9a12-t3",
+        ),
+        // Deleted before it was ever stored: nothing to keep.
+        t(
+            Status::Deleted,
+            date!(2026 - 01 - 04),
+            "-1.00",
+            "CB ERREUR",
+            "p1-3f0c9a12-t9",
+        ),
+    ];
+    let report = s.apply(&run, &powens(first)).await.unwrap();
+    assert_eq!(
+        (report.new, report.deleted, report.listed),
+        (2, 0, 2),
+        "{report:?}"
+    );
+    assert_eq!(content(s).await.len(), 2);
+
+    // t1 deleted at the bank; t3 replaced by t4 (booked, a new id) and itself deleted.
+    let second = vec![
+        t(
+            Status::Deleted,
+            date!(2026 - 01 - 05),
+            "-42.10",
+            "CB MONOPRIX",
+            "p1-3f0c9a12-t1",
+        ),
+        t(
+            Status::Deleted,
+            date!(2026 - 01 - 09),
+            "-9.90",
+            "CB KIOSQUE",
+            "p1-3f0c9a12-t3",
+        ),
+        t(
+            Status::Booked,
+            date!(2026 - 01 - 11),
+            "-9.90",
+            "CB KIOSQUE 09/01",
+            "p1-3f0c9a12-t4",
+        ),
+    ];
+    let report = s.apply(&run, &powens(second.clone())).await.unwrap();
+    assert_eq!(
+        (report.new, report.deleted, report.booked_from_pending),
+        (0, 1, 1),
+        "{report:?}"
+    );
+    let held = content(s).await;
+    assert_eq!(held.len(), 2, "kept, not removed: {held:?}");
+    assert_eq!(held["p1-3f0c9a12-t1"].0, "DELD");
+    assert_eq!(
+        held["p1-3f0c9a12-t3"].0, "BOOK",
+        "the booked one claimed it"
+    );
+    assert_eq!(
+        held["p1-3f0c9a12-t3"].1.as_deref(),
+        Some("CB KIOSQUE 09/01")
+    );
+
+    // The same again: nothing changes; the claim still shields the claimed row.
+    let again = s.apply(&run, &powens(second)).await.unwrap();
+    assert_eq!(
+        (again.new, again.updated, again.deleted),
+        (0, 0, 0),
+        "{again:?}"
+    );
+    assert_eq!(content(s).await, held);
+    // The deleted pending one listed without the booked one (out of the window): the
+    // recorded claim still shields the row.
+    let alone = vec![t(
+        Status::Deleted,
+        date!(2026 - 01 - 09),
+        "-9.90",
+        "CB KIOSQUE",
+        "p1-3f0c9a12-t3",
+    )];
+    let report = s.apply(&run, &powens(alone)).await.unwrap();
+    assert_eq!(report.deleted, 0, "{report:?}");
+    assert_eq!(content(s).await, held);
 }
