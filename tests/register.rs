@@ -74,9 +74,10 @@ fn configure(env: &Env, bank: &str, path: &str, registration: &str) {
     );
 }
 
-/// `stet register rotate` to the new QSealC `cert` and `key`, as JSON.
-fn rotate(env: &Env, cert: &Path, key: &Path) -> Out {
-    env.run(&[
+/// `stet register rotate` to the new QSealC `cert` and `key` (published at `key_id`, when
+/// given), as JSON.
+fn rotate(env: &Env, cert: &Path, key: &Path, key_id: Option<&str>) -> Out {
+    let mut args = vec![
         "register",
         "rotate",
         "--qseal-cert",
@@ -85,7 +86,11 @@ fn rotate(env: &Env, cert: &Path, key: &Path) -> Out {
         key.to_str().unwrap(),
         "--output",
         "json",
-    ])
+    ];
+    if let Some(key_id) = key_id {
+        args.extend(["--key-id", key_id]);
+    }
+    env.run(&args)
 }
 
 /// The registration a command printed (`--output json` is one object, docs/output.md).
@@ -214,7 +219,7 @@ fn the_spec_form_create_show_use_update_rotate_delete() {
             PspRole::CardIssuing,
         ]),
     );
-    let rotated_out = rotate(&env, &new_cert, &new_key);
+    let rotated_out = rotate(&env, &new_cert, &new_key, None);
     let rotated = one(&rotated_out);
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
     assert!(rotated_out.stderr.contains("publish"), "{rotated_out}");
@@ -320,7 +325,7 @@ fn the_bnp_credit_agricole_and_cic_variants() {
         "qseal-next",
         Some(vec![PspRole::AccountInformation]),
     );
-    let rotated = one(&rotate(&env, &new_cert, &new_key));
+    let rotated = one(&rotate(&env, &new_cert, &new_key, None));
     assert_eq!(rotated["kid"], format!("{kid}_next"));
     let table = config_value(&env);
     assert_eq!(
@@ -374,16 +379,7 @@ fn the_lcl_variant_kid_from_the_serial_and_rotation_by_get_then_put() {
     let (_, stranger_key) = qseal(env.home.path(), "stranger", None);
     let url = "https://tpp.example/certs/qseal-next.pem";
     // A PUT signed by a key that is not the new certificate's is refused by the bank.
-    let wrong = env.run(&[
-        "register",
-        "rotate",
-        "--qseal-cert",
-        new_cert.to_str().unwrap(),
-        "--qseal-key",
-        stranger_key.to_str().unwrap(),
-        "--key-id",
-        url,
-    ]);
+    let wrong = rotate(&env, &new_cert, &stranger_key, Some(url));
     assert_ne!(wrong.code, 0, "{wrong}");
     assert!(
         wrong.stderr.contains("401") && wrong.stderr.contains("signature"),
@@ -396,18 +392,7 @@ fn the_lcl_variant_kid_from_the_serial_and_rotation_by_get_then_put() {
         Some(qseal_cert.to_str().unwrap()),
         "a refused rotation changes nothing"
     );
-    let rotated = one(&env.run(&[
-        "register",
-        "rotate",
-        "--qseal-cert",
-        new_cert.to_str().unwrap(),
-        "--qseal-key",
-        new_key.to_str().unwrap(),
-        "--key-id",
-        url,
-        "--output",
-        "json",
-    ]));
+    let rotated = one(&rotate(&env, &new_cert, &new_key, Some(url)));
     assert_eq!(rotated["kid"], serial_decimal(&new_cert), "{rotated}");
     let table = config_value(&env);
     assert_eq!(profile_key(&table, "key_id").unwrap().as_str(), Some(url));
@@ -520,7 +505,7 @@ fn the_bpce_variant_token_first_contact_object_and_rotation() {
             PspRole::PaymentInitiation,
         ]),
     );
-    let rotated = one(&rotate(&env, &new_cert, &new_key));
+    let rotated = one(&rotate(&env, &new_cert, &new_key, None));
     let new_kid = serial_decimal(&new_cert);
     assert_eq!(rotated["kid"], new_kid, "{rotated}");
     assert_eq!(

@@ -139,61 +139,48 @@ macro_rules! backend {
                 })
             }
 
-            /// Stored rows among `ids`.
-            async fn stored_rows(tx: &mut Tx, account: &str, ids: &[&str]) -> Result<HashMap<String, StoredRow>, sqlx::Error> {
-                let mut out = HashMap::new();
+            /// The rows `select` (ending in `WHERE account_id = `) gives for `account` whose
+            /// `column` is among `ids`, asked `CHUNK` ids at a time.
+            async fn rows_among(tx: &mut Tx, select: &str, column: &str, account: &str, ids: &[&str]) -> Result<Vec<<$db as sqlx::Database>::Row>, sqlx::Error> {
+                let mut out = Vec::new();
                 for chunk in ids.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("SELECT stable_id, status, raw_sha256 FROM transactions WHERE account_id = ");
-                    q.push_bind(account).push(" AND stable_id IN (");
+                    let mut q = QueryBuilder::<$db>::new(select);
+                    q.push_bind(account).push(" AND ").push(column).push(" IN (");
                     let mut list = q.separated(", ");
                     for id in chunk {
                         list.push_bind(*id);
                     }
                     q.push(")");
-                    for row in q.build().fetch_all(&mut **tx).await? {
-                        let stable_id: String = row.try_get(0)?;
-                        let status: String = row.try_get(1)?;
-                        let status = Status::from_code(&status).ok_or_else(|| sqlx::Error::Decode(format!("unknown status `{status}` of {stable_id}").into()))?;
-                        out.insert(stable_id, StoredRow { status, raw_sha256: row.try_get(2)? });
-                    }
+                    out.extend(q.build().fetch_all(&mut **tx).await?);
+                }
+                Ok(out)
+            }
+
+            /// Stored rows among `ids`.
+            async fn stored_rows(tx: &mut Tx, account: &str, ids: &[&str]) -> Result<HashMap<String, StoredRow>, sqlx::Error> {
+                let select = "SELECT stable_id, status, raw_sha256 FROM transactions WHERE account_id = ";
+                let mut out = HashMap::new();
+                for row in rows_among(tx, select, "stable_id", account, ids).await? {
+                    let stable_id: String = row.try_get(0)?;
+                    let status: String = row.try_get(1)?;
+                    let status = Status::from_code(&status).ok_or_else(|| sqlx::Error::Decode(format!("unknown status `{status}` of {stable_id}").into()))?;
+                    out.insert(stable_id, StoredRow { status, raw_sha256: row.try_get(2)? });
                 }
                 Ok(out)
             }
 
             /// Recorded claims among `ids`: observed id → stable id.
             async fn claims(tx: &mut Tx, account: &str, ids: &[&str]) -> Result<HashMap<String, String>, sqlx::Error> {
-                let mut out = HashMap::new();
-                for chunk in ids.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("SELECT observed_id, stable_id FROM transaction_claims WHERE account_id = ");
-                    q.push_bind(account).push(" AND observed_id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
-                    for row in q.build().fetch_all(&mut **tx).await? {
-                        out.insert(row.try_get(0)?, row.try_get(1)?);
-                    }
-                }
-                Ok(out)
+                let select = "SELECT observed_id, stable_id FROM transaction_claims WHERE account_id = ";
+                rows_among(tx, select, "observed_id", account, ids).await?
+                    .iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
             }
 
             /// The rows among `ids` that a recorded claim points at.
             async fn claimed_rows(tx: &mut Tx, account: &str, ids: &[&str]) -> Result<std::collections::HashSet<String>, sqlx::Error> {
-                let mut out = std::collections::HashSet::new();
-                for chunk in ids.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("SELECT stable_id FROM transaction_claims WHERE account_id = ");
-                    q.push_bind(account).push(" AND stable_id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
-                    for row in q.build().fetch_all(&mut **tx).await? {
-                        out.insert(row.try_get(0)?);
-                    }
-                }
-                Ok(out)
+                let select = "SELECT stable_id FROM transaction_claims WHERE account_id = ";
+                rows_among(tx, select, "stable_id", account, ids).await?
+                    .iter().map(|row| row.try_get(0)).collect()
             }
 
             async fn pending_rows(tx: &mut Tx, account: &str) -> Result<Vec<PendingRow>, sqlx::Error> {

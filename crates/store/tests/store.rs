@@ -591,19 +591,25 @@ async fn the_view_has_the_documented_columns(t: TestStore) {
     assert_eq!(amount, "-42.10");
 }
 
-/// A source that names its transactions itself (Powens, `p1-…`): the ids are kept as given,
-/// a coming transaction booked under the same id is one row, and one booked under a new id
-/// claims the coming one.
-async fn source_ids_are_kept_as_given(t: TestStore) {
-    let s = &t.store;
-    let powens = |transactions| AccountBatch {
+/// A batch of a source that names its transactions itself (Powens, `p1-…`), for the account
+/// `resource_id`.
+fn powens_batch(resource_id: &str, transactions: Vec<ObservedTransaction>) -> AccountBatch {
+    AccountBatch {
         policy: IdPolicy {
             namespace: Namespace::Powens1,
             entry_reference_stable: true,
             claim_window_days: 10,
         },
-        ..batch("p1-3f0c9a12-a7", false, transactions)
-    };
+        ..batch(resource_id, false, transactions)
+    }
+}
+
+/// A source that names its transactions itself (Powens, `p1-…`): the ids are kept as given,
+/// a coming transaction booked under the same id is one row, and one booked under a new id
+/// claims the coming one.
+async fn source_ids_are_kept_as_given(t: TestStore) {
+    let s = &t.store;
+    let powens = |transactions| powens_batch("p1-3f0c9a12-a7", transactions);
     let run = s.begin_run("powens", "test").await.unwrap();
     let first = vec![
         tx(
@@ -682,25 +688,17 @@ async fn source_ids_are_kept_as_given(t: TestStore) {
 /// booked one when the source then says the pending one was deleted.
 async fn deleted_transactions_are_marked_never_removed(t: TestStore) {
     let s = &t.store;
-    let powens = |transactions| AccountBatch {
-        policy: IdPolicy {
-            namespace: Namespace::Powens1,
-            entry_reference_stable: true,
-            claim_window_days: 10,
-        },
-        ..batch("p1-3f0c9a12-a8", false, transactions)
-    };
-    let t = |status, day, amount, label, id| tx(status, day, amount, label, id);
+    let powens = |transactions| powens_batch("p1-3f0c9a12-a8", transactions);
     let run = s.begin_run("powens", "test").await.unwrap();
     let first = vec![
-        t(
+        tx(
             Status::Booked,
             date!(2026 - 01 - 05),
             "-42.10",
             "CB MONOPRIX",
             "p1-3f0c9a12-t1",
         ),
-        t(
+        tx(
             Status::Pending,
             date!(2026 - 01 - 09),
             "-9.90",
@@ -708,7 +706,7 @@ async fn deleted_transactions_are_marked_never_removed(t: TestStore) {
             "p1-3f0c9a12-t3",
         ),
         // Deleted before it was ever stored: nothing to keep.
-        t(
+        tx(
             Status::Deleted,
             date!(2026 - 01 - 04),
             "-1.00",
@@ -726,21 +724,21 @@ async fn deleted_transactions_are_marked_never_removed(t: TestStore) {
 
     // t1 deleted at the bank; t3 replaced by t4 (booked, a new id) and itself deleted.
     let second = vec![
-        t(
+        tx(
             Status::Deleted,
             date!(2026 - 01 - 05),
             "-42.10",
             "CB MONOPRIX",
             "p1-3f0c9a12-t1",
         ),
-        t(
+        tx(
             Status::Deleted,
             date!(2026 - 01 - 09),
             "-9.90",
             "CB KIOSQUE",
             "p1-3f0c9a12-t3",
         ),
-        t(
+        tx(
             Status::Booked,
             date!(2026 - 01 - 11),
             "-9.90",
@@ -776,7 +774,7 @@ async fn deleted_transactions_are_marked_never_removed(t: TestStore) {
     assert_eq!(content(s).await, held);
     // The deleted pending one listed without the booked one (out of the window): the
     // recorded claim still shields the row.
-    let alone = vec![t(
+    let alone = vec![tx(
         Status::Deleted,
         date!(2026 - 01 - 09),
         "-9.90",
