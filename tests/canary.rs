@@ -1255,13 +1255,11 @@ fn hsm_keys_and_registration_keep_secrets_at_trace() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = std::fs::File::create(dir.path().join("sandbox.log")).expect("create the log");
     let mut env = Env::with_sandbox_stderr(&["-vvv"], "sandbox", Stdio::from(log));
-    let token = stet_testkit::softhsm_token("canary");
+    let token = stet_testkit::softhsm_token_in("canary", &dir.path().join("softhsm"));
     token.import(Path::new(env.sandbox.get("qseal_key")), "qseal", "01");
     token.import(Path::new(env.sandbox.get("qwac_key")), "qwac", "02");
-    env.vars.push((
-        "SOFTHSM2_CONF".to_owned(),
-        std::env::var("SOFTHSM2_CONF").expect("SOFTHSM2_CONF"),
-    ));
+    env.vars
+        .push(("SOFTHSM2_CONF".to_owned(), token.conf.display().to_string()));
     let uri = |object: &str| {
         format!(
             "{:?}",

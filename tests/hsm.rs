@@ -22,11 +22,10 @@ struct HsmEnv {
 
 fn hsm_env() -> HsmEnv {
     let mut env = Env::new();
-    let token = stet_testkit::softhsm_token("journey");
-    // `stet` runs with a cleared environment: SoftHSM needs to be told where the run's
-    // tokens are.
-    let conf = std::env::var("SOFTHSM2_CONF").expect("SOFTHSM2_CONF (checked by softhsm_token)");
-    env.vars.push(("SOFTHSM2_CONF".to_owned(), conf));
+    let token = stet_testkit::softhsm_token_in("journey", &env.home.path().join("softhsm"));
+    // `stet` runs with a cleared environment: SoftHSM needs to be told where the token is.
+    env.vars
+        .push(("SOFTHSM2_CONF".to_owned(), token.conf.display().to_string()));
     token.import(Path::new(env.sandbox.get("qseal_key")), "qseal", "01");
     token.import(Path::new(env.sandbox.get("qwac_key")), "qwac", "02");
     let pin_file = env.home.path().join("hsm.pin");

@@ -13,7 +13,7 @@
 //! let python = stet_testkit::python();
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -175,6 +175,8 @@ pub fn pkcs11_module() -> PathBuf {
 pub struct SoftHsmToken {
     /// SoftHSM2's PKCS#11 module.
     pub module: PathBuf,
+    /// The SoftHSM2 configuration (`SOFTHSM2_CONF`) whose token folder holds this token.
+    pub conf: PathBuf,
     /// The token's label (`PREFIX-PID-N`).
     pub label: String,
     /// The user PIN.
@@ -194,7 +196,37 @@ fn softhsm_util_lock() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Initialises a new SoftHSM2 token labelled `PREFIX-PID-N` in the run's token folder.
+///
+/// For tests that load the module in their own process, which reads one configuration per
+/// process. Tests that hand the token to other processes take [`softhsm_token_in`].
 pub fn softhsm_token(prefix: &str) -> SoftHsmToken {
+    let conf = required_file("SOFTHSM2_CONF", "a per-run SoftHSM2 configuration");
+    init_token(prefix, conf)
+}
+
+/// Initialises a new SoftHSM2 token in a token folder of its own under `dir` (its
+/// configuration at `dir/softhsm2.conf`), for tests whose `stet` processes use it.
+///
+/// A process that loads SoftHSM reads every token in its folder, and one doing so while
+/// `softhsm2-util` initialises another token there can make that initialisation fail ("Could
+/// not get info about the token in slot …"); a folder per token leaves nothing to share.
+pub fn softhsm_token_in(prefix: &str, dir: &Path) -> SoftHsmToken {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", tokens.display()));
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            tokens.display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("writing {}: {e}", conf.display()));
+    init_token(prefix, conf)
+}
+
+fn init_token(prefix: &str, conf: PathBuf) -> SoftHsmToken {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let module = pkcs11_module();
     let label = format!(
@@ -205,6 +237,7 @@ pub fn softhsm_token(prefix: &str) -> SoftHsmToken {
     let tool = system_tool("softhsm2-util", "softhsm2");
     let _one_at_a_time = softhsm_util_lock();
     let output = Command::new(tool)
+        .env("SOFTHSM2_CONF", &conf)
         .args(["--init-token", "--free", "--label", &label])
         .args(["--so-pin", "87654321", "--pin", PIN])
         .output()
@@ -217,6 +250,7 @@ pub fn softhsm_token(prefix: &str) -> SoftHsmToken {
     );
     SoftHsmToken {
         module,
+        conf,
         label,
         pin: PIN.to_owned(),
     }
@@ -225,10 +259,11 @@ pub fn softhsm_token(prefix: &str) -> SoftHsmToken {
 impl SoftHsmToken {
     /// Imports a private key (PKCS#8 PEM, as `softhsm2-util --import` needs) with the label
     /// `object` and the id `id_hex` (e.g. `0a01`).
-    pub fn import(&self, pkcs8_pem: &std::path::Path, object: &str, id_hex: &str) {
+    pub fn import(&self, pkcs8_pem: &Path, object: &str, id_hex: &str) {
         let tool = system_tool("softhsm2-util", "softhsm2");
         let _one_at_a_time = softhsm_util_lock();
         let output = Command::new(tool)
+            .env("SOFTHSM2_CONF", &self.conf)
             .arg("--import")
             .arg(pkcs8_pem)
             .args(["--token", &self.label, "--label", object, "--id", id_hex])
