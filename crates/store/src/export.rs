@@ -152,26 +152,30 @@ const AMOUNTS: &str = "SELECT status, COALESCE(booking_date, transaction_date, v
 /// from, with the export ledger of the name `$2`: the filter is `$3`–`$7`. A row exported
 /// under the name comes whatever its status now (a booked one the bank deleted, a pending
 /// one expired), so that the change is reported, not lost.
-macro_rules! rows_named_tail {
+macro_rules! rows_named_where {
     () => {
         " FROM transactions t JOIN accounts a ON a.id = t.account_id \
          LEFT JOIN export_ledger e ON e.name = $2 AND e.account_id = t.account_id AND e.stable_id = t.stable_id \
          WHERE t.account_id = $1 \
          AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $3) \
          AND ($4 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $4) \
-         AND ($5 IS NULL OR t.status = $5 OR t.status = $6 OR t.status = $7 OR e.stable_id IS NOT NULL) \
-         ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id"
+         AND ($5 IS NULL OR t.status = $5 OR t.status = $6 OR t.status = $7 OR e.stable_id IS NOT NULL)"
     };
 }
-/// [`rows_named_tail`] without the ledger: the filter is `$2`–`$6`.
-macro_rules! rows_unnamed_tail {
+/// [`rows_named_where`] without the ledger: the filter is `$2`–`$6`.
+macro_rules! rows_unnamed_where {
     () => {
         " FROM transactions t JOIN accounts a ON a.id = t.account_id \
          WHERE t.account_id = $1 \
          AND ($2 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) >= $2) \
          AND ($3 IS NULL OR COALESCE(t.booking_date, t.transaction_date, t.value_date) < $3) \
-         AND ($4 IS NULL OR t.status = $4 OR t.status = $5 OR t.status = $6) \
-         ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id"
+         AND ($4 IS NULL OR t.status = $4 OR t.status = $5 OR t.status = $6)"
+    };
+}
+/// The order rows are exported in, which the index `transactions_export_order` walks.
+macro_rules! rows_order {
+    () => {
+        " ORDER BY COALESCE(t.booking_date, t.transaction_date, t.value_date), t.first_seen, t.stable_id"
     };
 }
 const ROWS: &str = concat!(
@@ -179,7 +183,8 @@ const ROWS: &str = concat!(
      t.transaction_date, t.amount, t.currency, t.credit_debit, t.label, t.counterparty, t.entry_reference, \
      t.first_seen, t.last_seen, t.raw_json, \
      e.fingerprint, e.format, e.status, e.booking_date, e.amount, e.currency, e.label, e.exported_at",
-    rows_named_tail!()
+    rows_named_where!(),
+    rows_order!()
 );
 /// [`ROWS`] without the export ledger, for an export under no name: every column a row
 /// reads costs a copy, and the ledger's eight would all be empty.
@@ -187,7 +192,8 @@ const ROWS_UNNAMED: &str = concat!(
     "SELECT a.profile, a.iban, a.name, t.stable_id, t.status, t.booking_date, t.value_date, \
      t.transaction_date, t.amount, t.currency, t.credit_debit, t.label, t.counterparty, t.entry_reference, \
      t.first_seen, t.last_seen, t.raw_json",
-    rows_unnamed_tail!()
+    rows_unnamed_where!(),
+    rows_order!()
 );
 const RECORD: &str = "INSERT INTO export_ledger (name, account_id, stable_id, format, fingerprint, status, \
      booking_date, amount, currency, label, exported_at) ";
@@ -415,14 +421,16 @@ macro_rules! export_backend {
     };
 }
 
-/// SQLite's rows to export, each as one text value.
+/// SQLite's rows to export, read a chunk of rows at a time, each chunk as one text value.
 ///
-/// sqlx's SQLite driver steps the statement on a thread of its own and copies every column
-/// of every row into a value allocated there and freed on the reader's thread: for a million
-/// rows of 17 columns, that traffic, not the database, was most of an export's time
-/// (BENCHMARKS.md, Exports). The same columns packed by SQLite into one value per row
-/// (`LEN:TEXT`, LEN in bytes, or `~` for NULL) read three times faster. PostgreSQL reads
-/// column by column.
+/// sqlx's SQLite driver steps the statement on a thread of its own, copies every column of
+/// every row into a value allocated there and freed on the reader's thread, and wakes the
+/// reader for each row: for a million rows of 17 columns, that traffic, not the database, was
+/// most of an export's time (BENCHMARKS.md, Exports). Here SQLite packs each row's columns
+/// into one value (`LEN:TEXT`, LEN in bytes, or `~` for NULL) and a chunk's packed rows into
+/// one, so a chunk of [`CHUNK`] rows crosses between threads once. Chunks follow each other
+/// by the export order's keys (a keyset, not an `OFFSET`, which would walk every row before
+/// it again). PostgreSQL reads column by column.
 mod packed {
     use super::*;
     use sqlx::Row as _;
@@ -446,75 +454,214 @@ mod packed {
         () => {
             concat!(
                 field!("a.profile"),
-                " || ",
+                ", ",
                 field!("a.iban"),
-                " || ",
+                ", ",
                 field!("a.name"),
-                " || ",
+                ", ",
                 field!("t.stable_id"),
-                " || ",
+                ", ",
                 field!("t.status"),
-                " || ",
+                ", ",
                 field!("t.booking_date"),
-                " || ",
+                ", ",
                 field!("t.value_date"),
-                " || ",
+                ", ",
                 field!("t.transaction_date"),
-                " || ",
+                ", ",
                 field!("t.amount"),
-                " || ",
+                ", ",
                 field!("t.currency"),
-                " || ",
+                ", ",
                 field!("t.credit_debit"),
-                " || ",
+                ", ",
                 field!("t.label"),
-                " || ",
+                ", ",
                 field!("t.counterparty"),
-                " || ",
+                ", ",
                 field!("t.entry_reference"),
-                " || ",
+                ", ",
                 field!("t.first_seen"),
-                " || ",
+                ", ",
                 field!("t.last_seen"),
-                " || ",
+                ", ",
                 field!("t.raw_json")
             )
         };
     }
 
-    const ROWS_PACKED: &str = concat!(
-        "SELECT ",
+    /// Rows per chunk: one SQL row carries this many packed rows, concatenated (each packed
+    /// row says where it ends). [`chunk_limit`] is the same number, for the SQL text.
+    pub(super) const CHUNK: usize = 512;
+    macro_rules! chunk_limit {
+        () => {
+            " LIMIT 512"
+        };
+    }
+
+    /// The head of a chunk of rows to export: the packed rows (`p`) of the subquery,
+    /// concatenated as the subquery gives them, which is its order. SQLite does not promise
+    /// that order to an aggregate (an `ORDER BY` inside `group_concat` does, but sorts every
+    /// chunk again, and that cost a fifth of the reading), so the reader checks it:
+    /// [`Order`].
+    macro_rules! chunk_head {
+        () => {
+            "SELECT group_concat(p, '') FROM (SELECT concat("
+        };
+    }
+    /// Closes the packed row's `concat(` and names it `p`, which the head concatenates.
+    macro_rules! chunk_packed_end {
+        () => {
+            ") AS p"
+        };
+    }
+    /// Rows after the last one read, whose date was `$d` (not NULL), first seen `$f`, stable
+    /// id `$s`. The date alone bounds the index walk; the rest picks within that day.
+    macro_rules! after_date {
+        ($d:literal, $f:literal, $s:literal) => {
+            concat!(
+                " AND COALESCE(t.booking_date, t.transaction_date, t.value_date) >= ",
+                $d,
+                " AND (COALESCE(t.booking_date, t.transaction_date, t.value_date) > ",
+                $d,
+                " OR (t.first_seen, t.stable_id) > (",
+                $f,
+                ", ",
+                $s,
+                "))"
+            )
+        };
+    }
+    /// Rows after the last one read when it had no date (such rows come first): `$d` is
+    /// bound to NULL.
+    macro_rules! after_no_date {
+        ($d:literal, $f:literal, $s:literal) => {
+            concat!(
+                " AND ",
+                $d,
+                " IS NULL AND (COALESCE(t.booking_date, t.transaction_date, t.value_date) IS NOT NULL \
+                 OR (t.first_seen, t.stable_id) > (",
+                $f,
+                ", ",
+                $s,
+                "))"
+            )
+        };
+    }
+    macro_rules! named_fields {
+        () => {
+            concat!(
+                row_fields!(),
+                ", ",
+                field!("e.fingerprint"),
+                ", ",
+                field!("e.format"),
+                ", ",
+                field!("e.status"),
+                ", ",
+                field!("e.booking_date"),
+                ", ",
+                field!("e.amount"),
+                ", ",
+                field!("e.currency"),
+                ", ",
+                field!("e.label"),
+                ", ",
+                field!("e.exported_at")
+            )
+        };
+    }
+
+    /// The first chunk of an account's rows, under an export name (the filter `$1`–`$7`).
+    const NAMED_FIRST: &str = concat!(
+        chunk_head!(),
+        named_fields!(),
+        chunk_packed_end!(),
+        rows_named_where!(),
+        rows_order!(),
+        chunk_limit!(),
+        ")"
+    );
+    /// The next chunk after `$8`, `$9`, `$10`.
+    const NAMED_AFTER_DATE: &str = concat!(
+        chunk_head!(),
+        named_fields!(),
+        chunk_packed_end!(),
+        rows_named_where!(),
+        after_date!("$8", "$9", "$10"),
+        rows_order!(),
+        chunk_limit!(),
+        ")"
+    );
+    const NAMED_AFTER_NO_DATE: &str = concat!(
+        chunk_head!(),
+        named_fields!(),
+        chunk_packed_end!(),
+        rows_named_where!(),
+        after_no_date!("$8", "$9", "$10"),
+        rows_order!(),
+        chunk_limit!(),
+        ")"
+    );
+    /// The same without an export name (the filter `$1`–`$6`, the last row `$7`–`$9`).
+    const UNNAMED_FIRST: &str = concat!(
+        chunk_head!(),
         row_fields!(),
-        " || ",
-        field!("e.fingerprint"),
-        " || ",
-        field!("e.format"),
-        " || ",
-        field!("e.status"),
-        " || ",
-        field!("e.booking_date"),
-        " || ",
-        field!("e.amount"),
-        " || ",
-        field!("e.currency"),
-        " || ",
-        field!("e.label"),
-        " || ",
-        field!("e.exported_at"),
-        rows_named_tail!()
+        chunk_packed_end!(),
+        rows_unnamed_where!(),
+        rows_order!(),
+        chunk_limit!(),
+        ")"
     );
-    const ROWS_PACKED_UNNAMED: &str = concat!("SELECT ", row_fields!(), rows_unnamed_tail!());
-    const AMOUNTS_PACKED: &str = concat!(
-        "SELECT ",
-        field!("status"),
-        " || ",
-        field!("COALESCE(booking_date, transaction_date, value_date)"),
-        " || ",
-        field!("amount"),
-        " || ",
-        field!("currency"),
-        " FROM transactions WHERE account_id = $1"
+    const UNNAMED_AFTER_DATE: &str = concat!(
+        chunk_head!(),
+        row_fields!(),
+        chunk_packed_end!(),
+        rows_unnamed_where!(),
+        after_date!("$7", "$8", "$9"),
+        rows_order!(),
+        chunk_limit!(),
+        ")"
     );
+    const UNNAMED_AFTER_NO_DATE: &str = concat!(
+        chunk_head!(),
+        row_fields!(),
+        chunk_packed_end!(),
+        rows_unnamed_where!(),
+        after_no_date!("$7", "$8", "$9"),
+        rows_order!(),
+        chunk_limit!(),
+        ")"
+    );
+    /// A chunk of an account's amounts, with the keys of the export order (the amounts are
+    /// summed, in no order, but the export order's index walks the table as it was written,
+    /// where the primary key's order would read a page for every row).
+    macro_rules! amounts_chunk {
+        ($after:expr) => {
+            concat!(
+                "SELECT group_concat(p, '') FROM (SELECT concat(",
+                field!("t.status"),
+                ", ",
+                field!("COALESCE(t.booking_date, t.transaction_date, t.value_date)"),
+                ", ",
+                field!("t.amount"),
+                ", ",
+                field!("t.currency"),
+                ", ",
+                field!("t.first_seen"),
+                ", ",
+                field!("t.stable_id"),
+                ") AS p FROM transactions t WHERE t.account_id = $1",
+                $after,
+                rows_order!(),
+                chunk_limit!(),
+                ")"
+            )
+        };
+    }
+    const AMOUNTS_FIRST: &str = amounts_chunk!("");
+    const AMOUNTS_AFTER_DATE: &str = amounts_chunk!(after_date!("$2", "$3", "$4"));
+    const AMOUNTS_AFTER_NO_DATE: &str = amounts_chunk!(after_no_date!("$2", "$3", "$4"));
 
     /// The fields of one packed row, in order.
     pub(super) struct Fields<'a> {
@@ -569,34 +716,89 @@ mod packed {
             let t = self.next()?.ok_or_else(|| format!("{what} is NULL"))?;
             OffsetDateTime::parse(t, &Rfc3339).map_err(|e| format!("{what} `{t}`: {e}"))
         }
+    }
 
-        fn end(&self) -> Result<(), String> {
-            if self.rest.is_empty() {
-                Ok(())
-            } else {
-                Err("a packed row has more fields than expected".to_owned())
+    /// Where the next chunk starts: after the row whose sort keys these are, as stored.
+    #[derive(Debug)]
+    pub(super) struct After {
+        date: Option<String>,
+        first_seen: String,
+        stable_id: String,
+    }
+
+    impl After {
+        fn new((date, first_seen, stable_id): Key<'_>) -> Self {
+            After {
+                date: date.map(str::to_owned),
+                first_seen: first_seen.to_owned(),
+                stable_id: stable_id.to_owned(),
             }
+        }
+
+        /// Binds the three keys, in order.
+        fn bind(&self, q: ChunkQuery) -> ChunkQuery {
+            q.bind(self.date.clone())
+                .bind(self.first_seen.clone())
+                .bind(self.stable_id.clone())
         }
     }
 
-    pub(super) fn unpack_row(packed: &str, named: bool) -> Result<ExportRow, String> {
-        let mut f = Fields::new(packed);
+    /// The sort keys of a row as stored: date (NULL first), first seen, stable id.
+    type Key<'a> = (Option<&'a str>, &'a str, &'a str);
+
+    /// Checks that a chunk's rows come in export order, as SQLite compares them (bytewise, as
+    /// `str` does, NULL first, as `None` is), and keeps the last row's keys, where the next
+    /// chunk starts. Out of order, a chunk would end at a row that is not its last and the
+    /// next would repeat or skip rows: that is an error, never a wrong export.
+    #[derive(Default)]
+    struct Order<'a> {
+        last: Option<Key<'a>>,
+    }
+
+    impl<'a> Order<'a> {
+        fn next(&mut self, key: Key<'a>) -> Result<(), String> {
+            if self.last.is_some_and(|last| last >= key) {
+                return Err(format!(
+                    "the database gave rows out of export order (at stable id {})",
+                    key.2
+                ));
+            }
+            self.last = Some(key);
+            Ok(())
+        }
+    }
+
+    /// One packed row from `f`, and its sort keys as stored.
+    fn unpack_row<'a>(f: &mut Fields<'a>, named: bool) -> Result<(ExportRow, Key<'a>), String> {
+        let profile = f.text("the profile")?;
+        let iban = f.opt()?;
+        let account_name = f.opt()?;
+        let stable_id = f.next()?.ok_or("the stable id is NULL")?;
+        let status = f.text("the status")?;
+        let (booking, value, transaction) = (f.next()?, f.next()?, f.next()?);
+        let amount = f.amount()?;
+        let currency = f.text("the currency")?;
+        let credit_debit = f.text("the credit/debit indicator")?;
+        let label = f.opt()?;
+        let counterparty = f.opt()?;
+        let entry_reference = f.opt()?;
+        let first_seen = f.next()?.ok_or("first_seen is NULL")?;
         let row = TransactionRow {
-            profile: f.text("the profile")?,
-            iban: f.opt()?,
-            account_name: f.opt()?,
-            stable_id: f.text("the stable id")?,
-            status: f.text("the status")?,
-            booking_date: f.date()?,
-            value_date: f.date()?,
-            transaction_date: f.date()?,
-            amount: f.amount()?,
-            currency: f.text("the currency")?,
-            credit_debit: f.text("the credit/debit indicator")?,
-            label: f.opt()?,
-            counterparty: f.opt()?,
-            entry_reference: f.opt()?,
-            first_seen: f.timestamp("first_seen")?,
+            profile,
+            iban,
+            account_name,
+            stable_id: stable_id.to_owned(),
+            status,
+            booking_date: date(booking)?,
+            value_date: date(value)?,
+            transaction_date: date(transaction)?,
+            amount,
+            currency,
+            credit_debit,
+            label,
+            counterparty,
+            entry_reference,
+            first_seen: timestamp(first_seen, "first_seen")?,
             last_seen: f.timestamp("last_seen")?,
             raw_json: f.text("the bank's JSON")?,
             psu: None,
@@ -623,71 +825,215 @@ mod packed {
         } else {
             None
         };
-        f.end()?;
-        Ok(ExportRow { row, exported })
+        // The order's date: booked, else made, else valued on.
+        let key = (booking.or(transaction).or(value), first_seen, stable_id);
+        Ok((ExportRow { row, exported }, key))
     }
 
-    fn unpack_amount(packed: &str) -> Result<AmountRow, String> {
+    /// The rows of a chunk, and where the next one starts (`None` for no rows).
+    pub(super) fn unpack_rows(
+        packed: &str,
+        named: bool,
+    ) -> Result<Option<(Vec<ExportRow>, After)>, String> {
         let mut f = Fields::new(packed);
-        let row = AmountRow {
-            status: f.text("the status")?,
-            date: f.date()?,
-            amount: f.amount()?,
-            currency: f.text("the currency")?,
-        };
-        f.end()?;
-        Ok(row)
+        let mut rows = Vec::with_capacity(CHUNK);
+        let mut order = Order::default();
+        while !f.rest.is_empty() {
+            let (row, key) = unpack_row(&mut f, named)?;
+            rows.push(row);
+            order.next(key)?;
+        }
+        Ok(order.last.map(|last| (rows, After::new(last))))
     }
 
-    fn decode<T>(
-        row: Result<sqlx::sqlite::SqliteRow, sqlx::Error>,
-        unpack: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, sqlx::Error> {
-        let row = row?;
-        let packed: &str = row.try_get(0)?;
-        unpack(packed).map_err(|e| sqlx::Error::Decode(e.into()))
+    fn unpack_amounts(packed: &str) -> Result<Option<(Vec<AmountRow>, After)>, String> {
+        let mut f = Fields::new(packed);
+        let mut rows = Vec::with_capacity(CHUNK);
+        let mut order = Order::default();
+        while !f.rest.is_empty() {
+            let status = f.text("the status")?;
+            let day = f.next()?;
+            rows.push(AmountRow {
+                status,
+                date: date(day)?,
+                amount: f.amount()?,
+                currency: f.text("the currency")?,
+            });
+            let first_seen = f.next()?.ok_or("first_seen is NULL")?;
+            let stable_id = f.next()?.ok_or("the stable id is NULL")?;
+            order.next((day, first_seen, stable_id))?;
+        }
+        Ok(order.last.map(|last| (rows, After::new(last))))
+    }
+
+    fn date(d: Option<&str>) -> Result<Option<Date>, String> {
+        d.map(|d| {
+            Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
+                .map_err(|e| format!("date `{d}`: {e}"))
+        })
+        .transpose()
+    }
+
+    /// A timestamp as sqlx writes it in SQLite (RFC 3339).
+    fn timestamp(t: &str, what: &str) -> Result<OffsetDateTime, String> {
+        OffsetDateTime::parse(t, &Rfc3339).map_err(|e| format!("{what} `{t}`: {e}"))
+    }
+
+    fn decode(e: String) -> sqlx::Error {
+        sqlx::Error::Decode(e.into())
+    }
+
+    type ChunkQuery = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+    /// A stream of what `query` reads chunk by chunk, in one read transaction (one snapshot,
+    /// as a single statement would see).
+    ///
+    /// sqlx's SQLite driver hands each row from its worker thread to the reader's through a
+    /// channel, waking the reader for each: a million rows one by one spent a fifth of an
+    /// export in those wake-ups alone (BENCHMARKS.md, Exports). A chunk of [`CHUNK`] rows is
+    /// one hand-over. A task of its own reads and unpacks the chunks a little ahead of the
+    /// reader, so the database and the exporter keep working at once.
+    ///
+    /// `query` gives the statement for the chunk after `K` (the first for `None`); `unpack`
+    /// gives a chunk's items and where the next starts, from the chunk's row (NULL packed
+    /// rows for none).
+    fn chunked<'a, T, K, Q, U>(
+        pool: &sqlx::SqlitePool,
+        location: &str,
+        what: &'static str,
+        query: Q,
+        unpack: U,
+    ) -> BoxStream<'a, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        K: Send + 'static,
+        Q: Fn(Option<&K>) -> ChunkQuery + Send + 'static,
+        U: Fn(&sqlx::sqlite::SqliteRow) -> Result<Option<(Vec<T>, K)>, sqlx::Error>
+            + Send
+            + 'static,
+    {
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        let (pool, location) = (pool.clone(), location.to_owned());
+        let producer = async move {
+            let fail = |e: sqlx::Error| crate::classify(&location, what, e);
+            let mut tx = match pool.begin().await {
+                Ok(tx) => tx,
+                Err(e) => {
+                    let _ = sender.send(Err(fail(e))).await;
+                    return;
+                }
+            };
+            let mut after: Option<K> = None;
+            loop {
+                let chunk = query(after.as_ref())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .and_then(|row| unpack(&row))
+                    .map_err(fail);
+                let (items, next) = match chunk {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = sender.send(Err(e)).await;
+                        return;
+                    }
+                };
+                // A short chunk is the last.
+                let last = items.len() < CHUNK;
+                // The reader gone (the export failed or stopped), there is no one to read for.
+                if sender.send(Ok(items)).await.is_err() || last {
+                    return;
+                }
+                after = Some(next);
+            }
+        };
+        // The task starts with the first read, inside the caller's runtime.
+        futures_util::stream::unfold(
+            (Some(producer), receiver),
+            |(producer, mut receiver)| async move {
+                if let Some(producer) = producer {
+                    tokio::spawn(producer);
+                }
+                let chunk = receiver.recv().await?;
+                Some((chunk, (None, receiver)))
+            },
+        )
+        .flat_map(|chunk| match chunk {
+            Ok(items) => futures_util::stream::iter(items.into_iter().map(Ok)).left_stream(),
+            Err(e) => futures_util::stream::once(async { Err(e) }).right_stream(),
+        })
+        .boxed()
     }
 
     pub(crate) fn rows<'a>(
-        pool: &'a sqlx::SqlitePool,
-        location: &'a str,
+        pool: &sqlx::SqlitePool,
+        location: &str,
         account_id: &str,
         filter: &RowFilter,
     ) -> BoxStream<'a, Result<ExportRow, StoreError>> {
+        let account_id = account_id.to_owned();
+        let filter = filter.clone();
         let named = filter.since_last.is_some();
-        let query = match &filter.since_last {
-            Some(name) => sqlx::query(ROWS_PACKED)
-                .bind(account_id.to_owned())
-                .bind(name.clone()),
-            None => sqlx::query(ROWS_PACKED_UNNAMED).bind(account_id.to_owned()),
+        let query = move |after: Option<&After>| {
+            let sql = match (named, after.map(|a| a.date.is_some())) {
+                (true, None) => NAMED_FIRST,
+                (true, Some(true)) => NAMED_AFTER_DATE,
+                (true, Some(false)) => NAMED_AFTER_NO_DATE,
+                (false, None) => UNNAMED_FIRST,
+                (false, Some(true)) => UNNAMED_AFTER_DATE,
+                (false, Some(false)) => UNNAMED_AFTER_NO_DATE,
+            };
+            let mut q = sqlx::query(sql).bind(account_id.clone());
+            if let Some(name) = &filter.since_last {
+                q = q.bind(name.clone());
+            }
+            q = q
+                .bind(filter.from)
+                .bind(filter.to)
+                .bind(filter.status(0))
+                .bind(filter.status(1))
+                .bind(filter.status(2));
+            match after {
+                Some(a) => a.bind(q),
+                None => q,
+            }
         };
-        query
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(filter.status(0))
-            .bind(filter.status(1))
-            .bind(filter.status(2))
-            .fetch(pool)
-            .map(move |row| {
-                decode(row, |p| unpack_row(p, named))
-                    .map_err(|e| crate::classify(location, "reading transactions to export", e))
-            })
-            .boxed()
+        chunked(
+            pool,
+            location,
+            "reading transactions to export",
+            query,
+            move |row| match row.try_get::<Option<&str>, _>(0)? {
+                None => Ok(None),
+                Some(packed) => unpack_rows(packed, named).map_err(decode),
+            },
+        )
     }
 
     pub(crate) fn amounts<'a>(
-        pool: &'a sqlx::SqlitePool,
-        location: &'a str,
+        pool: &sqlx::SqlitePool,
+        location: &str,
         account_id: &str,
     ) -> BoxStream<'a, Result<AmountRow, StoreError>> {
-        sqlx::query(AMOUNTS_PACKED)
-            .bind(account_id.to_owned())
-            .fetch(pool)
-            .map(move |row| {
-                decode(row, unpack_amount)
-                    .map_err(|e| crate::classify(location, "reading amounts", e))
-            })
-            .boxed()
+        let account_id = account_id.to_owned();
+        let query = move |after: Option<&After>| {
+            let sql = match after.map(|a| a.date.is_some()) {
+                None => AMOUNTS_FIRST,
+                Some(true) => AMOUNTS_AFTER_DATE,
+                Some(false) => AMOUNTS_AFTER_NO_DATE,
+            };
+            let q = sqlx::query(sql).bind(account_id.clone());
+            match after {
+                Some(a) => a.bind(q),
+                None => q,
+            }
+        };
+        chunked(pool, location, "reading amounts", query, |row| {
+            match row.try_get::<Option<&str>, _>(0)? {
+                None => Ok(None),
+                Some(packed) => unpack_amounts(packed).map_err(decode),
+            }
+        })
     }
 }
 
@@ -1011,19 +1357,171 @@ mod tests {
         })
         .await;
         assert_eq!(named.iter().filter(|r| r.exported.is_some()).count(), 4);
-        let amounts: Vec<AmountRow> = store.account_amounts(&id).try_collect().await.unwrap();
-        let by_column: Vec<AmountRow> = sqlite::amounts(pool, "test", &id)
-            .try_collect()
-            .await
-            .unwrap();
+        // Amounts come in no particular order.
+        let sorted = |mut rows: Vec<AmountRow>| {
+            rows.sort_by_key(|a| (a.date, a.amount));
+            rows
+        };
+        let amounts = sorted(store.account_amounts(&id).try_collect().await.unwrap());
+        let by_column = sorted(
+            sqlite::amounts(pool, "test", &id)
+                .try_collect()
+                .await
+                .unwrap(),
+        );
         assert_eq!(amounts, by_column);
         assert_eq!(amounts.len(), labels.len());
+
+        // Several chunks: more rows than two chunks hold, many on one day (a chunk ends
+        // inside the day) and more than a chunk with no date at all (they come first).
+        let many = 2 * packed::CHUNK + packed::CHUNK / 2 + 7;
+        let transactions = (0..many)
+            .map(|n| {
+                let mut t = observed(n, Some("CB MARCHÉ"), None);
+                t.amount = Decimal::new(n as i64 + 1, 2);
+                t.status = Status::Booked;
+                if n % 2 == 0 {
+                    (t.booking_date, t.value_date, t.transaction_date) = (None, None, None);
+                } else {
+                    t.booking_date =
+                        Some(date!(2026 - 01 - 01) + time::Duration::days(n as i64 % 3));
+                }
+                t
+            })
+            .collect();
+        let run = store.begin_run("p", "test").await.unwrap();
+        store
+            .apply(
+                &run,
+                &AccountBatch {
+                    profile: "p".into(),
+                    bank: "b".into(),
+                    account: ObservedAccount {
+                        iban: Some("FR7630006000011234567890189".into()),
+                        resource_id: "R2".into(),
+                        name: None,
+                        currency: Some("EUR".into()),
+                    },
+                    balances: Vec::new(),
+                    transactions,
+                    date_from: None,
+                    policy: IdPolicy::default(),
+                    calls: 0,
+                    connection_id: None,
+                },
+            )
+            .await
+            .unwrap();
+        let accounts = store.export_accounts(None, None, None).await.unwrap();
+        let id = accounts
+            .iter()
+            .find(|a| a.iban.as_deref() == Some("FR7630006000011234567890189"))
+            .unwrap()
+            .id
+            .clone();
+        let compare = |filter: RowFilter| {
+            let store = &store;
+            let id = id.clone();
+            async move {
+                let packed: Vec<ExportRow> =
+                    store.export_rows(&id, &filter).try_collect().await.unwrap();
+                let columns: Vec<ExportRow> = sqlite::rows(pool, "test", &id, &filter)
+                    .try_collect()
+                    .await
+                    .unwrap();
+                assert_eq!(packed.len(), columns.len());
+                assert!(
+                    packed == columns,
+                    "chunked rows differ from rows read one by one"
+                );
+                packed
+            }
+        };
+        assert_eq!(compare(RowFilter::default()).await.len(), many);
+        let mut record = store.begin_export_record("books", "ofx").await.unwrap();
+        for r in compare(RowFilter::default()).await.iter().step_by(3) {
+            record.add(&id, &r.row).await.unwrap();
+        }
+        record.commit().await.unwrap();
+        let named = compare(RowFilter {
+            since_last: Some("books".into()),
+            ..RowFilter::default()
+        })
+        .await;
+        assert_eq!(
+            named.iter().filter(|r| r.exported.is_some()).count(),
+            many.div_ceil(3)
+        );
+        let from = compare(RowFilter {
+            from: Some(date!(2026 - 01 - 02)),
+            ..RowFilter::default()
+        })
+        .await;
+        assert!(!from.is_empty() && from.len() < many / 2, "{}", from.len());
+        let amounts = sorted(store.account_amounts(&id).try_collect().await.unwrap());
+        let by_column = sorted(
+            sqlite::amounts(pool, "test", &id)
+                .try_collect()
+                .await
+                .unwrap(),
+        );
+        assert_eq!(amounts.len(), many);
+        assert!(amounts == by_column, "chunked amounts differ");
     }
 
     #[test]
     fn a_damaged_packed_row_is_an_error_not_a_panic() {
-        for bad in ["", "3:ab", "x:abc", "2:é", "~~", "1:a1:b"] {
-            assert!(packed::unpack_row(bad, false).is_err(), "{bad}");
+        for bad in ["3:ab", "x:abc", "2:é", "~~", "1:a1:b"] {
+            assert!(packed::unpack_rows(bad, false).is_err(), "{bad}");
+        }
+        assert!(packed::unpack_rows("", false).unwrap().is_none());
+    }
+
+    /// A chunk whose rows do not come in export order is refused: its last row would not be
+    /// where the next chunk starts.
+    #[test]
+    fn a_chunk_out_of_export_order_is_an_error() {
+        fn packed_row(stable_id: &str, booked: Option<&str>) -> String {
+            let seen = "2026-01-02T03:04:05Z";
+            [
+                Some("bank"),
+                None,
+                None,
+                Some(stable_id),
+                Some("BOOK"),
+                booked,
+                None,
+                None,
+                Some("1.00"),
+                Some("EUR"),
+                Some("DBIT"),
+                None,
+                None,
+                None,
+                Some(seen),
+                Some(seen),
+                Some("{}"),
+            ]
+            .iter()
+            .map(|f| f.map_or("~".to_owned(), |f| format!("{}:{f}", f.len())))
+            .collect()
+        }
+        let (a, b) = (
+            packed_row("a", Some("2026-01-01")),
+            packed_row("b", Some("2026-01-01")),
+        );
+        let undated = packed_row("c", None);
+        for good in [format!("{a}{b}"), format!("{undated}{a}")] {
+            let (rows, _) = packed::unpack_rows(&good, false).unwrap().unwrap();
+            assert_eq!(rows.len(), 2);
+        }
+        for bad in [
+            format!("{b}{a}"),
+            format!("{a}{a}"),
+            format!("{a}{undated}"),
+        ] {
+            let e = packed::unpack_rows(&bad, false).unwrap_err();
+            assert!(e.contains("out of export order"), "{e}");
         }
     }
 }
