@@ -9,7 +9,7 @@
 //! - after the mock's clock moves (`POST /sandbox/powens/advance`), exactly the new
 //!   transactions are added, and a coming one booked under the same id, or under a new id
 //!   (the coming one deleted), stays one row; a booked one the bank deletes is kept, marked
-//!   `DELD`;
+//!   `DELD`, and so is one far older than the window (Powens' `last_update` listing);
 //! - `--refresh` has Powens read the bank first (what it had not read appears), and a
 //!   connection Powens finds up to date (409) is read as it is;
 //! - a connection that needs the PSU (or waits on its bank) fails its own line with what to
@@ -341,6 +341,42 @@ fn incremental_syncs_follow_powens(store_for: impl Fn(&Env) -> String) {
     assert_eq!(stored(&env, &store), after_delete);
     let info = env.run(&["store", "info", "--store", &store, "--output", "table"]);
     assert!(info.stderr.contains(", 1 deleted at the bank,"), "{info}");
+
+    // A transaction far older than the window deleted at the bank: the window does not list
+    // it, Powens' `last_update` listing does, and its row is marked all the same.
+    let oldest_booked = after_delete
+        .iter()
+        .filter(|(_, (_, status, raw))| status == "BOOK" && raw["id_account"] == 1001)
+        .min_by_key(|(id, (_, _, raw))| (raw["date"].as_str().unwrap().to_owned(), **id))
+        .map(|(id, (_, _, raw))| (*id, raw["date"].as_str().unwrap().to_owned()))
+        .unwrap();
+    let newest_date = after_delete[&newest_booked.0].2["date"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        oldest_booked.1 < newest_date,
+        "{oldest_booked:?} {newest_date}"
+    );
+    sandbox_call(
+        &env,
+        "POST",
+        "/sandbox/powens/advance",
+        &format!(r#"{{"days": 0, "delete": [{}]}}"#, oldest_booked.0),
+    );
+    let seventh = sync(&env, &store, 10);
+    seventh.ok();
+    assert_eq!(reported(&seventh, "deleted at the bank"), 1, "{seventh}");
+    assert_eq!(reported(&seventh, "new"), 0, "{seventh}");
+    let after_old_delete = stored(&env, &store);
+    assert_eq!(after_old_delete[&oldest_booked.0].1, "DELD");
+    assert_eq!(after_old_delete.len(), after_delete.len());
+    let live: BTreeMap<i64, (String, String, Value)> = after_old_delete
+        .iter()
+        .filter(|(_, v)| v.1 != "DELD")
+        .map(|(id, v)| (*id, v.clone()))
+        .collect();
+    same(&live, &listed(&env, &[1]));
 
     // The store knows the accounts: by IBAN, and the card by its namespaced Powens id.
     let info = env.run(&["store", "info", "--store", &store, "--output", "json"]);

@@ -62,6 +62,10 @@ pub struct TransactionQuery {
     /// Also the transactions the bank deleted (Powens' value-less `all` flag), each with its
     /// `deleted` date set: what a store needs to mark them.
     pub deleted: bool,
+    /// Only the transactions Powens changed after this instant (its `last_update` filter,
+    /// sent as Paris local time), whatever their date: edits and deletions of transactions
+    /// older than a sync's window.
+    pub updated_after: Option<time::OffsetDateTime>,
 }
 
 impl Default for TransactionQuery {
@@ -71,6 +75,7 @@ impl Default for TransactionQuery {
             min_date: None,
             max_date: None,
             deleted: false,
+            updated_after: None,
         }
     }
 }
@@ -713,6 +718,13 @@ impl PowensClient {
         // `application_date` Powens filters on by default.
         if query.min_date.is_some() || query.max_date.is_some() {
             first.push_str("&filter=date");
+        }
+        if let Some(t) = query.updated_after {
+            // Powens reads a naive date-time as Paris time; the space is sent encoded.
+            first.push_str(&format!(
+                "&last_update={}",
+                crate::paris::local_text(t).replace(' ', "%20")
+            ));
         }
         if query.deleted {
             first.push_str("&all");

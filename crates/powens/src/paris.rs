@@ -72,6 +72,23 @@ pub fn from_local(local: PrimitiveDateTime) -> OffsetDateTime {
     }
 }
 
+/// An instant as Powens writes its date-times: Paris local time, `YYYY-MM-DD HH:MM:SS`
+/// (the fraction of a second dropped).
+pub fn local_text(instant: OffsetDateTime) -> String {
+    let local = instant
+        .checked_to_offset(offset_at(instant))
+        .unwrap_or(instant);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        local.year(),
+        u8::from(local.month()),
+        local.day(),
+        local.hour(),
+        local.minute(),
+        local.second()
+    )
+}
+
 /// A Powens date-time: an instant, read from Paris local time (or from an explicit offset,
 /// should Powens ever send one). Writes back in RFC 3339 with Paris' offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -208,5 +225,33 @@ mod tests {
             serde_json::to_string(&t).unwrap(),
             "\"2026-12-24T18:00:00+01:00\""
         );
+    }
+
+    #[test]
+    fn instants_are_written_as_paris_local_time() {
+        let utc = |s: &str| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        assert_eq!(
+            local_text(utc("2026-01-15T08:30:00.9Z")),
+            "2026-01-15 09:30:00"
+        );
+        assert_eq!(
+            local_text(utc("2026-07-14T20:00:00Z")),
+            "2026-07-14 22:00:00"
+        );
+        assert_eq!(
+            local_text(utc("2026-12-31T23:30:00Z")),
+            "2027-01-01 00:30:00"
+        );
+        // Read back, each is the same instant (to the second)...
+        for t in ["2026-03-29T01:30:00Z", "2026-10-25T00:30:00Z"] {
+            let back: ParisDateTime = local_text(utc(t)).parse().unwrap();
+            assert_eq!(back.instant(), utc(t), "{t}");
+        }
+        // ...but for the second 02:30 of 25 October, read as the first: an hour earlier,
+        // never later, so as a lower bound (`last_update`) it loses nothing.
+        let back: ParisDateTime = local_text(utc("2026-10-25T01:30:00Z")).parse().unwrap();
+        assert_eq!(back.instant(), utc("2026-10-25T00:30:00Z"));
     }
 }

@@ -213,9 +213,11 @@ async fn a_rotated_key_is_fetched_again_and_pages_map_to_stet() {
     };
     let mut pages = client.transaction_pages(Some(checking.id), &query);
     let (mut all, mut deleted) = (0, 0);
+    let mut written = Vec::new();
     while let Some(page) = pages.next().await {
         for t in &page.unwrap().transactions {
             all += 1;
+            written.push(t.last_update.unwrap().instant());
             if t.deleted {
                 deleted += 1;
                 assert!(mapping::transaction(t, "EUR", client.namespace()).is_none());
@@ -224,6 +226,41 @@ async fn a_rotated_key_is_fetched_again_and_pages_map_to_stet() {
         }
     }
     assert_eq!((all, deleted), (64, 1));
+
+    // `last_update`: only what Powens changed after a time (sent as Paris local time), in
+    // pages that keep the filter. The mock's history was written at least a day before it
+    // started; nothing is newer than now.
+    let changed_after = |t: time::OffsetDateTime| TransactionQuery {
+        limit: 10,
+        deleted: true,
+        updated_after: Some(t),
+        ..TransactionQuery::default()
+    };
+    let count = |query: TransactionQuery| {
+        let client = &client;
+        async move {
+            let mut pages = client.transaction_pages(Some(checking.id), &query);
+            let mut n = 0;
+            while let Some(page) = pages.next().await {
+                n += page.unwrap().transactions.len();
+            }
+            n
+        }
+    };
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(
+        count(changed_after(now - time::Duration::days(400))).await,
+        64
+    );
+    assert_eq!(
+        count(changed_after(now - time::Duration::hours(12))).await,
+        0
+    );
+    // A time in the middle: exactly the newer ones, over more than one page.
+    let middle = now - time::Duration::days(30);
+    let newer = written.iter().filter(|t| **t > middle).count();
+    assert!(newer > 10 && newer < 64, "{newer}");
+    assert_eq!(count(changed_after(middle)).await, newer);
     bank.shutdown().await;
 }
 

@@ -46,7 +46,8 @@ const INSERT_ACCOUNT_SYNC: &str = "INSERT INTO account_syncs (run_id, account_id
 const ACCOUNT_STATE: &str = "SELECT \
      (SELECT COUNT(*) FROM account_syncs s WHERE s.account_id = a.id) AS syncs, \
      (SELECT MAX(booking_date) FROM transactions t WHERE t.account_id = a.id AND t.status = 'BOOK') AS newest, \
-     (SELECT MIN(pending_date) FROM transactions t WHERE t.account_id = a.id AND t.status = 'PDNG') AS oldest \
+     (SELECT MIN(pending_date) FROM transactions t WHERE t.account_id = a.id AND t.status = 'PDNG') AS oldest, \
+     (SELECT MAX(r.started_at) FROM account_syncs s JOIN sync_runs r ON r.id = s.run_id WHERE s.account_id = a.id) AS last_run \
      FROM accounts a WHERE a.profile = $1 AND a.account_key = $2";
 const BEGIN_RUN: &str =
     "INSERT INTO sync_runs (id, profile, source, started_at) VALUES ($1, $2, $3, $4)";
@@ -136,6 +137,7 @@ macro_rules! backend {
                     synced_before: row.try_get::<i64, _>(0).map_err(get)? > 0,
                     newest_booked: row.try_get::<Option<Date>, _>(1).map_err(get)?,
                     oldest_pending: row.try_get::<Option<Date>, _>(2).map_err(get)?,
+                    last_synced: row.try_get::<Option<OffsetDateTime>, _>(3).map_err(get)?,
                 })
             }
 

@@ -229,6 +229,9 @@ pub struct AccountState {
     pub newest_booked: Option<Date>,
     /// The oldest date of its transactions still pending.
     pub oldest_pending: Option<Date>,
+    /// When the newest sync run that wrote it started (by this machine's clock): a source
+    /// that can list what changed since a time asks from there (see `stet-sync`).
+    pub last_synced: Option<OffsetDateTime>,
 }
 
 /// A row of the `stet_transactions` view.

@@ -291,7 +291,15 @@ async fn run_sync(
                 other => other,
             }
         };
-        plans.push((account, from));
+        // A windowed sync of an account synced before also asks what changed since then
+        // (see `Source::changed_since`), an hour earlier: the source's clock may differ from
+        // this machine's, and a Paris time in the hour that happens twice in October reads as
+        // the first one.
+        let since = match (from, state.last_synced) {
+            (Some(_), Some(last)) if state.synced_before => Some(last - Duration::hours(1)),
+            _ => None,
+        };
+        plans.push((account, from, since));
     }
 
     // Accounts are fetched on the runtime's workers, at most `concurrency` at a time; the
@@ -300,7 +308,7 @@ async fn run_sync(
         tokio::sync::mpsc::channel::<Result<Fetched, SourceError>>(options.concurrency.max(1));
     let semaphore = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for (account, from) in plans {
+    for (account, from, since) in plans {
         let (source, sender, semaphore) = (source.clone(), sender.clone(), semaphore.clone());
         let profile = options.profile.clone();
         let connection = options.connection;
@@ -308,7 +316,7 @@ async fn run_sync(
             let Ok(_permit) = semaphore.acquire_owned().await else {
                 return;
             };
-            let fetched = fetch(&*source, profile, connection, account, from).await;
+            let fetched = fetch(&*source, profile, connection, account, from, since).await;
             let _ = sender.send(fetched).await;
         });
     }
@@ -365,13 +373,14 @@ async fn run_sync(
     })
 }
 
-/// Balances and every page of one account's window.
+/// Balances, every page of one account's window, and what changed outside it since `since`.
 async fn fetch(
     source: &dyn Source,
     profile: String,
     connection: Option<i64>,
     account: ObservedAccount,
     from: Option<Date>,
+    since: Option<OffsetDateTime>,
 ) -> Result<Fetched, SourceError> {
     let skip = |account: ObservedAccount, e: SourceError| -> Result<Fetched, SourceError> {
         match e {
@@ -403,6 +412,37 @@ async fn fetch(
         }
     }
     drop(pages);
+    let failed = match since.and_then(|since| source.changed_since(&account, since)) {
+        None => None,
+        Some(mut changed) => {
+            // The window's own, by entry reference, are not taken twice.
+            let mut listed: std::collections::HashSet<String> = transactions
+                .iter()
+                .filter_map(|t| t.entry_reference.clone())
+                .collect();
+            let mut failed = None;
+            while let Some(page) = changed.next().await {
+                match page {
+                    Ok(items) => {
+                        pages_read += 1;
+                        transactions.extend(items.into_iter().filter(|t| {
+                            t.entry_reference
+                                .as_ref()
+                                .is_some_and(|r| listed.insert(r.clone()))
+                        }));
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            failed
+        }
+    };
+    if let Some(e) = failed {
+        return skip(account, e);
+    }
     let balances = match source.balances(&account).await {
         Ok(b) => b,
         Err(e) => return skip(account, e),

@@ -160,6 +160,23 @@ pub trait Source: Send + Sync {
         account: &'a ObservedAccount,
         from: Option<time::Date>,
     ) -> BoxStream<'a, Result<Vec<ObservedTransaction>, SourceError>>;
+    /// An account's transactions the source changed after `since`, whatever their date, a
+    /// page at a time; `None` when the source cannot list them (a STET bank cannot), which
+    /// is the default.
+    ///
+    /// The window a later sync asks for starts near the newest booked transaction, so a
+    /// transaction older than that which the bank edits or deletes is not in it: this
+    /// listing is how the store still hears of it. Each transaction must carry its entry
+    /// reference (the sync drops those the window already listed by it), so only a source
+    /// whose entry references are stable implements it.
+    fn changed_since<'a>(
+        &'a self,
+        account: &'a ObservedAccount,
+        since: time::OffsetDateTime,
+    ) -> Option<BoxStream<'a, Result<Vec<ObservedTransaction>, SourceError>>> {
+        let _ = (account, since);
+        None
+    }
     /// Calls made so far.
     fn calls(&self) -> u64;
     /// What the last [`Source::accounts`] left out, and why (none by default).

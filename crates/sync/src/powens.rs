@@ -323,17 +323,61 @@ impl Source for PowensSource {
         account: &'a ObservedAccount,
         from: Option<time::Date>,
     ) -> BoxStream<'a, Result<Vec<ObservedTransaction>, SourceError>> {
+        self.listing(
+            account,
+            TransactionQuery {
+                limit: self.page_size,
+                min_date: from,
+                max_date: None,
+                // The store marks the rows the bank deleted (BI's production checklist: "when
+                // `deleted` is set, delete it in your database"; stet keeps them, marked).
+                deleted: true,
+                updated_after: None,
+            },
+        )
+    }
+
+    /// Powens' `last_update` filter: every transaction it changed after `since`, deleted
+    /// ones included, whatever their date.
+    fn changed_since<'a>(
+        &'a self,
+        account: &'a ObservedAccount,
+        since: time::OffsetDateTime,
+    ) -> Option<BoxStream<'a, Result<Vec<ObservedTransaction>, SourceError>>> {
+        Some(self.listing(
+            account,
+            TransactionQuery {
+                limit: self.page_size,
+                min_date: None,
+                max_date: None,
+                deleted: true,
+                updated_after: Some(since),
+            },
+        ))
+    }
+
+    fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn budget_left<'a>(
+        &'a self,
+        _account: &'a ObservedAccount,
+    ) -> BoxFuture<'a, Result<Option<u32>, SourceError>> {
+        async move { Ok(None) }.boxed()
+    }
+}
+
+impl PowensSource {
+    /// An account's transactions as `query` lists them, mapped, a page at a time.
+    fn listing<'a>(
+        &'a self,
+        account: &'a ObservedAccount,
+        query: TransactionQuery,
+    ) -> BoxStream<'a, Result<Vec<ObservedTransaction>, SourceError>> {
         let entry = match self.entry(account) {
             Ok(e) => e,
             Err(e) => return stream::once(async move { Err(e) }).boxed(),
-        };
-        let query = TransactionQuery {
-            limit: self.page_size,
-            min_date: from,
-            max_date: None,
-            // The store marks the rows the bank deleted (BI's production checklist: "when
-            // `deleted` is set, delete it in your database"; stet keeps them, marked).
-            deleted: true,
         };
         let pages = self
             .client
@@ -370,19 +414,6 @@ impl Source for PowensSource {
         .boxed()
     }
 
-    fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
-    }
-
-    fn budget_left<'a>(
-        &'a self,
-        _account: &'a ObservedAccount,
-    ) -> BoxFuture<'a, Result<Option<u32>, SourceError>> {
-        async move { Ok(None) }.boxed()
-    }
-}
-
-impl PowensSource {
     fn entry(&self, account: &ObservedAccount) -> Result<BankAccountEntry, SourceError> {
         self.accounts
             .lock()

@@ -658,6 +658,7 @@ pub fn transactions(args: TransactionsArgs, profile: &AggregatorProfile) -> Resu
         // stet's --to is exclusive; Powens' max_date is the last day included.
         max_date: args.to.and_then(|d| d.previous_day()),
         deleted: false,
+        updated_after: None,
     };
     let client = client(profile)?;
     runtime()?.block_on(async {

@@ -36,16 +36,7 @@ pub(crate) fn num(text: &str) -> Value {
 
 /// A naive Paris date-time, as Powens writes them.
 pub(crate) fn paris(t: OffsetDateTime) -> String {
-    let local = t.to_offset(stet_powens::paris::offset_at(t));
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        local.year(),
-        u8::from(local.month()),
-        local.day(),
-        local.hour(),
-        local.minute(),
-        local.second()
-    )
+    stet_powens::paris::local_text(t)
 }
 
 pub(crate) fn day(d: Date) -> String {
@@ -269,6 +260,13 @@ pub(crate) fn transactions(
             _ => Value::Null,
         };
         let deleted = i == 3 && count > 8;
+        // Powens last wrote it when it scraped it (`date_scraped`), and at the latest a day
+        // before the mock started: the history a first sync reads is not "changed since" it.
+        let scraped = stet_powens::paris::from_local(time::PrimitiveDateTime::new(
+            date,
+            time::macros::time!(06:30),
+        ));
+        let written = paris(scraped.min(now - Duration::days(1)));
         out.push((
             date,
             json!({
@@ -297,8 +295,8 @@ pub(crate) fn transactions(
                 "coming": coming,
                 "active": true,
                 "comment": null,
-                "last_update": paris(now),
-                "deleted": if deleted { Value::from(paris(now)) } else { Value::Null },
+                "last_update": written,
+                "deleted": if deleted { Value::from(written.clone()) } else { Value::Null },
                 "card": if kind == "card" { Value::from("XXXX XXXX XXXX 1234") } else { Value::Null },
                 "counterparty": counterparty,
                 "documents_count": 0,

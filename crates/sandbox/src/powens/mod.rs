@@ -17,7 +17,7 @@
 //! | `GET /webauth-url` | a page of the mock (`/webauth-page`) that sends the browser back to the loopback `redirect_uri` with `id_connection` and `state` |
 //! | `GET /users/me/accounts` | the accounts; disabled ones only with `all` (every new account is disabled) |
 //! | `POST` or `PUT /users/me/accounts/ID` | `{"disabled": false}` enables one |
-//! | `GET /users/me[/accounts/ID]/transactions` | `limit` required (≤ 1000), `min_date`, `max_date`, `all` (the ones deleted at the bank too, flagged `deleted`; without it they are left out); pages linked by `_links.next` (an opaque cursor); `409 noAccount` when no account is enabled |
+//! | `GET /users/me[/accounts/ID]/transactions` | `limit` required (≤ 1000), `min_date`, `max_date`, `all` (the ones deleted at the bank too, flagged `deleted`; without it they are left out), `last_update` (only those changed after that naive Paris time, whatever their date); pages linked by `_links.next` (an opaque cursor); `409 noAccount` when no account is enabled |
 //! | `POST /sandbox/powens/advance`, `POST /sandbox/powens/state`, `GET /sandbox/powens/transactions` | outside the API: the mock's clock (new and booked transactions), a connection's state, and what it holds, for testing syncs (manual in `advance.rs`) |
 //!
 //! **Credentials must be JWEs.** Every value of a connection's fields (and every one-time
@@ -1151,6 +1151,20 @@ impl Mock {
                 }
             }
         }
+        // Powens' `last_update`: only what it changed after that (naive Paris) time.
+        let changed_after = match q.get("last_update") {
+            None => None,
+            Some(v) => match v.parse::<stet_powens::paris::ParisDateTime>() {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    return error(
+                        400,
+                        "invalidValue",
+                        "last_update is not a date-time (YYYY-MM-DD HH:MM:SS)",
+                    );
+                }
+            },
+        };
         let offset = match q.get("cursor") {
             None => 0,
             Some(c) => match c
@@ -1202,6 +1216,12 @@ impl Mock {
                 bounds[0].is_none_or(|m| *d >= m)
                     && bounds[1].is_none_or(|m| *d <= m)
                     && (all || tx["deleted"].is_null())
+                    && changed_after.is_none_or(|after| {
+                        tx["last_update"]
+                            .as_str()
+                            .and_then(|t| t.parse::<stet_powens::paris::ParisDateTime>().ok())
+                            .is_none_or(|t| t > after)
+                    })
             });
             rows.sort_by(|a, b| {
                 b.0.cmp(&a.0)
@@ -1227,6 +1247,9 @@ impl Mock {
                     }
                     if let Some(filter) = q.get("filter") {
                         pairs.append_pair("filter", filter);
+                    }
+                    if let Some(after) = q.get("last_update") {
+                        pairs.append_pair("last_update", after);
                     }
                     if all {
                         pairs.append_key_only("all");
