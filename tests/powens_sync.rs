@@ -112,6 +112,15 @@ fn same(stored: &BTreeMap<i64, (String, String, Value)>, listed: &BTreeMap<i64, 
     assert_eq!(&held, listed);
 }
 
+/// The stored rows the bank has not deleted.
+fn live(stored: &BTreeMap<i64, (String, String, Value)>) -> BTreeMap<i64, (String, String, Value)> {
+    stored
+        .iter()
+        .filter(|(_, v)| v.1 != "DELD")
+        .map(|(id, v)| (*id, v.clone()))
+        .collect()
+}
+
 /// The calls a sync reports on its last line.
 fn calls(out: &Out) -> u64 {
     let line = out
@@ -308,12 +317,7 @@ fn incremental_syncs_follow_powens(store_for: impl Fn(&Env) -> String) {
         raw["deleted"].is_string(),
         "Powens' JSON as received: {raw}"
     );
-    let live: BTreeMap<i64, (String, String, Value)> = after_delete
-        .iter()
-        .filter(|(_, v)| v.1 != "DELD")
-        .map(|(id, v)| (*id, v.clone()))
-        .collect();
-    same(&live, &listed(&env, &[1]));
+    same(&live(&after_delete), &listed(&env, &[1]));
     let booked = env.run(&[
         "history", "--store", &store, "--status", "booked", "--output", "ndjson",
     ]);
@@ -371,12 +375,7 @@ fn incremental_syncs_follow_powens(store_for: impl Fn(&Env) -> String) {
     let after_old_delete = stored(&env, &store);
     assert_eq!(after_old_delete[&oldest_booked.0].1, "DELD");
     assert_eq!(after_old_delete.len(), after_delete.len());
-    let live: BTreeMap<i64, (String, String, Value)> = after_old_delete
-        .iter()
-        .filter(|(_, v)| v.1 != "DELD")
-        .map(|(id, v)| (*id, v.clone()))
-        .collect();
-    same(&live, &listed(&env, &[1]));
+    same(&live(&after_old_delete), &listed(&env, &[1]));
 
     // The store knows the accounts: by IBAN, and the card by its namespaced Powens id.
     let info = env.run(&["store", "info", "--store", &store, "--output", "json"]);

@@ -499,20 +499,23 @@ mod packed {
         };
     }
 
-    /// The head of a chunk of rows to export: the packed rows (`p`) of the subquery,
-    /// concatenated as the subquery gives them, which is its order. SQLite does not promise
-    /// that order to an aggregate (an `ORDER BY` inside `group_concat` does, but sorts every
-    /// chunk again, and that cost a fifth of the reading), so the reader checks it:
-    /// [`Order`].
-    macro_rules! chunk_head {
-        () => {
-            "SELECT group_concat(p, '') FROM (SELECT concat("
-        };
-    }
-    /// Closes the packed row's `concat(` and names it `p`, which the head concatenates.
-    macro_rules! chunk_packed_end {
-        () => {
-            ") AS p"
+    /// A chunk: the `fields` of the rows `from_where` gives (each row packed as `p`), those
+    /// `after` the last row read, in export order, concatenated as the subquery gives them,
+    /// which is its order. SQLite does not promise that order to an aggregate (an `ORDER BY`
+    /// inside `group_concat` does, but sorts every chunk again, and that cost a fifth of the
+    /// reading), so the reader checks it: [`Order`].
+    macro_rules! chunk {
+        ($fields:expr, $from_where:expr, $after:expr) => {
+            concat!(
+                "SELECT group_concat(p, '') FROM (SELECT concat(",
+                $fields,
+                ") AS p",
+                $from_where,
+                $after,
+                rows_order!(),
+                chunk_limit!(),
+                ")"
+            )
         };
     }
     /// Rows after the last one read, whose date was `$d` (not NULL), first seen `$f`, stable
@@ -572,74 +575,44 @@ mod packed {
         };
     }
 
-    /// The first chunk of an account's rows, under an export name (the filter `$1`–`$7`).
-    const NAMED_FIRST: &str = concat!(
-        chunk_head!(),
-        named_fields!(),
-        chunk_packed_end!(),
-        rows_named_where!(),
-        rows_order!(),
-        chunk_limit!(),
-        ")"
-    );
-    /// The next chunk after `$8`, `$9`, `$10`.
-    const NAMED_AFTER_DATE: &str = concat!(
-        chunk_head!(),
-        named_fields!(),
-        chunk_packed_end!(),
-        rows_named_where!(),
-        after_date!("$8", "$9", "$10"),
-        rows_order!(),
-        chunk_limit!(),
-        ")"
-    );
-    const NAMED_AFTER_NO_DATE: &str = concat!(
-        chunk_head!(),
-        named_fields!(),
-        chunk_packed_end!(),
-        rows_named_where!(),
-        after_no_date!("$8", "$9", "$10"),
-        rows_order!(),
-        chunk_limit!(),
-        ")"
-    );
+    /// The statements for the first chunk, the chunk after a row with a date, and the chunk
+    /// after a row without one: see [`pick`].
+    type Chunks = [&'static str; 3];
+
+    /// An account's rows under an export name (the filter `$1`–`$7`, the last row `$8`–`$10`).
+    const NAMED_CHUNKS: Chunks = [
+        chunk!(named_fields!(), rows_named_where!(), ""),
+        chunk!(
+            named_fields!(),
+            rows_named_where!(),
+            after_date!("$8", "$9", "$10")
+        ),
+        chunk!(
+            named_fields!(),
+            rows_named_where!(),
+            after_no_date!("$8", "$9", "$10")
+        ),
+    ];
     /// The same without an export name (the filter `$1`–`$6`, the last row `$7`–`$9`).
-    const UNNAMED_FIRST: &str = concat!(
-        chunk_head!(),
-        row_fields!(),
-        chunk_packed_end!(),
-        rows_unnamed_where!(),
-        rows_order!(),
-        chunk_limit!(),
-        ")"
-    );
-    const UNNAMED_AFTER_DATE: &str = concat!(
-        chunk_head!(),
-        row_fields!(),
-        chunk_packed_end!(),
-        rows_unnamed_where!(),
-        after_date!("$7", "$8", "$9"),
-        rows_order!(),
-        chunk_limit!(),
-        ")"
-    );
-    const UNNAMED_AFTER_NO_DATE: &str = concat!(
-        chunk_head!(),
-        row_fields!(),
-        chunk_packed_end!(),
-        rows_unnamed_where!(),
-        after_no_date!("$7", "$8", "$9"),
-        rows_order!(),
-        chunk_limit!(),
-        ")"
-    );
-    /// A chunk of an account's amounts, with the keys of the export order (the amounts are
-    /// summed, in no order, but the export order's index walks the table as it was written,
-    /// where the primary key's order would read a page for every row).
-    macro_rules! amounts_chunk {
-        ($after:expr) => {
+    const UNNAMED_CHUNKS: Chunks = [
+        chunk!(row_fields!(), rows_unnamed_where!(), ""),
+        chunk!(
+            row_fields!(),
+            rows_unnamed_where!(),
+            after_date!("$7", "$8", "$9")
+        ),
+        chunk!(
+            row_fields!(),
+            rows_unnamed_where!(),
+            after_no_date!("$7", "$8", "$9")
+        ),
+    ];
+    /// An account's amounts, with the keys of the export order (the amounts are summed, in
+    /// no order, but the export order's index walks the table as it was written, where the
+    /// primary key's order would read a page for every row). The last row is `$2`–`$4`.
+    macro_rules! amount_fields {
+        () => {
             concat!(
-                "SELECT group_concat(p, '') FROM (SELECT concat(",
                 field!("t.status"),
                 ", ",
                 field!("COALESCE(t.booking_date, t.transaction_date, t.value_date)"),
@@ -650,18 +623,37 @@ mod packed {
                 ", ",
                 field!("t.first_seen"),
                 ", ",
-                field!("t.stable_id"),
-                ") AS p FROM transactions t WHERE t.account_id = $1",
-                $after,
-                rows_order!(),
-                chunk_limit!(),
-                ")"
+                field!("t.stable_id")
             )
         };
     }
-    const AMOUNTS_FIRST: &str = amounts_chunk!("");
-    const AMOUNTS_AFTER_DATE: &str = amounts_chunk!(after_date!("$2", "$3", "$4"));
-    const AMOUNTS_AFTER_NO_DATE: &str = amounts_chunk!(after_no_date!("$2", "$3", "$4"));
+    macro_rules! amounts_where {
+        () => {
+            " FROM transactions t WHERE t.account_id = $1"
+        };
+    }
+    const AMOUNT_CHUNKS: Chunks = [
+        chunk!(amount_fields!(), amounts_where!(), ""),
+        chunk!(
+            amount_fields!(),
+            amounts_where!(),
+            after_date!("$2", "$3", "$4")
+        ),
+        chunk!(
+            amount_fields!(),
+            amounts_where!(),
+            after_no_date!("$2", "$3", "$4")
+        ),
+    ];
+
+    /// The statement of `chunks` for the chunk after `after`.
+    fn pick(chunks: &Chunks, after: Option<&After>) -> &'static str {
+        match after {
+            None => chunks[0],
+            Some(a) if a.date.is_some() => chunks[1],
+            Some(_) => chunks[2],
+        }
+    }
 
     /// The fields of one packed row, in order.
     pub(super) struct Fields<'a> {
@@ -699,22 +691,15 @@ mod packed {
         }
 
         fn date(&mut self) -> Result<Option<Date>, String> {
-            self.next()?
-                .map(|d| {
-                    Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
-                        .map_err(|e| format!("date `{d}`: {e}"))
-                })
-                .transpose()
+            date(self.next()?)
         }
 
         fn amount(&mut self) -> Result<Decimal, String> {
             from_text(self.text("an amount")?)
         }
 
-        /// A timestamp as sqlx writes it in SQLite (RFC 3339).
         fn timestamp(&mut self, what: &str) -> Result<OffsetDateTime, String> {
-            let t = self.next()?.ok_or_else(|| format!("{what} is NULL"))?;
-            OffsetDateTime::parse(t, &Rfc3339).map_err(|e| format!("{what} `{t}`: {e}"))
+            timestamp(self.next()?.ok_or_else(|| format!("{what} is NULL"))?, what)
         }
     }
 
@@ -894,23 +879,21 @@ mod packed {
     /// one hand-over. A task of its own reads and unpacks the chunks a little ahead of the
     /// reader, so the database and the exporter keep working at once.
     ///
-    /// `query` gives the statement for the chunk after `K` (the first for `None`); `unpack`
-    /// gives a chunk's items and where the next starts, from the chunk's row (NULL packed
-    /// rows for none).
-    fn chunked<'a, T, K, Q, U>(
+    /// `chunks` are the statements (see [`pick`]); `query` binds the filter to one of them
+    /// (the last row's keys follow); `unpack` gives a chunk's items and where the next
+    /// starts, from the chunk's packed rows.
+    fn chunked<'a, T, Q, U>(
         pool: &sqlx::SqlitePool,
         location: &str,
         what: &'static str,
+        chunks: &'static Chunks,
         query: Q,
         unpack: U,
     ) -> BoxStream<'a, Result<T, StoreError>>
     where
         T: Send + 'static,
-        K: Send + 'static,
-        Q: Fn(Option<&K>) -> ChunkQuery + Send + 'static,
-        U: Fn(&sqlx::sqlite::SqliteRow) -> Result<Option<(Vec<T>, K)>, sqlx::Error>
-            + Send
-            + 'static,
+        Q: Fn(&'static str) -> ChunkQuery + Send + 'static,
+        U: Fn(&str) -> Result<Option<(Vec<T>, After)>, String> + Send + 'static,
     {
         let (sender, receiver) = tokio::sync::mpsc::channel(2);
         let (pool, location) = (pool.clone(), location.to_owned());
@@ -923,12 +906,21 @@ mod packed {
                     return;
                 }
             };
-            let mut after: Option<K> = None;
+            let mut after: Option<After> = None;
             loop {
-                let chunk = query(after.as_ref())
+                let q = query(pick(chunks, after.as_ref()));
+                let q = match &after {
+                    Some(a) => a.bind(q),
+                    None => q,
+                };
+                // No rows left: the aggregate is NULL.
+                let chunk = q
                     .fetch_one(&mut *tx)
                     .await
-                    .and_then(|row| unpack(&row))
+                    .and_then(|row| match row.try_get::<Option<&str>, _>(0)? {
+                        None => Ok(None),
+                        Some(packed) => unpack(packed).map_err(decode),
+                    })
                     .map_err(fail);
                 let (items, next) = match chunk {
                     Ok(Some(chunk)) => chunk,
@@ -974,39 +966,28 @@ mod packed {
         let account_id = account_id.to_owned();
         let filter = filter.clone();
         let named = filter.since_last.is_some();
-        let query = move |after: Option<&After>| {
-            let sql = match (named, after.map(|a| a.date.is_some())) {
-                (true, None) => NAMED_FIRST,
-                (true, Some(true)) => NAMED_AFTER_DATE,
-                (true, Some(false)) => NAMED_AFTER_NO_DATE,
-                (false, None) => UNNAMED_FIRST,
-                (false, Some(true)) => UNNAMED_AFTER_DATE,
-                (false, Some(false)) => UNNAMED_AFTER_NO_DATE,
-            };
+        let query = move |sql| {
             let mut q = sqlx::query(sql).bind(account_id.clone());
             if let Some(name) = &filter.since_last {
                 q = q.bind(name.clone());
             }
-            q = q
-                .bind(filter.from)
+            q.bind(filter.from)
                 .bind(filter.to)
                 .bind(filter.status(0))
                 .bind(filter.status(1))
-                .bind(filter.status(2));
-            match after {
-                Some(a) => a.bind(q),
-                None => q,
-            }
+                .bind(filter.status(2))
         };
         chunked(
             pool,
             location,
             "reading transactions to export",
-            query,
-            move |row| match row.try_get::<Option<&str>, _>(0)? {
-                None => Ok(None),
-                Some(packed) => unpack_rows(packed, named).map_err(decode),
+            if named {
+                &NAMED_CHUNKS
+            } else {
+                &UNNAMED_CHUNKS
             },
+            query,
+            move |packed| unpack_rows(packed, named),
         )
     }
 
@@ -1016,24 +997,14 @@ mod packed {
         account_id: &str,
     ) -> BoxStream<'a, Result<AmountRow, StoreError>> {
         let account_id = account_id.to_owned();
-        let query = move |after: Option<&After>| {
-            let sql = match after.map(|a| a.date.is_some()) {
-                None => AMOUNTS_FIRST,
-                Some(true) => AMOUNTS_AFTER_DATE,
-                Some(false) => AMOUNTS_AFTER_NO_DATE,
-            };
-            let q = sqlx::query(sql).bind(account_id.clone());
-            match after {
-                Some(a) => a.bind(q),
-                None => q,
-            }
-        };
-        chunked(pool, location, "reading amounts", query, |row| {
-            match row.try_get::<Option<&str>, _>(0)? {
-                None => Ok(None),
-                Some(packed) => unpack_amounts(packed).map_err(decode),
-            }
-        })
+        chunked(
+            pool,
+            location,
+            "reading amounts",
+            &AMOUNT_CHUNKS,
+            move |sql| sqlx::query(sql).bind(account_id.clone()),
+            unpack_amounts,
+        )
     }
 }
 

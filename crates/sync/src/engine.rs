@@ -295,10 +295,9 @@ async fn run_sync(
         // (see `Source::changed_since`), an hour earlier: the source's clock may differ from
         // this machine's, and a Paris time in the hour that happens twice in October reads as
         // the first one.
-        let since = match (from, state.last_synced) {
-            (Some(_), Some(last)) if state.synced_before => Some(last - Duration::hours(1)),
-            _ => None,
-        };
+        let since = from
+            .and(state.last_synced)
+            .map(|last| last - Duration::hours(1));
         plans.push((account, from, since));
     }
 
