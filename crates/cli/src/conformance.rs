@@ -247,12 +247,12 @@ impl PsuAgent for BrowserPsu {
     }
 }
 
-/// The consent token of `--consent token`: STET_ACCESS_TOKEN, else the one `stet auth login`
-/// stored.
+/// The consent token of `--consent token`: STET_ACCESS_TOKEN (set but empty is unset), else the
+/// one `stet auth login` stored.
 async fn stored_consent(transport: &Transport, profile: &str) -> Result<Token, String> {
-    if let Ok(token) = std::env::var("STET_ACCESS_TOKEN") {
+    if let Some(access_token) = crate::profile::env_access_token() {
         return Ok(Token {
-            access_token: Secret::new(token),
+            access_token,
             token_type: "Bearer".to_owned(),
             expires_at: None,
             refresh_token: None,

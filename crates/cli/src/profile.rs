@@ -76,14 +76,19 @@ pub fn data_dir() -> Result<PathBuf, Failure> {
     })
 }
 
-/// The transport for `profile`, signing as `bank` asks: tokens in the platform's data folder,
-/// or `STET_ACCESS_TOKEN` when set (set but empty is unset: an empty Bearer token is never
-/// sent).
-pub fn transport(profile: &Profile, bank: &BankProfile) -> Result<Transport, Failure> {
-    let access_token = std::env::var("STET_ACCESS_TOKEN")
+/// The access token in `STET_ACCESS_TOKEN`, if one is set. Set but empty (or blank) is unset:
+/// an empty Bearer token is never sent.
+pub fn env_access_token() -> Option<Secret> {
+    std::env::var("STET_ACCESS_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
-        .map(Secret::new);
+        .map(Secret::new)
+}
+
+/// The transport for `profile`, signing as `bank` asks: tokens in the platform's data folder,
+/// or `STET_ACCESS_TOKEN` when set ([`env_access_token`]).
+pub fn transport(profile: &Profile, bank: &BankProfile) -> Result<Transport, Failure> {
+    let access_token = env_access_token();
     if access_token.is_some() {
         tracing::warn!("using the token in STET_ACCESS_TOKEN instead of OAuth");
     }
