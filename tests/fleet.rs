@@ -166,6 +166,18 @@ fn worker(f: &Fleet, id: &str, extra: &[&str]) -> Child {
     cmd.spawn().expect("spawn stet worker")
 }
 
+/// The keys of a JSON object, sorted.
+fn sorted_keys(v: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
 fn wait_ok(child: Child, what: &str) -> String {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -497,20 +509,41 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
     let f = fleet(n, &[], 4);
     add_all(&f, n);
     revoke(&f, "psu-2");
-    f.env.run(&["schedule", "--now"]).ok();
-    wait_ok(worker(&f, "a", &[]), "worker");
+    // `schedule` and `worker` print the shapes docs/output.md gives them.
+    let planned = f.env.run(&["schedule", "--now", "-o", "json"]).json();
+    assert_eq!(sorted_keys(&planned), ["created", "expired", "madeDue"]);
+    assert_eq!(planned["expired"], 0, "{planned}");
+    let summary = f.env.run(&[
+        "worker",
+        "--exit-when-idle",
+        "--worker-id",
+        "a",
+        "--poll-ms",
+        "200",
+        "-o",
+        "json",
+    ]);
+    let summary = summary.json();
+    assert_eq!(
+        sorted_keys(&summary),
+        ["claimed", "done", "other", "workerId"]
+    );
+    assert_eq!(summary["workerId"], "a");
+    // Every other connection synced once; the revoked consent's job never ended `done` (it
+    // may be claimed again after a refused refresh).
+    assert_eq!(summary["done"], n - 1, "{summary}");
+    let (claimed, other) = (&summary["claimed"], &summary["other"]);
+    assert!(other.as_u64() >= Some(1), "{summary}");
+    assert_eq!(
+        claimed.as_u64(),
+        Some(n as u64 - 1 + other.as_u64().unwrap()),
+        "{summary}"
+    );
     let show = f.env.run(&["psu", "show", "psu-2", "-o", "json"]).json();
     assert_eq!(show["state"], "revoked", "{show}");
     // The shape docs/output.md documents, and never a token.
-    let mut keys: Vec<&str> = show
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
     assert_eq!(
-        keys,
+        sorted_keys(&show),
         [
             "bank",
             "consentValidUntil",
@@ -592,7 +625,16 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
     );
     // The PSU is here: an on-demand sync run at once, back to its slots afterwards; none for
     // the revoked connection.
-    f.env.present(&["psu", "sync", "psu-1", "--wait"]).ok();
+    let synced = f
+        .env
+        .present(&["psu", "sync", "psu-1", "--wait", "-o", "json"])
+        .json();
+    assert_eq!(
+        sorted_keys(&synced),
+        ["id", "lastError", "name", "outcome", "profile"]
+    );
+    assert_eq!(synced["outcome"], "done", "{synced}");
+    assert_eq!(synced["name"], "psu-1", "{synced}");
     assert_eq!(
         count(
             &f.store,
@@ -611,15 +653,8 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
         .present(&["psu", "sync", "psu-2"])
         .fails(77, "not active");
     let status = f.env.run(&["fleet", "status", "-o", "json"]).json();
-    let mut keys: Vec<&str> = status
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
     assert_eq!(
-        keys,
+        sorted_keys(&status),
         [
             "connections",
             "hookEventsPending",

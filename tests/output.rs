@@ -383,3 +383,66 @@ fn every_command_prints_its_documented_shape() {
     assert_eq!(keys(&logout), ["forgotten", "profile"]);
     assert_eq!(logout["forgotten"], true);
 }
+
+/// The store's, the sandbox's and the benches' results: the shapes docs/output.md gives.
+#[test]
+fn store_sandbox_and_bench_results_print_their_documented_shapes() {
+    let env = Env::new();
+    let store = format!("sqlite:{}", env.home.path().join("migrated.db").display());
+    let migrate = |env: &Env| {
+        env.run(&["store", "migrate", "--store", &store, "-o", "json"])
+            .json()
+    };
+    let first = migrate(&env);
+    assert_eq!(
+        keys(&first),
+        ["applied", "backend", "location", "schema_version"]
+    );
+    assert_eq!(first["backend"], "sqlite");
+    let applied = first["applied"].as_u64().expect("a count");
+    assert!(applied > 0, "a new store gets every migration: {first}");
+    assert_eq!(first["schema_version"].as_u64(), Some(applied), "{first}");
+    // Once current, nothing more is applied.
+    let again = migrate(&env);
+    assert_eq!(again["applied"], 0, "{again}");
+    assert_eq!(again["schema_version"], first["schema_version"]);
+
+    let out = env.home.path().join("pki");
+    let certs = env
+        .run(&[
+            "sandbox",
+            "certs",
+            "--out",
+            out.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(keys(&certs), ["files", "out"]);
+    let files = certs["files"].as_array().expect("an array of files");
+    assert!(files.len() >= 6, "{certs}");
+    for file in files {
+        let path = std::path::Path::new(file.as_str().unwrap());
+        assert!(path.is_file() && path.starts_with(&out), "{file}");
+    }
+
+    // `-o json` and the older `--json` print the same shape; asking for both is refused.
+    for flag in [&["-o", "json"][..], &["--json"]] {
+        let mut args = vec!["bench", "sign", "--seconds", "0.05"];
+        args.extend(flag);
+        let sign = env.run(&args).json();
+        assert_eq!(keys(&sign), ["key_bits", "results"]);
+        assert_eq!(sign["key_bits"], 2048);
+        let results = sign["results"].as_array().unwrap();
+        assert!(!results.is_empty(), "{sign}");
+        for r in results {
+            assert_eq!(
+                keys(r),
+                ["backend", "raw_rsa2048_per_s", "stet_request_per_s"]
+            );
+            assert!(r["stet_request_per_s"].as_f64().unwrap() > 0.0, "{sign}");
+        }
+    }
+    env.run(&["bench", "sign", "--json", "-o", "json"])
+        .fails(2, "cannot be used with");
+}

@@ -49,9 +49,8 @@ pub struct SignArgs {
     /// How long to measure each rate, in seconds
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
-    /// Print the figures as JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    figures: crate::bench::FiguresArgs,
     /// What signs: `software` (each built-in backend, with a throwaway key) or `pkcs11` (the
     /// HSM key given with --key)
     #[arg(long, default_value = "software", value_parser = ["software", "pkcs11"])]
@@ -78,14 +77,44 @@ pub struct SyncArgs {
     /// Accounts fetched at once
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Print the figures as JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    figures: crate::bench::FiguresArgs,
     /// Also run `stet sync` into this store, twice (first sync, then unchanged), after the
     /// NDJSON sync of the same bank: `sqlite` for a new file in a temporary folder, or a URL
     /// of an empty store. Repeat to compare stores in one run
     #[arg(long = "store", value_name = "URL")]
     stores: Vec<String>,
+}
+
+/// How a bench prints its figures: text for people, or JSON for scripts (`-o json`, or
+/// `--json` as before): one compact object per line, one line per set of figures (`bench
+/// sync --store` adds a line per store), so a script can append runs to a file of figures.
+#[derive(Debug, Clone, Args)]
+pub struct FiguresArgs {
+    /// table (text for people, also `text`) or json (one object per line of figures)
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
+    output: Option<FiguresFormat>,
+    /// The same as `--output json`
+    #[arg(long, conflicts_with = "output")]
+    json: bool,
+}
+
+/// The formats a bench prints its figures in (CSV and NDJSON say nothing more here: the
+/// figures are nested, and JSON is already one object per line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FiguresFormat {
+    /// The figures as sentences and aligned columns
+    #[value(alias = "text")]
+    Table,
+    /// One JSON object per line
+    Json,
+}
+
+impl FiguresArgs {
+    /// Whether the figures are printed as JSON.
+    pub fn json(&self) -> bool {
+        self.json || self.output == Some(FiguresFormat::Json)
+    }
 }
 
 pub fn run(command: BenchCommand, globals: &Globals) -> Result<u8, Failure> {
@@ -176,7 +205,7 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
         })?;
         rows.push((backend.name(), stet, raw));
     }
-    if args.json {
+    if args.figures.json() {
         let list: Vec<serde_json::Value> = rows
             .iter()
             .map(|(b, stet, raw)| serde_json::json!({"backend": b, "stet_request_per_s": stet.round(), "raw_rsa2048_per_s": raw.round()}))
@@ -245,7 +274,7 @@ fn sign_pkcs11(args: &SignArgs) -> Result<u8, Failure> {
     }
     let parallel = total as f64 / started.elapsed().as_secs_f64();
     let bits = signer.key_bits();
-    if args.json {
+    if args.figures.json() {
         println!(
             "{}",
             serde_json::json!({
@@ -457,7 +486,7 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
         "all_cores_floor_s": round3(all_cores_floor),
         "wall_over_all_cores_floor": (wall / all_cores_floor * 100.0).round() / 100.0,
     });
-    if args.json {
+    if args.figures.json() {
         println!("{figures}");
     } else {
         let used = match client_cpu {
@@ -509,7 +538,7 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
                 "peak_rss_mib": (peak as f64 / 1024.0 * 10.0).round() / 10.0,
                 "over_ndjson": (seconds / wall * 100.0).round() / 100.0,
             }));
-            if !args.json {
+            if !args.figures.json() {
                 println!(
                     "`stet sync --store {}` ({pass}): {seconds:.2} s, {:.2}× the NDJSON sync; peak resident memory {:.1} MiB",
                     stet_store::redact(&url),
@@ -518,7 +547,7 @@ fn sync(args: SyncArgs, globals: &Globals) -> Result<u8, Failure> {
                 );
             }
         }
-        if args.json {
+        if args.figures.json() {
             println!(
                 "{}",
                 serde_json::json!({"store": stet_store::redact(&url), "ndjson_wall_s": round3(wall), "syncs": shown})

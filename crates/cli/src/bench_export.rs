@@ -28,9 +28,8 @@ pub struct ExportBenchArgs {
     /// A format to export (repeat for several)
     #[arg(long = "format", value_name = "FORMAT", default_values = ["beancount", "ofx"])]
     formats: Vec<String>,
-    /// Print the figures as JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    figures: crate::bench::FiguresArgs,
 }
 
 const LABELS: [&str; 6] = [
@@ -203,7 +202,7 @@ pub fn run(args: ExportBenchArgs, globals: &Globals) -> Result<u8, Failure> {
         let (s, kib) = crate::bench::measure(command, &format!("stet export --format {format}"))?;
         figures.push((format!("stet export --format {format}"), s, kib));
     }
-    if args.json {
+    if args.figures.json() {
         let rows: Vec<_> = figures
             .iter()
             .map(|(what, s, kib)| {

@@ -61,9 +61,8 @@ pub struct FleetBenchArgs {
     /// Clients claiming at once, for the queue's own cost (stet's and pgbench's)
     #[arg(long, default_value_t = 4)]
     queue_clients: usize,
-    /// Print the figures as JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    figures: crate::bench::FiguresArgs,
 }
 
 /// The figures of one worker run.
@@ -113,7 +112,7 @@ pub fn run(args: FleetBenchArgs, globals: &Globals) -> Result<u8, Failure> {
     let bare = bare?;
 
     let jobs = args.psus as f64;
-    if args.json {
+    if args.figures.json() {
         let rows: Vec<_> = runs
             .iter()
             .map(|r| {

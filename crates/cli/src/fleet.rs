@@ -18,7 +18,7 @@ use stet_transport::{Profile, Secret, Token, TokenStore, Transport, config};
 
 use crate::Globals;
 use crate::exit::{self, Failure};
-use crate::output::{OutputArgs, Report};
+use crate::output::{Format, OutputArgs, Report};
 use crate::store::{StoreArgs, failure, location, runtime};
 
 /// `stet psu …`.
@@ -110,6 +110,8 @@ pub struct PsuSyncArgs {
     wait: bool,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 /// `stet schedule`.
@@ -160,6 +162,10 @@ pub struct WorkerArgs {
     poll_ms: u64,
     #[command(flatten)]
     store: StoreArgs,
+    /// How the summary printed at exit looks: with the default, a line on stderr (unless
+    /// --quiet); json, ndjson or csv print it on stdout
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 /// `stet fleet …`.
@@ -649,11 +655,41 @@ fn psu_sync(args: PsuSyncArgs, globals: &Globals) -> Result<u8, Failure> {
             .await
             .map_err(store_failure)?;
         store.enqueue_on_demand(c.id, &ip).await.map_err(store_failure)?;
+        // The result, in every outcome: `outcome` is `queued` (left to the workers), `done`,
+        // `running` (a worker had the job: queued for after) or how the sync ended.
+        let report = |outcome: &str, last_error: Option<&str>, text: String| {
+            Report::new(
+                json!({
+                    "id": c.id,
+                    "name": c.name,
+                    "profile": c.profile,
+                    "outcome": outcome,
+                    "lastError": last_error,
+                }),
+                text,
+            )
+            .rows(
+                &["id", "name", "profile", "outcome", "last_error"],
+                vec![vec![
+                    c.id.to_string(),
+                    c.name.clone(),
+                    c.profile.clone(),
+                    outcome.to_owned(),
+                    last_error.unwrap_or_default().to_owned(),
+                ]],
+            )
+        };
         if !args.wait {
             store.close().await;
-            if !globals.quiet {
-                eprintln!("connection {} ({}): on-demand sync with the PSU present queued; a worker runs it now", c.id, c.name);
-            }
+            report(
+                "queued",
+                None,
+                format!(
+                    "connection {} ({}): on-demand sync with the PSU present queued; a worker runs it now\n",
+                    c.id, c.name
+                ),
+            )
+            .print(args.out.report())?;
             return Ok(0);
         }
         let (_, _, fleet) = fleet_config(globals)?;
@@ -676,26 +712,37 @@ fn psu_sync(args: PsuSyncArgs, globals: &Globals) -> Result<u8, Failure> {
         let outcome = worker.run_connection(c.id).await.map_err(fleet_failure)?;
         let last_error = store.connection(c.id).await.map_err(store_failure)?.and_then(|c| c.last_error);
         store.close().await;
+        // A sync that did not end `done` is still a result a script reads (printed as JSON
+        // when asked); the text says it once, as the error line.
         match outcome {
             Some("done") => {
-                if !globals.quiet {
-                    eprintln!("connection {} ({}): synced with the PSU present", c.id, c.name);
-                }
+                report(
+                    "done",
+                    None,
+                    format!("connection {} ({}): synced with the PSU present\n", c.id, c.name),
+                )
+                .print(args.out.report())?;
                 Ok(0)
             }
-            None => Err(Failure::new(
-                exit::TEMPORARY,
-                format!("connection {} ({}): a worker is running its sync now; it was queued for after", c.id, c.name),
-            )),
-            Some(outcome) => Err(Failure::new(
-                if outcome == "needs_psu" { exit::AUTH } else { exit::TEMPORARY },
-                format!(
-                    "connection {} ({}): the sync ended `{outcome}`: {}",
-                    c.id,
-                    c.name,
-                    last_error.unwrap_or_else(|| "see `stet psu show`".to_owned())
-                ),
-            )),
+            None => {
+                report("running", None, String::new()).print(args.out.report())?;
+                Err(Failure::new(
+                    exit::TEMPORARY,
+                    format!("connection {} ({}): a worker is running its sync now; it was queued for after", c.id, c.name),
+                ))
+            }
+            Some(outcome) => {
+                report(outcome, last_error.as_deref(), String::new()).print(args.out.report())?;
+                Err(Failure::new(
+                    if outcome == "needs_psu" { exit::AUTH } else { exit::TEMPORARY },
+                    format!(
+                        "connection {} ({}): the sync ended `{outcome}`: {}",
+                        c.id,
+                        c.name,
+                        last_error.unwrap_or_else(|| "see `stet psu show`".to_owned())
+                    ),
+                ))
+            }
         }
     })
 }
@@ -809,11 +856,12 @@ pub fn worker(args: WorkerArgs, globals: &Globals) -> Result<u8, Failure> {
     let (_, _, fleet) = fleet_config(globals)?;
     let key = Arc::new(store_key(&fleet)?);
     let concurrency = args.concurrency.max(1);
+    let worker_id = args
+        .worker_id
+        .clone()
+        .unwrap_or_else(stet_fleet::worker::default_worker_id);
     let options = WorkerOptions {
-        id: args
-            .worker_id
-            .clone()
-            .unwrap_or_else(stet_fleet::worker::default_worker_id),
+        id: worker_id.clone(),
         concurrency,
         lease: Duration::from_secs(args.lease.max(1)),
         exit_when_idle: args.exit_when_idle,
@@ -852,11 +900,37 @@ pub fn worker(args: WorkerArgs, globals: &Globals) -> Result<u8, Failure> {
             task.abort();
         }
         store.close().await;
-        if !globals.quiet {
-            eprintln!(
-                "worker done: {} job(s) claimed, {} synced, {} to be run again or stopped",
-                summary.claimed, summary.done, summary.other
-            );
+        let text = format!(
+            "worker done: {} job(s) claimed, {} synced, {} to be run again or stopped",
+            summary.claimed, summary.done, summary.other
+        );
+        match args.out.output {
+            // A worker's own summary is a log line for people by default: it runs under a
+            // service manager, and stdout stays free.
+            None | Some(Format::Table) => {
+                if !globals.quiet {
+                    eprintln!("{text}");
+                }
+            }
+            Some(format) => Report::new(
+                json!({
+                    "workerId": worker_id,
+                    "claimed": summary.claimed,
+                    "done": summary.done,
+                    "other": summary.other,
+                }),
+                String::new(),
+            )
+            .rows(
+                &["worker_id", "claimed", "done", "other"],
+                vec![vec![
+                    worker_id.clone(),
+                    summary.claimed.to_string(),
+                    summary.done.to_string(),
+                    summary.other.to_string(),
+                ]],
+            )
+            .print(format)?,
         }
         Ok(0)
     })

@@ -208,3 +208,133 @@ fn main() -> ExitCode {
         Err(failure) => failure.report(),
     }
 }
+
+#[cfg(test)]
+mod every_command {
+    //! Every command that prints a result takes `--output` and has its shape in
+    //! docs/output.md; the few whose output is already data are listed there as such. Walking
+    //! clap's own tree means a command added later cannot slip past.
+    use clap::CommandFactory as _;
+
+    /// Commands whose output is already data (docs/output.md, "Commands whose output is
+    /// already data"), or a narrative for people: no `--output`.
+    const DATA: &[&str] = &[
+        "sig sign",
+        "request",
+        "sandbox serve",
+        "export",
+        "completions",
+        "demo",
+    ];
+
+    /// Every command that runs: the leaves, and the commands whose subcommand is optional.
+    fn runnable(cmd: &clap::Command, path: &str, out: &mut Vec<(String, bool)>) {
+        let has_output = cmd.get_arguments().any(|a| a.get_id() == "output");
+        let subcommands: Vec<_> = cmd.get_subcommands().collect();
+        if !path.is_empty() && (subcommands.is_empty() || !cmd.is_subcommand_required_set()) {
+            out.push((path.to_owned(), has_output));
+        }
+        for sub in subcommands {
+            let name = sub.get_name();
+            if name == "help" {
+                continue;
+            }
+            let path = format!("{path} {name}");
+            runnable(sub, path.trim_start(), out);
+        }
+    }
+
+    /// The commands docs/output.md names in a heading (`stet a b|c` names `a b` and `a c`),
+    /// and those it lists as already data.
+    fn documented(docs: &str) -> (Vec<String>, Vec<String>) {
+        let spans = |line: &str| -> Vec<String> {
+            let mut names = Vec::new();
+            for span in line.split('`').skip(1).step_by(2) {
+                let Some(command) = span.strip_prefix("stet ") else {
+                    continue;
+                };
+                let words: Vec<&str> = command
+                    .split_whitespace()
+                    .take_while(|w| !w.starts_with('-') && *w == w.to_lowercase())
+                    .collect();
+                let Some((last, first)) = words.split_last() else {
+                    continue;
+                };
+                for alternative in last.split('|') {
+                    let mut name = first.join(" ");
+                    if !name.is_empty() {
+                        name.push(' ');
+                    }
+                    name.push_str(alternative);
+                    names.push(name);
+                }
+            }
+            names
+        };
+        let (mut headings, mut data) = (Vec::new(), Vec::new());
+        let mut in_data = false;
+        for line in docs.lines() {
+            if line.starts_with("## ") {
+                in_data = line.contains("already data");
+            }
+            if line.starts_with("### ") {
+                headings.extend(spans(line));
+            } else if in_data && line.starts_with("- ") {
+                data.extend(spans(line));
+            }
+        }
+        (headings, data)
+    }
+
+    #[test]
+    fn every_command_that_prints_a_result_takes_output_and_is_documented() {
+        let docs = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/output.md"),
+        )
+        .expect("docs/output.md");
+        let (headings, data) = documented(&docs);
+        let mut commands = Vec::new();
+        runnable(&super::Cli::command(), "", &mut commands);
+        assert!(
+            commands.len() > 40,
+            "the walk found the commands: {commands:?}"
+        );
+        let mut wrong = Vec::new();
+        for (command, has_output) in &commands {
+            if DATA.contains(&command.as_str()) {
+                if !data.contains(command) {
+                    wrong.push(format!(
+                        "`stet {command}`: not listed under \"already data\" in docs/output.md"
+                    ));
+                }
+            } else if !has_output {
+                wrong.push(format!("`stet {command}`: no --output"));
+            } else if !headings.contains(command) {
+                wrong.push(format!(
+                    "`stet {command}`: no `### \\`stet {command}\\`` heading in docs/output.md"
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn headings_name_commands_as_written() {
+        let (headings, data) = documented(
+            "## Results\n### `stet psu list`, `stet psu show`\n### `stet register create|show`\n\
+             ### `stet accounts` on a Powens profile\n## Commands whose output is already data\n\
+             - `stet sig sign` prints\n- `stet bench sign --json` and `stet request`\n",
+        );
+        assert_eq!(
+            headings,
+            [
+                "psu list",
+                "psu show",
+                "register create",
+                "register show",
+                "accounts"
+            ]
+        );
+        assert_eq!(data, ["sig sign", "bench sign", "request"]);
+    }
+}

@@ -89,6 +89,8 @@ pub struct CertsArgs {
     /// The folder to write to (created if needed; the seven files are overwritten)
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    #[command(flatten)]
+    output: crate::output::OutputArgs,
 }
 
 pub fn run(command: SandboxCommand) -> Result<u8, Failure> {
@@ -96,11 +98,20 @@ pub fn run(command: SandboxCommand) -> Result<u8, Failure> {
         SandboxCommand::Serve(args) => serve(args),
         SandboxCommand::Certs(args) => {
             stet_sandbox::pki::generate(&args.out).or_exit(exit::IO, "cannot write the PKI")?;
-            eprintln!(
-                "wrote {} to {}",
-                stet_sandbox::pki::FILES.join(", "),
-                args.out.display()
-            );
+            let files: Vec<String> = stet_sandbox::pki::FILES
+                .iter()
+                .map(|f| args.out.join(f).display().to_string())
+                .collect();
+            crate::output::Report::new(
+                serde_json::json!({"out": args.out.display().to_string(), "files": files}),
+                format!(
+                    "wrote {} to {}\n",
+                    stet_sandbox::pki::FILES.join(", "),
+                    args.out.display()
+                ),
+            )
+            .rows(&["file"], files.iter().map(|f| vec![f.clone()]).collect())
+            .print(args.output.report())?;
             Ok(0)
         }
     }

@@ -10,7 +10,7 @@ use stet_transport::config;
 
 use crate::Globals;
 use crate::exit::{self, Failure, OrExit as _};
-use crate::output::{Format, Printer};
+use crate::output::{Format, Printer, Report};
 
 /// `--store`, shared by the commands that use the store.
 #[derive(Debug, Clone, Args)]
@@ -310,6 +310,8 @@ pub struct InfoArgs {
 pub struct MigrateArgs {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    out: crate::output::OutputArgs,
 }
 
 pub fn run(command: StoreCommand, globals: &Globals) -> Result<u8, Failure> {
@@ -321,13 +323,29 @@ pub fn run(command: StoreCommand, globals: &Globals) -> Result<u8, Failure> {
                 let store = open(&args.store, &location, false).await?;
                 let applied = store.migrate().await.map_err(failure)?;
                 let version = store.schema_version().await.map_err(failure)?;
-                if !globals.quiet {
-                    eprintln!(
-                        "{}: {applied} migration(s) applied, schema version {version}",
+                let report = Report::new(
+                    serde_json::json!({
+                        "location": store.location(),
+                        "backend": store.backend(),
+                        "applied": applied,
+                        "schema_version": version,
+                    }),
+                    format!(
+                        "{}: {applied} migration(s) applied, schema version {version}\n",
                         store.location()
-                    );
-                }
+                    ),
+                )
+                .rows(
+                    &["location", "backend", "applied", "schema_version"],
+                    vec![vec![
+                        store.location().to_owned(),
+                        store.backend().to_owned(),
+                        applied.to_string(),
+                        version.to_string(),
+                    ]],
+                );
                 store.close().await;
+                report.print(args.out.report())?;
                 Ok(0)
             })
         }
