@@ -666,6 +666,11 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
     assert_eq!(status["hookEventsPending"], 0, "{status}");
     assert_eq!(status["connections"]["revoked"], 1, "{status}");
     assert_eq!(status["connections"]["active"], n - 1, "{status}");
+    // Removing prints the connection as removed, in the shape of `psu show`.
+    let removed = f.env.run(&["psu", "remove", "psu-2", "-o", "json"]).json();
+    assert_eq!(sorted_keys(&removed), sorted_keys(&show), "{removed}");
+    assert_eq!(removed["state"], "removed", "{removed}");
+    assert_eq!(removed["hasTokens"], false, "{removed}");
 }
 
 /// A bank that keeps refusing the access token, even one refreshed for the run (its consent

@@ -28,8 +28,8 @@ struct Validated {
     config: String,
     /// Where the sandbox serves STET (the witness strips it before asking Prism).
     prefix: String,
-    /// Calls are made with the PSU absent (no `PSU-*` header).
-    unattended: bool,
+    /// Calls are made with the PSU absent (no `PSU-*` header); a test may switch.
+    unattended: std::cell::Cell<bool>,
     witness: Witness,
     nginx: Nginx,
     _prism: Prism,
@@ -42,7 +42,7 @@ impl Validated {
         dialect: &str,
         bank: &str,
         key_id: Option<&str>,
-        unattended: bool,
+        sandbox: &[&str],
     ) -> Validated {
         let pki = Pki::new();
         let certs = pki.arg();
@@ -57,6 +57,7 @@ impl Validated {
         if let Some(k) = key_id {
             args.extend(["--key-id", k]);
         }
+        args.extend(sandbox);
         let env = Env::with(&args, bank);
         let prism = Prism::start(&reference(spec));
         let prefix = url::Url::parse(env.sandbox.get("api_base"))
@@ -94,7 +95,7 @@ impl Validated {
             env,
             config,
             prefix,
-            unattended,
+            unattended: std::cell::Cell::new(false),
             witness,
             nginx,
             _prism: prism,
@@ -106,7 +107,7 @@ impl Validated {
     fn run(&self, args: &[&str]) -> Out {
         let mut all = args.to_vec();
         all.extend(["--config", &self.config]);
-        if self.unattended {
+        if self.unattended.get() {
             self.env.run(&all)
         } else {
             self.env.present(&all)
@@ -363,7 +364,7 @@ fn every_command_is_valid_under_the_official_stet_1_5_spec() {
         "1.5",
         "generic-1.5",
         None,
-        false,
+        &[],
     );
     v.env.login(&["--config", &v.config]);
     read_everything(&v, &["--payee", "Marchand SARL"], |out| {
@@ -439,7 +440,7 @@ fn every_command_is_valid_under_the_official_stet_1_4_spec() {
         "1.4",
         "generic-1.4",
         None,
-        false,
+        &[],
     );
     v.env.login(&["--config", &v.config]);
     read_everything(&v, &[], |out| {
@@ -465,9 +466,9 @@ fn every_command_of_the_credit_agricole_profile_is_valid_under_the_banks_own_spe
         "1.4",
         "credit-agricole",
         Some(key_id),
-        // The profile signs no PSU-* header (second-hand, notes [8]), and the sandbox wants
-        // every one sent signed: the PSU is absent here, as for a daily sync.
-        true,
+        // The profile signs no PSU-* header (second-hand, notes [8]): the sandbox plays a bank
+        // that does not ask for them signed, so PSU-present calls get through too.
+        &["--unsigned-psu-headers"],
     );
     v.env.login(&["--config", &v.config]);
     // The bank requires a payee on a funds confirmation: none is a usage error, before
@@ -476,16 +477,34 @@ fn every_command_of_the_credit_agricole_profile_is_valid_under_the_banks_own_spe
     let iban = accounts[0]["accountId"]["iban"].as_str().unwrap();
     v.run(&["funds-check", "--account", iban, "--amount", "1.00"])
         .fails(2, "--payee");
-    // The funds confirmation carries the bank's PSU-Account-Consent-Responsability header. The
-    // sandbox verifies as strict STET does (every PSU-* header present signed), which the
-    // profile's signed list (second-hand) does not do: the sandbox turns it away after Prism
-    // has judged it against the bank's spec, which is what this test asks.
-    read_everything(&v, &["--payee", "Marchand SARL"], |out| {
-        out.fails(77, "psu-account-consent-responsability");
-    });
+    // Every read twice: with the PSU absent, as a daily sync, then present (PSU-* headers
+    // sent, and the funds confirmation's PSU-Account-Consent-Responsability header).
+    for unattended in [true, false] {
+        v.unattended.set(unattended);
+        read_everything(&v, &["--payee", "Marchand SARL"], |out| {
+            out.ok();
+        });
+    }
     v.run(&["identity", "-o", "json"]).ok();
     // The bank's API has no cancellation: refused here, nothing sent.
     v.pay_every_kind_then_cancel().fails(1, "no cancellation");
+    // The whole journey, the PSU present.
+    let mut running = v.spawn(&[
+        "pay",
+        "--to",
+        PAYEE,
+        "--to-name",
+        "Ana Smith",
+        "--amount",
+        "3.00",
+        "--label",
+        "journey",
+        "-o",
+        "json",
+    ]);
+    v.env.approve_payment(&mut running);
+    let out = running.finish();
+    assert_eq!(out.json()["status"], "ACSC", "{out}");
 
     let covered = v.verdicts(&[], &[]);
     assert!(

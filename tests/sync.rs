@@ -57,6 +57,28 @@ fn sync(env: &Env, store: &str) -> Out {
     out
 }
 
+/// The keys of a `stet history` row, sorted: the `stet_transactions` view's columns.
+const HISTORY_KEYS: [&str; 18] = [
+    "account_name",
+    "amount",
+    "booking_date",
+    "counterparty",
+    "credit_debit",
+    "currency",
+    "entry_reference",
+    "first_seen",
+    "iban",
+    "label",
+    "last_seen",
+    "profile",
+    "psu",
+    "raw_json",
+    "stable_id",
+    "status",
+    "transaction_date",
+    "value_date",
+];
+
 /// What the store holds: stable id → (status, entry reference, amount, label), from
 /// `stet history --output ndjson` (no network).
 fn stored(env: &Env, store: &str) -> BTreeMap<String, (String, String, String, String)> {
@@ -73,6 +95,15 @@ fn stored(env: &Env, store: &str) -> BTreeMap<String, (String, String, String, S
         );
         // Outside a fleet, the PSU is the profile.
         assert_eq!(row["psu"], row["profile"], "{row}");
+        // The view's columns, as docs/output.md and docs/store.md give them.
+        let mut keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, HISTORY_KEYS, "{row}");
         let previous = rows.insert(
             id,
             (s("status"), s("entry_reference"), s("amount"), s("label")),
@@ -191,6 +222,25 @@ fn incremental_syncs_follow_the_bank(store_for: impl Fn(&Env) -> String) {
     let info = env.run(&["store", "info", "--store", &store, "--output", "json"]);
     let accounts = info.json_array();
     assert_eq!(accounts.len(), ACCOUNTS, "{info}");
+    for a in &accounts {
+        let mut keys: Vec<&str> = a.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "backend",
+                "iban",
+                "last_sync",
+                "location",
+                "name",
+                "profile",
+                "resource_id",
+                "schema_version",
+                "transactions"
+            ],
+            "{a}"
+        );
+    }
     assert!(
         accounts
             .iter()

@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// A keyId accepted for the TPP's QSealC besides the key_id URL printed
     #[arg(long, value_name = "ID")]
     key_id: Option<String>,
+    /// Accept PSU-* headers the signature does not cover, as a bank whose rules do not ask
+    /// for them to be signed (by default every PSU-* header sent must be signed)
+    #[arg(long)]
+    unsigned_psu_headers: bool,
     /// Serve the Powens mock too, at /powens/2.0 (its URL, client id and secret are in the
     /// JSON line, under "powens")
     #[arg(long)]
@@ -147,6 +151,7 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         interactive: args.interactive,
         token_lifetime: Duration::from_secs(args.token_lifetime.max(1)),
         key_id: args.key_id,
+        unsigned_psu_headers: args.unsigned_psu_headers,
         psus: args.psus as usize,
         powens: match args.powens {
             false => None,

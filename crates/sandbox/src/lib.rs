@@ -357,6 +357,9 @@ pub struct SandboxConfig {
     pub token_lifetime: Duration,
     /// A keyId accepted for the QSealC besides the URL in [`SandboxInfo::key_id`].
     pub key_id: Option<String>,
+    /// Accept `PSU-*` headers left out of the signature, as a bank whose own rules do not
+    /// ask for them to be signed (the strict default refuses such a request).
+    pub unsigned_psu_headers: bool,
     /// Serve the Powens mock too, at `/powens/2.0` (see "The Powens mock" above).
     pub powens: Option<PowensOptions>,
     /// The number of PSUs, `psu-1` to `psu-N` (default 1; at most 99999), chosen at
@@ -409,6 +412,7 @@ impl Default for SandboxConfig {
             interactive: false,
             token_lifetime: Duration::from_secs(3600),
             key_id: None,
+            unsigned_psu_headers: false,
             powens: None,
             psus: 1,
         }

@@ -767,12 +767,11 @@ impl State {
         }
         request.set_body(req.body.to_vec());
         let now = SystemTime::now();
-        match stet_httpsig::verify_request(
-            &request,
-            &VerifyPolicy::stet(),
-            &self.key_resolver(),
-            now,
-        ) {
+        let policy = VerifyPolicy {
+            require_psu_headers: !self.config.unsigned_psu_headers,
+            ..VerifyPolicy::stet()
+        };
+        match stet_httpsig::verify_request(&request, &policy, &self.key_resolver(), now) {
             Ok(_) => Ok(()),
             Err(e) if crate::check_faults::signature_let_through(self, &request, &e, now) => Ok(()),
             Err(e) => {

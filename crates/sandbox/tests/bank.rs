@@ -369,6 +369,29 @@ async fn a_correct_signature_passes_and_each_tampering_fails_with_its_own_reason
     bank.shutdown().await;
 }
 
+/// `unsigned_psu_headers`: a bank whose rules do not ask for `PSU-*` headers to be signed takes
+/// them unsigned; everything else about the signature is still checked.
+#[tokio::test]
+async fn unsigned_psu_headers_are_taken_only_when_the_bank_allows_them() {
+    let (bank, tpp) = start(SandboxConfig {
+        unsigned_psu_headers: true,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let token = tpp.aisp_token().await;
+    let url = format!("{}/accounts", bank.info().api_base);
+    let psu = [("PSU-IP-Address", "192.0.2.10")];
+    let mut unsigned = Tpp::new(bank.info());
+    unsigned.profile.sign_psu_headers = false;
+    let request = unsigned.signed("GET", &url, Some(&token), &psu, b"");
+    assert_eq!(tpp.send(&request).await.status, 200);
+    // The signed headers still must match.
+    let mut changed = request.clone();
+    changed.set_header("X-Request-ID", "another-id");
+    assert_eq!(tpp.send(&changed).await.status, 401);
+    bank.shutdown().await;
+}
+
 /// Follows `next` from the first page and collects the entry references.
 async fn walk(tpp: &Tpp, first: &str, token: &str, key: &str, id: &str) -> Vec<String> {
     let mut seen = Vec::new();
