@@ -98,7 +98,7 @@
 //! ## Registration
 //!
 //! Dynamic client registration (STET "OAuth2 technical setup" 1.0.5) in the spec's form at
-//! `/register` (and `/register/{clientId}`), and in the BNP Paribas (`/psd2/register`), Crédit
+//! `/v1/register` (and `/v1/register/{clientId}`: the spec's `basePath` is `/v1`), and in the BNP Paribas (`/psd2/register`), Crédit
 //! Agricole (`/psd2_actor_registration/v1/tpp_consumers`), CIC (`/cic/oauth2/registrations`),
 //! LCL (`/lcl/register`), La Banque Postale (`/lbp/register`, with the sandbox's `client_id`
 //! and `client_secret` as the developer portal's credentials) and BPCE

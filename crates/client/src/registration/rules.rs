@@ -95,7 +95,8 @@ pub enum Rotation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationRules {
-    /// The registration endpoint: a path on the API's host (`/register`), or a URL.
+    /// The registration endpoint: a path from the root of the API's host (`/v1/register`), a
+    /// path below the API's base (`register`), or a URL.
     pub path: String,
     /// How `POST` is authenticated.
     pub auth: RegistrationAuth,
