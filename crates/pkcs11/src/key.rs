@@ -206,6 +206,28 @@ struct Pool {
 struct PoolState {
     sessions: Vec<(Session, ObjectHandle)>,
     open: usize,
+    /// Callers waiting for a session, every one being in use.
+    waiting: usize,
+}
+
+/// One of a key's pooled sessions, taken until dropped (see [`Pkcs11Key::hold_session`]).
+pub struct HeldSession {
+    key: Pkcs11Key,
+    session: Option<(Session, ObjectHandle)>,
+}
+
+impl std::fmt::Debug for HeldSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HeldSession({:?})", self.key)
+    }
+}
+
+impl Drop for HeldSession {
+    fn drop(&mut self) {
+        if let Some((session, handle)) = self.session.take() {
+            self.key.inner.give_back(session, handle);
+        }
+    }
 }
 
 impl std::fmt::Debug for Pkcs11Key {
@@ -340,6 +362,28 @@ impl Pkcs11Key {
                 }
             }
         }
+    }
+
+    /// Takes one of the pool's sessions (logged in, the key found) until the guard is
+    /// dropped: reserves part of the token's capacity, so that signing elsewhere waits when
+    /// the pool is at its bound. Waits, as signing does, when every session is in use.
+    pub fn hold_session(&self) -> Result<HeldSession, Pkcs11Error> {
+        let pair = self.inner.take()?;
+        Ok(HeldSession {
+            key: self.clone(),
+            session: Some(pair),
+        })
+    }
+
+    /// How many callers are waiting now for a session, every one being in use: above zero
+    /// often, the pool is too small for the load.
+    pub fn sessions_awaited(&self) -> usize {
+        self.inner
+            .pool
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .waiting
     }
 
     /// How many sessions are open now (idle or in use).
@@ -677,11 +721,13 @@ impl Inner {
                     self.pool.freed.notify_one();
                 });
             }
+            state.waiting += 1;
             state = self
                 .pool
                 .freed
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
+            state.waiting -= 1;
         }
     }
 
