@@ -193,6 +193,8 @@ pub(crate) struct State {
     pub(crate) inner: Mutex<Inner>,
     pub(crate) api_requests: AtomicU64,
     pub(crate) payments_created: Arc<AtomicU64>,
+    /// Client handshake signatures verified, by TLS version and scheme (`GET /sandbox/stats`).
+    pub(crate) handshakes: crate::server::HandshakeLog,
     /// The Powens mock, when configured.
     pub(crate) powens: Option<crate::powens::Mock>,
     /// PSUs 2 to N: generated on first use (`data_of`), then changed like PSU 1's.
@@ -356,6 +358,7 @@ impl State {
             inner: Mutex::new(Inner::default()),
             api_requests: AtomicU64::new(0),
             payments_created,
+            handshakes: Default::default(),
             powens,
             others,
             changes: Mutex::new(Vec::new()),
@@ -459,6 +462,11 @@ impl State {
             refresh_reused: c.refresh_reused,
             tokens_issued: c.tokens_issued,
             psus: self.psus() as u64,
+            client_handshake_signatures: self
+                .handshakes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
