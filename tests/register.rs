@@ -952,3 +952,32 @@ fn what_stet_register_sends_against_the_official_schema() {
     );
     assert_eq!(body["logo_uri"], "https://tpp.example/logo.png");
 }
+
+#[test]
+fn a_creation_status_other_than_the_profiles_is_said_at_v() {
+    // A bank profile that expects 200 where the sandbox's spec form answers 201.
+    let env = Env::new();
+    let banks = env.home.path().join("banks");
+    std::fs::create_dir_all(&banks).unwrap();
+    std::fs::write(
+        banks.join("sandbox-200.toml"),
+        "name = \"sandbox-200\"\ndisplay_name = \"Sandbox answering 200\"\nextends = \"sandbox\"\n\n[registration]\ncreated_status = 200\n",
+    )
+    .unwrap();
+    configure(&env, "sandbox-200", "/v1/register", "");
+    let mut cmd = env.command(&["-v", "register", "create", "--output", "json"]);
+    cmd.env("STET_BANK_PROFILES", &banks);
+    let out = finished(&["register create -v"], cmd);
+    assert_eq!(one(&out)["status"], "active", "{out}");
+    assert!(
+        out.stderr
+            .contains("answered the registration 201 where its bank profile says 200"),
+        "{out}"
+    );
+    // The bank as its profile says: nothing to say.
+    let env = Env::new();
+    configure(&env, "sandbox", "/v1/register", "");
+    let out = env.run(&["-v", "register", "create"]);
+    out.ok();
+    assert!(!out.stderr.contains("created_status"), "{out}");
+}

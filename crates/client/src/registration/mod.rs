@@ -577,6 +577,18 @@ impl Registrar {
             self.create_auth(),
         );
         let response = self.transport.send(&request).await?;
+        let expected = self.rules().created_status;
+        if (200..300).contains(&response.status) && response.status != expected {
+            // Either success is read the same; the difference is worth a line at -v: a bank
+            // whose answer no longer matches its profile may have changed more than that.
+            tracing::info!(
+                "{} answered the registration {} where its bank profile says {expected} \
+                 (`created_status`): read all the same; check the bank profile if the bank \
+                 changed its API",
+                self.bank.display_name,
+                response.status
+            );
+        }
         self.state_from(Method::POST, response, None, body)
     }
 

@@ -137,7 +137,8 @@ pub struct RegistrationRules {
     pub contact: ContactShape,
     /// Fields added as they are (`context = "psd2"`).
     pub extra: BTreeMap<String, String>,
-    /// The status of a successful creation (201 in the spec, 200 at some banks).
+    /// The status of a successful creation (201 in the spec, 200 at some banks). Another 2xx
+    /// is read all the same, and said at `-v`.
     pub created_status: u16,
     /// Whether the bank approves by hand.
     pub approval: Approval,
