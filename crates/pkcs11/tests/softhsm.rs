@@ -26,6 +26,7 @@ struct Tokens {
     mismatch: stet_testkit::SoftHsmToken,
     pool: stet_testkit::SoftHsmToken,
     errors: stet_testkit::SoftHsmToken,
+    reset: stet_testkit::SoftHsmToken,
     qwac_rsa: (stet_testkit::SoftHsmToken, Pki),
     qwac_ec: (stet_testkit::SoftHsmToken, Pki),
 }
@@ -53,6 +54,7 @@ fn tokens() -> &'static Tokens {
             mismatch: with_key("mismatch", &cavage, "other", "02"),
             pool: with_key("pool", &rsa2048, "qseal", "01"),
             errors: with_key("errors", &rsa2048, "qseal", "01"),
+            reset: with_key("reset", &rsa2048, "qseal", "01"),
             qwac_rsa: qwac("qwac-rsa", &rcgen::PKCS_RSA_SHA256),
             qwac_ec: qwac("qwac-ec", &rcgen::PKCS_ECDSA_P256_SHA256),
         }
@@ -543,4 +545,62 @@ fn a_handshake_waiting_for_the_pool_leaves_the_runtime_running() {
         1,
         "never more than the pool's one session"
     );
+}
+
+#[test]
+fn a_session_the_token_dropped_is_reopened() {
+    // The module is reset under the key (C_Finalize, then C_Initialize, by another part of
+    // the process): every session handle the pool holds is now CKR_SESSION_HANDLE_INVALID,
+    // and the login is gone. The next signature must open a new session, log in and sign.
+    // A reset would break the other tests of this binary, which share the module: the test
+    // runs itself alone in a child process, and checks that child's result.
+    const CHILD: &str = "STET_TEST_RESET_CHILD";
+    let token = &tokens().reset;
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_session_the_token_dropped_is_reopened",
+                "--test-threads",
+                "1",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the child ran the test: {text}");
+        assert!(text.contains("reopened after the reset"), "{text}");
+        return;
+    }
+    let key = open(&token.uri("qseal")).unwrap();
+    let signer = Pkcs11Signer::new(key.clone()).unwrap();
+    let soft = PrivateKey::from_pem(
+        &std::fs::read(httpsig_file("data/rsa2048.pkcs8.pem")).unwrap(),
+        None,
+    )
+    .unwrap()
+    .signer(Backend::AwsLc)
+    .unwrap();
+    assert_eq!(
+        signer.sign(b"before").unwrap(),
+        soft.sign(b"before").unwrap()
+    );
+    let flags = || {
+        cryptoki::context::CInitializeArgs::new(cryptoki::context::CInitializeFlags::OS_LOCKING_OK)
+    };
+    let reset = cryptoki::context::Pkcs11::new(&token.module).unwrap();
+    reset.finalize().unwrap();
+    let again = cryptoki::context::Pkcs11::new(&token.module).unwrap();
+    again.initialize(flags()).unwrap();
+    // Kept initialised for the rest of this (child) process: dropping it would finalise.
+    std::mem::forget(again);
+    assert_eq!(signer.sign(b"after").unwrap(), soft.sign(b"after").unwrap());
+    assert_eq!(key.open_sessions(), 1);
+    println!("reopened after the reset");
 }
