@@ -1282,7 +1282,7 @@ fn hsm_keys_and_registration_keep_secrets_at_trace() {
             "pkcs11_module",
             &format!("{:?}", token.module.display().to_string()),
         ),
-        ("registration_url", &format!("\"{origin}/register\"")),
+        ("registration_url", &format!("\"{origin}/v1/register\"")),
     ]);
     write_private(
         &env.config,

@@ -10,7 +10,25 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
 use support::*;
+
+/// The sandbox's counters (`GET /sandbox/stats`).
+fn stats(env: &Env) -> Value {
+    let ca = std::fs::read(env.sandbox.get("ca")).expect("read the sandbox CA");
+    let url = url::Url::parse(env.sandbox.get("api_base"))
+        .and_then(|base| base.join("/sandbox/stats"))
+        .expect("stats URL");
+    block_on(async move {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])
+            .build()
+            .expect("client");
+        let response = client.get(url).send().await.expect("GET /sandbox/stats");
+        assert_eq!(response.status().as_u16(), 200);
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("stats JSON")
+    })
+}
 
 /// A sandbox whose TPP keys are imported into a token of their own, and a profile that names
 /// them by URI (PIN from a file), the key files left out.
@@ -21,7 +39,12 @@ struct HsmEnv {
 }
 
 fn hsm_env() -> HsmEnv {
-    let mut env = Env::new();
+    hsm_env_with(&[])
+}
+
+/// [`hsm_env`] with a sandbox started with `extra` arguments.
+fn hsm_env_with(extra: &[&str]) -> HsmEnv {
+    let mut env = Env::with(extra, "sandbox");
     let token = stet_testkit::softhsm_token_in("journey", &env.home.path().join("softhsm"));
     // `stet` runs with a cleared environment: SoftHSM needs to be told where the token is.
     env.vars
@@ -226,4 +249,168 @@ fn bad_hsm_settings_are_clear_errors() {
         doctor.stdout.contains("FAIL QSealC PKCS#11 module"),
         "{doctor}"
     );
+}
+
+/// The journey with an RSA-2048 QWAC whose key is in the token, the sandbox accepting TLS
+/// `version` alone: what the sandbox verified of the client's handshake signatures.
+fn rsa_qwac_journey(version: &str) -> Value {
+    let hsm = hsm_env_with(&["--qwac-key", "rsa-2048", "--tls-version", version]);
+    let env = &hsm.env;
+    let doctor = env.run(&["doctor"]);
+    let text = doctor.ok();
+    assert!(
+        text.contains("ok   QWAC key in the HSM: token `journey-")
+            && text.contains("RSA 2048 bits"),
+        "{doctor}"
+    );
+    assert!(
+        text.contains("ok   TLS handshake with the QWAC:"),
+        "{doctor}"
+    );
+    // Consent, accounts, balances: every connection's handshake signed in the HSM by the
+    // real CLI path (the profile's pkcs11: qwac_key, the transport's TLS configuration).
+    env.login(&[]);
+    let accounts = env.accounts();
+    assert_eq!(accounts.len(), 3);
+    let id = accounts[0]["resourceId"].as_str().unwrap().to_owned();
+    let balances = env
+        .present(&["balances", &id, "--output", "json"])
+        .json_array();
+    assert!(!balances.is_empty());
+    stats(env)["clientHandshakeSignatures"].clone()
+}
+
+#[test]
+fn an_rsa_qwac_in_the_hsm_signs_tls13_with_pss() {
+    let seen = rsa_qwac_journey("1.3");
+    let seen = seen.as_object().unwrap();
+    // Only TLS 1.3 was negotiated, and every client signature was RSA-PSS.
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        ["TLSv1.3 RSA_PSS_SHA256"],
+        "{seen:?}"
+    );
+    assert!(
+        seen["TLSv1.3 RSA_PSS_SHA256"].as_u64().unwrap() >= 3,
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn an_rsa_qwac_in_the_hsm_signs_tls12_with_pkcs1() {
+    let seen = rsa_qwac_journey("1.2");
+    let seen = seen.as_object().unwrap();
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        ["TLSv1.2 RSA_PKCS1_SHA256"],
+        "{seen:?}"
+    );
+    assert!(
+        seen["TLSv1.2 RSA_PKCS1_SHA256"].as_u64().unwrap() >= 3,
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn the_module_from_stet_pkcs11_module() {
+    // No module-path in the URI, no pkcs11_module in any profile: STET_PKCS11_MODULE names it.
+    let hsm = hsm_env();
+    let env = &hsm.env;
+    let request = "GET /v1/accounts HTTP/1.1\nHost: bank.example\nX-Request-ID: 2\n\n";
+    let request_file = env.home.path().join("request.http");
+    std::fs::write(&request_file, request).unwrap();
+    let uri = hsm.uri("qseal", &hsm.pin_file);
+    assert!(!uri.contains("module-path"));
+    let args = [
+        "sig",
+        "sign",
+        "--key",
+        uri.as_str(),
+        "--key-id",
+        "k",
+        "--date-now",
+        "--headers",
+        "(request-target) date x-request-id",
+        request_file.to_str().unwrap(),
+    ];
+    // Without it, nothing says which module to load.
+    env.run(&args).fails(78, "no PKCS#11 module to load");
+    let mut cmd = env.command(&args);
+    cmd.env("STET_PKCS11_MODULE", &hsm.token.module);
+    let signed = finished(&args, cmd);
+    let text = signed.ok().to_owned();
+    assert!(text.contains("Signature: keyId=\"k\""), "{signed}");
+    let signed_file = env.home.path().join("signed.http");
+    std::fs::write(&signed_file, &text).unwrap();
+    let verified = env.run(&[
+        "sig",
+        "verify",
+        "--key",
+        env.sandbox.get("qseal_cert"),
+        "--require",
+        "(request-target) date",
+        signed_file.to_str().unwrap(),
+    ]);
+    assert_eq!(verified.ok().trim(), "ok");
+}
+
+#[test]
+fn bench_sign_through_the_hsm() {
+    let hsm = hsm_env();
+    let env = &hsm.env;
+    let uri = hsm.uri("qseal", &hsm.pin_file);
+    let args = [
+        "bench",
+        "sign",
+        "--backend",
+        "pkcs11",
+        "--key",
+        uri.as_str(),
+        "--seconds",
+        "0.2",
+        "--json",
+    ];
+    let mut cmd = env.command(&args);
+    cmd.env("STET_PKCS11_MODULE", &hsm.token.module);
+    let out = finished(&args, cmd);
+    let report = out.json();
+    assert_eq!(report["backend"], "pkcs11", "{out}");
+    assert_eq!(report["key_bits"], 2048, "{out}");
+    assert_eq!(
+        report["module"].as_str(),
+        Some(hsm.token.module.to_str().unwrap()),
+        "{out}"
+    );
+    for rate in ["stet_request_per_s", "raw_per_s", "raw_parallel_per_s"] {
+        assert!(
+            report[rate].as_f64().is_some_and(|r| r > 0.0),
+            "{rate}: {out}"
+        );
+    }
+    assert!(!out.stdout.contains(stet_testkit::PIN), "{out}");
+}
+
+#[test]
+fn the_doctor_tells_an_hsm_key_of_another_certificate() {
+    // An RSA key of the token that is not the QSealC's: the doctor signs with it, the
+    // certificate does not verify, and it says which setting to change.
+    let hsm = hsm_env();
+    let env = &hsm.env;
+    let other = env.home.path().join("other.key");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    write_private(&other, &key.serialize_pem());
+    hsm.token.import(&other, "qseal-other", "03");
+    hsm.write_profile("qseal-other", "qwac", &hsm.pin_file);
+    let doctor = env.run(&["doctor"]);
+    assert_eq!(doctor.code, 78, "{doctor}");
+    let line = doctor
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL QSealC key matches certificate"))
+        .unwrap_or_else(|| panic!("{doctor}"));
+    assert!(
+        line.contains("is not the key of") && line.contains("object=qseal-other"),
+        "{line}"
+    );
+    assert!(doctor.stdout.contains("point qseal_key at"), "{doctor}");
 }

@@ -100,6 +100,53 @@ fn one(out: &Out) -> Value {
     value
 }
 
+/// A sandbox-only endpoint (no client certificate): `GET` when `body` is `None`.
+fn sandbox_call(env: &Env, path: &str, body: Option<&str>) -> Value {
+    let ca = std::fs::read(env.sandbox.get("ca")).expect("read the sandbox CA");
+    let url = url::Url::parse(env.sandbox.get("api_base"))
+        .and_then(|base| base.join(path))
+        .expect("sandbox URL");
+    let body = body.map(str::to_owned);
+    block_on(async move {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])
+            .build()
+            .expect("client");
+        let request = match body {
+            Some(body) => client.post(url).body(body),
+            None => client.get(url),
+        };
+        let response = request.send().await.expect("the sandbox answers");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON")
+    })
+}
+
+/// Every registration request the sandbox received: `[{method, path, body}]`.
+fn received(env: &Env) -> Vec<Value> {
+    sandbox_call(env, "/sandbox/registrations/requests", None)
+        .as_array()
+        .expect("an array")
+        .clone()
+}
+
+/// The bank's staff approve the updates recorded for approval by hand.
+fn approve(env: &Env) -> u64 {
+    sandbox_call(env, "/sandbox/registrations/approve", Some("{}"))["approved"]
+        .as_u64()
+        .expect("approved: N")
+}
+
+/// A certificate as `x5c` carries it: base64 DER, read from the PEM here, not by stet.
+fn x5c_of(pem: &Path) -> String {
+    let text = std::fs::read_to_string(pem).unwrap();
+    text.lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect()
+}
+
 fn config_value(env: &Env) -> toml::Table {
     toml::from_str(&std::fs::read_to_string(&env.config).unwrap()).unwrap()
 }
@@ -122,7 +169,7 @@ fn the_spec_form_create_show_use_update_rotate_delete() {
     configure(
         &env,
         "sandbox",
-        "/register",
+        "/v1/register",
         "client_uri = \"https://tpp.example\"\n",
     );
 
@@ -523,7 +570,7 @@ fn bad_input_is_refused_with_clear_errors() {
 
     // A certificate without PSD2 roles: refused before anything is sent.
     let (no_roles, _) = qseal(env.home.path(), "no-roles", None);
-    configure(&env, "sandbox", "/register", "");
+    configure(&env, "sandbox", "/v1/register", "");
     let mut cmd = env.command(&["register", "create"]);
     cmd.env("STET_QSEAL_CERT", &no_roles);
     finished(&["register create"], cmd).fails(78, "carries no PSD2 role");
@@ -537,7 +584,7 @@ fn bad_input_is_refused_with_clear_errors() {
     configure(
         &env,
         "sandbox",
-        "/register",
+        "/v1/register",
         "scope = [\"aisp\", \"pisp\"]\n",
     );
     let mut cmd = env.command(&["register", "create"]);
@@ -548,7 +595,7 @@ fn bad_input_is_refused_with_clear_errors() {
     configure(
         &env,
         "sandbox",
-        "/register",
+        "/v1/register",
         "redirect_uris = [\"http://tpp.example/callback\"]\n",
     );
     let out = env.run(&["register", "create"]);
@@ -564,4 +611,373 @@ fn bad_input_is_refused_with_clear_errors() {
     // Not registered yet.
     env.run(&["register", "update"])
         .fails(78, "stet register create");
+}
+
+/// The profile's QSealC settings, as the configuration file says them.
+fn qseal_settings(env: &Env) -> (String, String, String) {
+    let table = config_value(env);
+    let get = |k: &str| {
+        profile_key(&table, k)
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (get("qseal_cert"), get("qseal_key"), get("key_id"))
+}
+
+#[test]
+fn rotation_at_bnp_waits_for_the_banks_approval() {
+    let env = Env::new();
+    configure(&env, "bnp-paribas", "/psd2/register", "");
+    let created = env.run(&["register", "create", "--output", "json"]).json();
+    let old_kid = created["kid"].as_str().unwrap().to_owned();
+    let before = qseal_settings(&env);
+    let (new_cert, new_key) = qseal(
+        env.home.path(),
+        "qseal-2027",
+        Some(vec![
+            PspRole::AccountInformation,
+            PspRole::PaymentInitiation,
+        ]),
+    );
+    let url = "https://tpp.example/certs/qseal-2027.pem";
+
+    // BNP Paribas records the update and approves it by hand: nothing changed at the bank,
+    // so nothing changes in the profile; the old key keeps signing.
+    let out = rotate(&env, &new_cert, &new_key, Some(url));
+    let pending = one(&out);
+    assert_eq!(pending["status"], "pending", "{out}");
+    assert_eq!(
+        pending["kid"],
+        old_kid.as_str(),
+        "the bank still has the old key: {out}"
+    );
+    assert!(out.stderr.contains("We will contact you"), "{out}");
+    assert!(
+        out.stderr.contains("keeps signing with its current QSealC")
+            && out.stderr.contains("stet register rotate --finish"),
+        "says what to do: {out}"
+    );
+    assert_eq!(
+        qseal_settings(&env),
+        before,
+        "profile unchanged while pending"
+    );
+    let table = config_value(&env);
+    assert_eq!(
+        table["profiles"]["sandbox"]["registration"]["status"].as_str(),
+        Some("pending")
+    );
+    assert_eq!(
+        stored(&env)["pending_rotation"]["qseal_cert"].as_str(),
+        new_cert.to_str()
+    );
+
+    // Not approved yet: finishing says so (temporary failure), reading says so, and
+    // neither switches.
+    let early = env.run(&["register", "rotate", "--finish", "--output", "json"]);
+    assert_eq!(early.code, 75, "{early}");
+    assert!(
+        early.stderr.contains("still carries the old QSealC"),
+        "{early}"
+    );
+    let shown = env.run(&["register", "show", "--output", "json"]);
+    assert_eq!(one(&shown)["status"], "pending", "{shown}");
+    assert_eq!(qseal_settings(&env), before);
+
+    // The bank's staff approve; the next read finishes the rotation.
+    assert_eq!(approve(&env), 1);
+    let out = env.run(&["register", "rotate", "--finish", "--output", "json"]);
+    let done = one(&out);
+    assert_eq!(done["status"], "active", "{out}");
+    assert_ne!(done["kid"], old_kid.as_str(), "{out}");
+    assert!(out.stderr.contains("has the new QSealC"), "{out}");
+    assert_eq!(
+        qseal_settings(&env),
+        (
+            new_cert.to_str().unwrap().to_owned(),
+            new_key.to_str().unwrap().to_owned(),
+            url.to_owned()
+        )
+    );
+    assert!(stored(&env).get("pending_rotation").is_none());
+    env.run(&["register", "rotate", "--finish"])
+        .fails(78, "has no rotation pending");
+}
+
+#[test]
+fn rotation_at_credit_agricole_is_in_force_at_once() {
+    let env = Env::new();
+    configure(
+        &env,
+        "credit-agricole",
+        "/psd2_actor_registration/v1/tpp_consumers",
+        "",
+    );
+    env.run(&["register", "create"]).ok();
+    let (new_cert, new_key) = qseal(
+        env.home.path(),
+        "qseal-next",
+        Some(vec![PspRole::AccountInformation]),
+    );
+    let out = rotate(&env, &new_cert, &new_key, None);
+    let rotated = one(&out);
+    assert_eq!(rotated["status"], "active", "{out}");
+    let (cert, key, _) = qseal_settings(&env);
+    assert_eq!(
+        (cert.as_str(), key.as_str()),
+        (new_cert.to_str().unwrap(), new_key.to_str().unwrap())
+    );
+    // The bank holds the new certificate (a bare jwks array, x5c a string), and the PUT
+    // carried the registration token in its body, as Crédit Agricole wants. (Read signed by
+    // the new key under its kid: the profile's keyId is the old certificate's URL, where the
+    // TPP publishes the new one in real life.)
+    let mut show = env.command(&["register", "show", "--output", "json"]);
+    show.env("STET_KEY_ID", rotated["kid"].as_str().unwrap());
+    let shown = finished(&["register show"], show).json();
+    assert_eq!(
+        shown["record"]["jwks"][0]["x5c"],
+        x5c_of(&new_cert),
+        "{shown}"
+    );
+    let puts: Vec<Value> = received(&env)
+        .into_iter()
+        .filter(|r| r["method"] == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:#?}");
+    assert_eq!(
+        puts[0]["body"]["registration_access_token"],
+        "NOTAPPLICABLE"
+    );
+}
+
+#[test]
+fn rotation_at_la_banque_postale_goes_through_its_portal() {
+    let env = Env::new();
+    let portal_user = env.sandbox.get("client_id");
+    configure(
+        &env,
+        "la-banque-postale",
+        "/lbp/register",
+        &format!("portal_user = {portal_user:?}\nportal_password_env = \"LBP_PORTAL_PASSWORD\"\n"),
+    );
+    let secret = env.sandbox.get("client_secret").to_owned();
+    let with_password = |args: &[&str]| {
+        let mut cmd = env.command(args);
+        cmd.env("LBP_PORTAL_PASSWORD", &secret);
+        finished(args, cmd)
+    };
+    with_password(&["register", "create"]).ok();
+    let before = qseal_settings(&env);
+    let sent_before = received(&env).len();
+    let (new_cert, new_key) = qseal(
+        env.home.path(),
+        "qseal-next",
+        Some(vec![
+            PspRole::AccountInformation,
+            PspRole::PaymentInitiation,
+        ]),
+    );
+    // No jwks at LBP: the QSealC is registered on its developer portal, so rotate sends
+    // nothing, keeps the old key signing and says where to upload the new certificate.
+    let out = rotate(&env, &new_cert, &new_key, None);
+    assert_eq!(one(&out)["status"], "pending", "{out}");
+    assert!(
+        out.stderr.contains("developer portal") && out.stderr.contains("--finish"),
+        "{out}"
+    );
+    assert_eq!(
+        received(&env).len(),
+        sent_before,
+        "nothing sent to the bank"
+    );
+    assert_eq!(qseal_settings(&env), before);
+    // Uploaded: `--finish` reads the registration (portal credentials) and switches.
+    let out = with_password(&["register", "rotate", "--finish", "--output", "json"]);
+    assert_eq!(one(&out)["status"], "active", "{out}");
+    let (cert, key, _) = qseal_settings(&env);
+    assert_eq!(
+        (cert.as_str(), key.as_str()),
+        (new_cert.to_str().unwrap(), new_key.to_str().unwrap())
+    );
+    let last = received(&env).pop().unwrap();
+    assert_eq!(last["method"], "GET", "{last}");
+}
+
+#[test]
+fn the_default_endpoint_is_where_the_spec_puts_it() {
+    // No registration_url: the sandbox bank profile's endpoint, the spec's basePath /v1 and
+    // /register on the API's host (not below the API's own base path).
+    let env = Env::new();
+    let body = env.profile_body(&[]);
+    assert!(!body.contains("registration_url"));
+    write_private(
+        &env.config,
+        &format!(
+            "[profiles.sandbox]\n{body}\n[profiles.sandbox.registration]\ncontacts = [\"ops@tpp.example\"]\n"
+        ),
+    );
+    let out = env.run(&["register", "create", "--output", "json"]);
+    assert_eq!(one(&out)["status"], "active", "{out}");
+    let api = url::Url::parse(env.sandbox.get("api_base")).unwrap();
+    let expected = format!(
+        "https://{}:{}/v1/register",
+        api.host_str().unwrap(),
+        api.port().unwrap()
+    );
+    assert!(out.stderr.contains(&format!("({expected})")), "{out}");
+    let requests = received(&env);
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(requests[0]["path"], "/v1/register");
+    env.run(&["register", "show"]).ok();
+    assert_eq!(
+        received(&env)[1]["path"].as_str().unwrap(),
+        format!("/v1/register/{}", one(&out)["client_id"].as_str().unwrap())
+    );
+}
+
+/// The official registration 1.0.5 file, with its two broken `$ref`s patched: the POST body
+/// names `#/definitions/RegistrationRequest` (defined as `RegistrationRequestResource`), the
+/// PUT body `#/parameters/RegistrationRecordparameter` (defined as
+/// `RegistrationRecordParameter`). As crates/client/tests/registration_schema.rs does.
+fn official_spec() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/reference/stet/stet-oauth2-registration-v1.0.5.swagger.json"
+    );
+    let text = std::fs::read_to_string(path).expect("the official registration spec in ../shared");
+    let patched = text
+        .replace(
+            "\"#/definitions/RegistrationRequest\"",
+            "\"#/definitions/RegistrationRequestResource\"",
+        )
+        .replace(
+            "\"#/parameters/RegistrationRecordparameter\"",
+            "\"#/parameters/RegistrationRecordParameter\"",
+        );
+    let mut spec: Value = serde_json::from_str(&patched).unwrap();
+    // The PUT body is a RegistrationRecord, whose `required` names fields the spec's own
+    // text says MUST NOT be sent in an update: an update is checked without them.
+    spec["definitions"]["RegistrationRecord"]["required"] = serde_json::json!(["client_id"]);
+    spec
+}
+
+/// What is wrong with `value` against the definition `name`, by jsonschema.
+fn schema_errors(spec: &Value, name: &str, value: &Value) -> Vec<String> {
+    let doc = serde_json::json!({
+        "$ref": format!("#/definitions/{name}"),
+        "definitions": spec["definitions"],
+        "parameters": spec["parameters"],
+    });
+    let validator = jsonschema::options().build(&doc).unwrap();
+    validator
+        .iter_errors(value)
+        .map(|e| format!("{e} at `{}`", e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn what_stet_register_sends_against_the_official_schema() {
+    let spec = official_spec();
+    let metadata = "client_uri = \"https://tpp.example\"\n\
+        logo_uri = \"https://tpp.example/logo.png\"\n\
+        tos_uri = \"https://tpp.example/terms\"\n\
+        policy_uri = \"https://tpp.example/privacy\"\n\
+        client_name = \"Example TPP Payments\"\n\
+        client_legal_id = \"AGTFR-ACPR-12345\"\n";
+
+    // The spec's form: the creation and the update, as they went on the wire.
+    let env = Env::new();
+    configure(&env, "sandbox", "/v1/register", metadata);
+    env.run(&["register", "create"]).ok();
+    env.run(&["register", "update"]).ok();
+    let sent = received(&env);
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    for (request, method, definition) in [
+        (&sent[0], "POST", "RegistrationRequestResource"),
+        (&sent[1], "PUT", "RegistrationRecord"),
+    ] {
+        assert_eq!(request["method"], method);
+        let body = &request["body"];
+        let found = schema_errors(&spec, definition, body);
+        assert!(found.is_empty(), "{method}: {found:#?}\n{body:#}");
+        // The profile's registration table went out as the spec names it.
+        for (field, value) in [
+            ("client_uri", "https://tpp.example"),
+            ("logo_uri", "https://tpp.example/logo.png"),
+            ("tos_uri", "https://tpp.example/terms"),
+            ("policy_uri", "https://tpp.example/privacy"),
+            ("client_name", "Example TPP Payments"),
+            ("client_legal_id", "AGTFR-ACPR-12345"),
+        ] {
+            assert_eq!(body[field], value, "{method} {field}: {body:#}");
+        }
+        assert!(
+            body.get("registration_access_token").is_none(),
+            "never in a body at the spec: {body:#}"
+        );
+    }
+
+    // CIC's rotation: one PUT with the old key (its bank-assigned kid) and the new one
+    // (`"kid": null`, for the bank to fill): the schema's only complaint is that null, where
+    // CIC's variant leaves the spec.
+    let env = Env::new();
+    configure(
+        &env,
+        "credit-mutuel-cic",
+        "/cic/oauth2/registrations",
+        metadata,
+    );
+    let created = env.run(&["register", "create", "--output", "json"]).json();
+    let (new_cert, new_key) = qseal(
+        env.home.path(),
+        "qseal-next",
+        Some(vec![PspRole::AccountInformation]),
+    );
+    rotate(&env, &new_cert, &new_key, None).ok();
+    let put = received(&env)
+        .into_iter()
+        .find(|r| r["method"] == "PUT")
+        .expect("the rotation's PUT");
+    let body = &put["body"];
+    let keys = body["jwks"]["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{body:#}");
+    assert_eq!(keys[0]["kid"], created["kid"]);
+    assert_eq!(keys[1]["x5c"][0], x5c_of(&new_cert));
+    let found = schema_errors(&spec, "RegistrationRecord", body);
+    assert_eq!(found.len(), 1, "{found:#?}\n{body:#}");
+    assert!(
+        found[0].contains("null is not of type \"string\" at `/jwks/keys/1/kid`"),
+        "{found:#?}"
+    );
+    assert_eq!(body["logo_uri"], "https://tpp.example/logo.png");
+}
+
+#[test]
+fn a_creation_status_other_than_the_profiles_is_said_at_v() {
+    // A bank profile that expects 200 where the sandbox's spec form answers 201.
+    let env = Env::new();
+    let banks = env.home.path().join("banks");
+    std::fs::create_dir_all(&banks).unwrap();
+    std::fs::write(
+        banks.join("sandbox-200.toml"),
+        "name = \"sandbox-200\"\ndisplay_name = \"Sandbox answering 200\"\nextends = \"sandbox\"\n\n[registration]\ncreated_status = 200\n",
+    )
+    .unwrap();
+    configure(&env, "sandbox-200", "/v1/register", "");
+    let mut cmd = env.command(&["-v", "register", "create", "--output", "json"]);
+    cmd.env("STET_BANK_PROFILES", &banks);
+    let out = finished(&["register create -v"], cmd);
+    assert_eq!(one(&out)["status"], "active", "{out}");
+    assert!(
+        out.stderr
+            .contains("answered the registration 201 where its bank profile says 200"),
+        "{out}"
+    );
+    // The bank as its profile says: nothing to say.
+    let env = Env::new();
+    configure(&env, "sandbox", "/v1/register", "");
+    let out = env.run(&["-v", "register", "create"]);
+    out.ok();
+    assert!(!out.stderr.contains("created_status"), "{out}");
 }

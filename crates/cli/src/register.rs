@@ -12,8 +12,9 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use stet_client::bank::{BankProfile, KeyIdForm};
 use stet_client::registration::{
-    BodyInput, KidStrategy, QsealCertificate, RegisteredKey, Registrar, RegistrationError,
-    RegistrationState, RegistrationStore, Rotation, default_store, kid_for, request_body,
+    BodyInput, JwksShape, KidStrategy, PendingRotation, QsealCertificate, RegisteredKey, Registrar,
+    RegistrationError, RegistrationState, RegistrationStore, Rotation, default_store, kid_for,
+    kid_of_certificate, record_carries, request_body,
 };
 use stet_transport::Profile;
 
@@ -42,12 +43,19 @@ registration store (0600).")]
     /// Delete the registration at the bank (DELETE), where the bank allows it
     Delete(OutputArgs),
     /// Replace the registered QSealC by a new one, the way the bank does it
-    #[command(after_help = "Example:
+    #[command(after_help = "Examples:
   stet register rotate --qseal-cert new-qseal.pem --qseal-key new-qseal.key
+  stet register rotate --finish
 
 Spec banks get a PUT with the new certificate; banks that register keys side by side (CIC)
 get both and assign the new one its kid; banks that want it (LCL) are read with the old key
-first. The profile then points at the new certificate, key and kid.")]
+first. The profile points at the new certificate, key and kid only once the bank has the new
+certificate. A bank that approves updates by hand (BNP Paribas) answers \"recorded\": the
+rotation is kept as pending and the old key keeps signing; once the bank confirms, run
+`stet register rotate --finish` (or `stet register show`), which switches the profile when
+the bank's registration carries the new certificate. A bank that registers no key through
+its API (La Banque Postale: no jwks, the QSealC is uploaded on its developer portal) gets no
+request: upload the new certificate there, then run `stet register rotate --finish`.")]
     Rotate(RotateArgs),
 }
 
@@ -65,11 +73,15 @@ pub struct RotateArgs {
     #[command(flatten)]
     out: OutputArgs,
     /// The new QSealC certificate (PEM)
-    #[arg(long, value_name = "CERT.pem")]
-    qseal_cert: std::path::PathBuf,
+    #[arg(long, value_name = "CERT.pem", required_unless_present = "finish")]
+    qseal_cert: Option<std::path::PathBuf>,
     /// The new QSealC key: a key file, or a `pkcs11:` URI
-    #[arg(long, value_name = "KEY")]
-    qseal_key: String,
+    #[arg(long, value_name = "KEY", required_unless_present = "finish")]
+    qseal_key: Option<String>,
+    /// Finish a rotation the bank kept pending: read the registration and, once the bank has
+    /// the new certificate, switch the profile to it
+    #[arg(long, conflicts_with_all = ["qseal_cert", "qseal_key", "key_id"])]
+    finish: bool,
     /// The Signature keyId of the new key, for a bank that finds the QSealC at a URL (publish
     /// the new certificate there first); by default the profile's `key_id` stays. A bank that
     /// names keys by their registration kid takes the new kid instead.
@@ -212,8 +224,79 @@ async fn show(
         .read(&state)
         .await
         .map_err(failure)?;
+    if read.pending_rotation.is_some() {
+        // Reading is how a TPP learns that the bank approved: a rotation it now has is
+        // finished here, as `rotate --finish` would.
+        let read = settle_rotation(profile, bank, store, read, false)?;
+        return print(&read, args.report());
+    }
     store.save(&profile.name, &read).map_err(failure)?;
     print(&read, args.report())
+}
+
+/// What a read says of a pending rotation: the bank has the new certificate (the profile
+/// switches to it), has not yet (still pending), or cannot say (a record without keys: the
+/// profile switches only on `finish`, the TPP's word that the bank confirmed).
+fn settle_rotation(
+    profile: &Profile,
+    bank: &BankProfile,
+    store: &RegistrationStore,
+    mut read: RegistrationState,
+    finish: bool,
+) -> Result<RegistrationState, Failure> {
+    let Some(rotation) = read.pending_rotation.clone() else {
+        return Ok(read);
+    };
+    let carried = record_carries(&read.record, &rotation.certificate);
+    let done = match carried {
+        Some(has) => has,
+        None => finish,
+    };
+    if !done {
+        read.status = "pending".to_owned();
+        save(profile, bank, store, &read, None)?;
+        let why = match carried {
+            Some(_) => format!(
+                "{}'s registration still carries the old QSealC",
+                bank.display_name
+            ),
+            None => format!(
+                "{}'s registration does not show its keys",
+                bank.display_name
+            ),
+        };
+        eprintln!(
+            "the rotation to {} is still pending: {why}; profile `{}` keeps signing with its \
+             current QSealC. Once {} confirms, run `stet register rotate --finish`",
+            rotation.qseal_cert, profile.name, bank.display_name
+        );
+        return Ok(read);
+    }
+    if let Some(kid) =
+        kid_of_certificate(&read.record, &rotation.certificate).or(rotation.kid.clone())
+    {
+        read.kid = Some(kid);
+    }
+    read.status = "active".to_owned();
+    read.pending_rotation = None;
+    let mut changed = vec![
+        ("qseal_key", rotation.qseal_key.as_str()),
+        ("qseal_cert", rotation.qseal_cert.as_str()),
+    ];
+    if bank.signature.key_id != KeyIdForm::RegistrationId
+        && let Some(key_id) = &rotation.key_id
+    {
+        changed.push(("key_id", key_id.as_str()));
+    }
+    save(profile, bank, store, &read, Some(&changed))?;
+    eprintln!(
+        "{} has the new QSealC: profile `{}` now signs with {} (kid {})",
+        bank.display_name,
+        profile.name,
+        rotation.qseal_cert,
+        read.kid.as_deref().unwrap_or("none")
+    );
+    Ok(read)
 }
 
 async fn update(
@@ -272,18 +355,53 @@ async fn rotate(
     args: RotateArgs,
 ) -> Result<u8, Failure> {
     let state = stored(profile, store)?;
+    let (Some(qseal_cert), Some(qseal_key)) = (args.qseal_cert.clone(), args.qseal_key.clone())
+    else {
+        // `--finish` (clap requires the two otherwise).
+        return finish_rotation(profile, bank, store, state, args.out).await;
+    };
+    if let Some(pending) = &state.pending_rotation {
+        eprintln!(
+            "replacing the rotation to {} that was still pending",
+            pending.qseal_cert
+        );
+    }
     let old = qseal(profile.qseal_cert.as_deref(), profile)?;
-    let new = qseal(Some(&args.qseal_cert), profile)?;
+    let new = qseal(Some(&qseal_cert), profile)?;
     // The profile as it will be: the new certificate and key (and, below, kid).
     let mut next = profile.clone();
-    next.qseal_cert = Some(args.qseal_cert.clone());
-    next.qseal_key = args.qseal_key.clone().into();
+    next.qseal_cert = Some(qseal_cert.clone());
+    next.qseal_key = qseal_key.clone().into();
     let rules = &bank.registration;
     let new_kid = match rules.kid {
         // A new kid for a new key: the profile's current one names the old key.
         KidStrategy::TppChosen => kid_for(rules.kid, &new, None),
         other => kid_for(other, &new, None),
     };
+    let rotation = PendingRotation {
+        qseal_cert: qseal_cert.display().to_string(),
+        qseal_key: qseal_key.clone(),
+        key_id: args.key_id.clone(),
+        kid: new_kid.clone(),
+        certificate: new.x5c(),
+    };
+    if rules.jwks == JwksShape::None {
+        // No key goes through this bank's registration API: the QSealC is registered on its
+        // developer portal, by hand. Nothing to send; the profile switches on `--finish`.
+        let mut kept = state.clone();
+        kept.status = "pending".to_owned();
+        kept.pending_rotation = Some(rotation);
+        save(profile, bank, store, &kept, None)?;
+        eprintln!(
+            "{} registers no key through its API (its registration has no jwks): upload {} on \
+             its developer portal; profile `{}` keeps signing with its current QSealC until \
+             then. Once the bank has it, run `stet register rotate --finish`",
+            bank.display_name,
+            qseal_cert.display(),
+            profile.name
+        );
+        return print(&kept, args.out.report());
+    }
     let updated = match rules.rotation {
         Rotation::ReplaceKey => {
             let body = body(
@@ -348,21 +466,40 @@ async fn rotate(
                 .map_err(failure)?
         }
     };
-    let key = args.qseal_key.clone();
-    let cert = args.qseal_cert.display().to_string();
-    let mut changed = vec![("qseal_key", key.as_str()), ("qseal_cert", cert.as_str())];
-    if bank.signature.key_id != KeyIdForm::RegistrationId
-        && let Some(key_id) = &args.key_id
-    {
-        changed.push(("key_id", key_id.as_str()));
+    // The profile switches only once the bank has the new certificate: an answer that is
+    // "recorded, we will contact you" (or a record still without it) leaves the old key
+    // signing, and the rotation pending.
+    let recorded = updated.status == "pending"
+        || record_carries(&updated.record, &rotation.certificate) == Some(false);
+    if recorded {
+        let mut kept = updated.clone();
+        kept.status = "pending".to_owned();
+        kept.kid = state.kid.clone();
+        kept.pending_rotation = Some(rotation);
+        save(profile, bank, store, &kept, None)?;
+        eprintln!(
+            "the rotation to {} is pending at {}{}: profile `{}` keeps signing with its \
+             current QSealC ({}) until the bank has the new one. Once {} confirms, run `stet \
+             register rotate --finish` (or `stet register show`)",
+            qseal_cert.display(),
+            bank.display_name,
+            kept.message
+                .as_deref()
+                .map(|m| format!(" (\"{m}\")"))
+                .unwrap_or_default(),
+            profile.name,
+            profile
+                .qseal_cert
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            bank.display_name
+        );
+        return print(&kept, args.out.report());
     }
-    save(profile, bank, store, &updated, Some(&changed))?;
-    eprintln!(
-        "profile `{}` now signs with {} (kid {})",
-        profile.name,
-        cert,
-        updated.kid.as_deref().unwrap_or("none")
-    );
+    let mut updated = updated;
+    updated.pending_rotation = Some(rotation);
+    let updated = settle_rotation(profile, bank, store, updated, true)?;
     if bank.signature.key_id == KeyIdForm::CertificateUrl {
         eprintln!(
             "{} finds the QSealC at key_id ({}): publish the new certificate there, or point \
@@ -372,6 +509,37 @@ async fn rotate(
         );
     }
     print(&updated, args.out.report())
+}
+
+/// `stet register rotate --finish`: reads the registration and switches the profile once the
+/// bank has the new certificate.
+async fn finish_rotation(
+    profile: &Profile,
+    bank: &BankProfile,
+    store: &RegistrationStore,
+    state: RegistrationState,
+    out: OutputArgs,
+) -> Result<u8, Failure> {
+    if state.pending_rotation.is_none() {
+        return Err(Failure::new(
+            exit::CONFIG,
+            format!(
+                "profile `{}` has no rotation pending: `stet register rotate --qseal-cert \
+                 NEW.pem --qseal-key NEW.key` starts one",
+                profile.name
+            ),
+        ));
+    }
+    let read = registrar(profile, bank)?
+        .read(&state)
+        .await
+        .map_err(failure)?;
+    let read = settle_rotation(profile, bank, store, read, true)?;
+    if read.pending_rotation.is_some() {
+        print(&read, out.report())?;
+        return Ok(exit::TEMPORARY);
+    }
+    print(&read, out.report())
 }
 
 /// Keeps the answer: the store (secrets, 0600) and the profile (ids, status).
@@ -397,7 +565,8 @@ fn save(
         table.push(("registration_client_uri", uri));
     }
     update_profile(profile, &top, &table)?;
-    if state.status == "pending" {
+    // A pending rotation says what it waits for where it is made or read.
+    if state.status == "pending" && state.pending_rotation.is_none() {
         eprintln!(
             "{} recorded the request and approves it by hand{}: stet keeps it as pending",
             bank.display_name,

@@ -25,6 +25,28 @@ pub enum SandboxCommand {
     Certs(CertsArgs),
 }
 
+/// `--qwac-key`: the ephemeral PKI's QWAC key type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QwacKeyArg {
+    /// ECDSA P-256
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
+    /// RSA-2048
+    #[value(name = "rsa-2048")]
+    Rsa2048,
+}
+
+/// `--tls-version`: the one TLS version the sandbox accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsVersionArg {
+    /// TLS 1.2 only
+    #[value(name = "1.2")]
+    Tls12,
+    /// TLS 1.3 only
+    #[value(name = "1.3")]
+    Tls13,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The port to listen on (0: any free port)
@@ -45,6 +67,14 @@ pub struct ServeArgs {
     /// Transactions per account
     #[arg(long, default_value_t = 60)]
     transactions: usize,
+    /// The key type of the ephemeral PKI's QWAC: ecdsa-p256, or rsa-2048 (the client then
+    /// signs the handshake with RSA-PSS in TLS 1.3, PKCS#1 v1.5 in TLS 1.2)
+    #[arg(long, value_name = "TYPE", value_enum, default_value_t = QwacKeyArg::EcdsaP256)]
+    qwac_key: QwacKeyArg,
+    /// Accept this TLS version only, 1.2 or 1.3 [default: both]; GET /sandbox/stats counts
+    /// client handshake signatures by version and scheme
+    #[arg(long, value_name = "VERSION", value_enum)]
+    tls_version: Option<TlsVersionArg>,
     /// Items per page of a list
     #[arg(long, default_value_t = 20)]
     page_size: usize,
@@ -153,6 +183,15 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         key_id: args.key_id,
         unsigned_psu_headers: args.unsigned_psu_headers,
         psus: args.psus as usize,
+        qwac_key: match args.qwac_key {
+            QwacKeyArg::Rsa2048 => stet_sandbox::QwacKey::Rsa2048,
+            QwacKeyArg::EcdsaP256 => stet_sandbox::QwacKey::EcdsaP256,
+        },
+        tls_versions: match args.tls_version {
+            Some(TlsVersionArg::Tls12) => stet_sandbox::TlsVersions::Tls12,
+            Some(TlsVersionArg::Tls13) => stet_sandbox::TlsVersions::Tls13,
+            None => stet_sandbox::TlsVersions::Both,
+        },
         powens: match args.powens {
             false => None,
             true => Some(stet_sandbox::PowensOptions {

@@ -176,7 +176,7 @@ async fn the_sandboxs_records_and_refusals_against_the_official_schema() {
     let info = bank.info().clone();
     let mut profile = support::transport_profile(&info);
     let origin = info.token_url.trim_end_matches("/token").to_owned();
-    profile.registration_url = Some(url::Url::parse(&format!("{origin}/register")).unwrap());
+    profile.registration_url = Some(url::Url::parse(&format!("{origin}/v1/register")).unwrap());
     let bank_profile = BankProfiles::builtin().get("sandbox").unwrap();
     let registrar = Registrar::new(&profile, &bank_profile).unwrap();
     let cert =
@@ -218,7 +218,7 @@ async fn the_sandboxs_records_and_refusals_against_the_official_schema() {
     // names it.
     let refused = body("http://tpp.example/cb");
     let mut raw = profile.clone();
-    raw.api_base = url::Url::parse(&format!("{origin}/register")).unwrap();
+    raw.api_base = url::Url::parse(&format!("{origin}/v1/register")).unwrap();
     let transport = stet_client::transport_builder(&raw, &bank_profile)
         .build()
         .unwrap();

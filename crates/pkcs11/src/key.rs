@@ -206,6 +206,28 @@ struct Pool {
 struct PoolState {
     sessions: Vec<(Session, ObjectHandle)>,
     open: usize,
+    /// Callers waiting for a session, every one being in use.
+    waiting: usize,
+}
+
+/// One of a key's pooled sessions, taken until dropped (see [`Pkcs11Key::hold_session`]).
+pub struct HeldSession {
+    key: Pkcs11Key,
+    session: Option<(Session, ObjectHandle)>,
+}
+
+impl std::fmt::Debug for HeldSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HeldSession({:?})", self.key)
+    }
+}
+
+impl Drop for HeldSession {
+    fn drop(&mut self) {
+        if let Some((session, handle)) = self.session.take() {
+            self.key.inner.give_back(session, handle);
+        }
+    }
 }
 
 impl std::fmt::Debug for Pkcs11Key {
@@ -342,6 +364,28 @@ impl Pkcs11Key {
         }
     }
 
+    /// Takes one of the pool's sessions (logged in, the key found) until the guard is
+    /// dropped: reserves part of the token's capacity, so that signing elsewhere waits when
+    /// the pool is at its bound. Waits, as signing does, when every session is in use.
+    pub fn hold_session(&self) -> Result<HeldSession, Pkcs11Error> {
+        let pair = self.inner.take()?;
+        Ok(HeldSession {
+            key: self.clone(),
+            session: Some(pair),
+        })
+    }
+
+    /// How many callers are waiting now for a session, every one being in use: above zero
+    /// often, the pool is too small for the load.
+    pub fn sessions_awaited(&self) -> usize {
+        self.inner
+            .pool
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .waiting
+    }
+
     /// How many sessions are open now (idle or in use).
     pub fn open_sessions(&self) -> usize {
         self.inner
@@ -353,15 +397,64 @@ impl Pkcs11Key {
     }
 }
 
-/// The URI text with any `pin-value` hidden, for messages about a URI that did not parse.
+/// The URI text with every `pin-value` hidden, for messages about a URI that did not parse.
+///
+/// The parser reads attribute names in any case (`PIN-VALUE=`, `Pin-Value=`), so a URI that
+/// fails to parse may carry its PIN under any spelling, in the query or (wrongly) in the path,
+/// even percent-encoded (`pin%2Dvalue`): each `name=value` whose name means `pin-value` loses
+/// its value. A `pin-source` is a path and stays; the file's contents are never read here.
 pub(crate) fn redact(uri: &str) -> String {
-    match uri.find("pin-value=") {
-        Some(at) => {
-            let end = uri[at..].find('&').map_or(uri.len(), |e| at + e);
-            format!("{}pin-value=<redacted>{}", &uri[..at], &uri[end..])
+    let mut out = String::with_capacity(uri.len());
+    let mut rest = uri;
+    loop {
+        let end = rest.find([';', '?', '&']).unwrap_or(rest.len());
+        let (attr, tail) = rest.split_at(end);
+        match attr.split_once('=') {
+            Some((name, _)) if names_pin_value(name) => {
+                out.push_str(name);
+                out.push_str("=<redacted>");
+            }
+            _ => out.push_str(attr),
         }
-        None => uri.to_owned(),
+        let mut chars = tail.chars();
+        match chars.next() {
+            Some(separator) => {
+                out.push(separator);
+                rest = chars.as_str();
+            }
+            None => return out,
+        }
     }
+}
+
+/// Whether an attribute name, as written (any case, perhaps percent-encoded, perhaps after the
+/// `pkcs11:` scheme), is `pin-value`.
+fn names_pin_value(name: &str) -> bool {
+    let name = name
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("pkcs11:"))
+        .map_or(name, |_| &name[7..]);
+    let mut decoded = Vec::with_capacity(name.len());
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(b) => {
+                decoded.push(b);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    decoded.trim_ascii().eq_ignore_ascii_case(b"pin-value")
 }
 
 fn find_token(
@@ -628,11 +721,13 @@ impl Inner {
                     self.pool.freed.notify_one();
                 });
             }
+            state.waiting += 1;
             state = self
                 .pool
                 .freed
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
+            state.waiting -= 1;
         }
     }
 
@@ -764,5 +859,55 @@ mod tests {
             redact("pkcs11:tokn=a?pin-value=1234&module-path=/m"),
             "pkcs11:tokn=a?pin-value=<redacted>&module-path=/m"
         );
+        // Any spelling the parser accepts, and the ones it refuses, anywhere in the URI.
+        for uri in [
+            "pkcs11:tokn=a?PIN-VALUE=1234",
+            "pkcs11:tokn=a?Pin-Value=1234&module-path=/m",
+            "pkcs11:token=a;PIN-VALUE=1234",
+            "pkcs11:PIN-VALUE=1234",
+            "pkcs11:tokn=a?pin%2Dvalue=1234",
+            "pkcs11:tokn=a?pin-value=1234&PIN-VALUE=1234",
+            "pkcs11:tokn=a?pin-value=12=34",
+        ] {
+            let shown = redact(uri);
+            assert!(
+                !shown.contains("1234") && !shown.contains("34"),
+                "{uri} -> {shown}"
+            );
+            assert!(shown.contains("=<redacted>"), "{uri} -> {shown}");
+        }
+        // What is not a PIN stays, so the message still points at the fault.
+        assert_eq!(
+            redact("pkcs11:tokn=a;object=k?pin-source=file:/run/pin"),
+            "pkcs11:tokn=a;object=k?pin-source=file:/run/pin"
+        );
+    }
+
+    #[test]
+    fn an_unparsable_uri_never_shows_its_pin() {
+        for uri in [
+            "pkcs11:tokn=a?PIN-VALUE=1234",
+            "pkcs11:token=a;token=b?Pin-Value=1234",
+            "pkcs11:token=a?PIN-VALUE=1234&PIN-VALUE=1234",
+        ] {
+            let err = Pkcs11Key::open_uri(uri, None, 1).unwrap_err();
+            assert!(matches!(err, Pkcs11Error::Uri { .. }), "{uri}: {err}");
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("1234"), "{uri}: {shown}");
+        }
+    }
+
+    #[test]
+    fn a_pin_file_is_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        // Not UTF-8: the error says so without quoting the bytes.
+        let path = dir.path().join("pin");
+        std::fs::write(&path, b"12\xff34-secret").unwrap();
+        let uri = format!("pkcs11:token=a;object=k?pin-source=file:{}", path.display());
+        let parsed: Pkcs11Uri = uri.parse().unwrap();
+        let err = parsed.pin.as_ref().unwrap().read().unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("not UTF-8"), "{shown}");
     }
 }

@@ -53,7 +53,7 @@ mod tls;
 pub mod uri;
 
 pub use error::Pkcs11Error;
-pub use key::{DEFAULT_SESSIONS, KeyKind, Pkcs11Key, SignatureMechanism, module_for};
+pub use key::{DEFAULT_SESSIONS, HeldSession, KeyKind, Pkcs11Key, SignatureMechanism, module_for};
 pub use tls::{
     HsmClientCert, KeyMatch, Pkcs11Signer, Pkcs11TlsKey, check_certificate, check_public_key,
 };

@@ -140,9 +140,26 @@ struct TlsSigner {
 
 impl rustls::sign::Signer for TlsSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
-        self.key.sign(self.mechanism, message).map_err(|e| {
-            rustls::Error::General(format!("the HSM could not sign the handshake: {e}"))
-        })
+        let sign = || {
+            self.key.sign(self.mechanism, message).map_err(|e| {
+                rustls::Error::General(format!("the HSM could not sign the handshake: {e}"))
+            })
+        };
+        // rustls calls this synchronously, inside the poll of the connection, on whatever
+        // thread drives the handshake: with reqwest, a tokio worker. The token takes a
+        // millisecond or more (a network HSM, much more), and when every session of the pool
+        // is in use the call waits on the pool until one is given back. On a worker thread
+        // that wait would stall every task queued behind it (other requests, timers, the very
+        // task that would give a session back): `block_in_place` hands them to another
+        // worker first. It exists on the multi-thread runtime only (it panics on a
+        // current-thread one, where nothing can be handed over), and outside a runtime
+        // there is nothing to protect: there, the signature is made directly.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(sign)
+            }
+            _ => sign(),
+        }
     }
 
     fn scheme(&self) -> SignatureScheme {

@@ -26,6 +26,7 @@ struct Tokens {
     mismatch: stet_testkit::SoftHsmToken,
     pool: stet_testkit::SoftHsmToken,
     errors: stet_testkit::SoftHsmToken,
+    reset: stet_testkit::SoftHsmToken,
     qwac_rsa: (stet_testkit::SoftHsmToken, Pki),
     qwac_ec: (stet_testkit::SoftHsmToken, Pki),
 }
@@ -53,6 +54,7 @@ fn tokens() -> &'static Tokens {
             mismatch: with_key("mismatch", &cavage, "other", "02"),
             pool: with_key("pool", &rsa2048, "qseal", "01"),
             errors: with_key("errors", &rsa2048, "qseal", "01"),
+            reset: with_key("reset", &rsa2048, "qseal", "01"),
             qwac_rsa: qwac("qwac-rsa", &rcgen::PKCS_RSA_SHA256),
             qwac_ec: qwac("qwac-ec", &rcgen::PKCS_ECDSA_P256_SHA256),
         }
@@ -374,12 +376,13 @@ fn pki(client_alg: &'static rcgen::SignatureAlgorithm) -> Pki {
     }
 }
 
-/// One handshake with `version`, the client key in the HSM; gives the scheme the server saw.
-fn handshake(
+/// The server and client configurations of a handshake with `version`, the client key in
+/// the HSM, and the server's record of the schemes it verified.
+fn configs(
     pki: &Pki,
     key: &Pkcs11Key,
     version: &'static rustls::SupportedProtocolVersion,
-) -> rustls::SignatureScheme {
+) -> (rustls::ServerConfig, rustls::ClientConfig, Arc<Recording>) {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(pki.ca.clone()).unwrap();
@@ -407,26 +410,27 @@ fn handshake(
             pki.client_chain.clone(),
             key.clone(),
         )));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
-        let served = tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let mut tls = acceptor
-                .accept(tcp)
-                .await
-                .expect("the server accepts the client");
-            let mut byte = [0u8; 1];
-            tls.read_exact(&mut byte).await.unwrap();
-            tls.write_all(&byte).await.unwrap();
-            tls.flush().await.unwrap();
-        });
+    (server, client, recording)
+}
+
+/// A handshake and a one-byte echo between `server` and `client`, each in a task of its own.
+async fn exchange(server: rustls::ServerConfig, client: rustls::ClientConfig) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let served = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor
+            .accept(tcp)
+            .await
+            .expect("the server accepts the client");
+        let mut byte = [0u8; 1];
+        tls.read_exact(&mut byte).await.unwrap();
+        tls.write_all(&byte).await.unwrap();
+        tls.flush().await.unwrap();
+    });
+    let connected = tokio::spawn(async move {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
@@ -435,8 +439,24 @@ fn handshake(
         let mut echo = [0u8; 1];
         tls.read_exact(&mut echo).await.unwrap();
         assert_eq!(&echo, b"x");
-        served.await.unwrap();
     });
+    connected.await.unwrap();
+    served.await.unwrap();
+}
+
+/// One handshake with `version`, the client key in the HSM, on a current-thread runtime (the
+/// signature is made directly there); gives the scheme the server saw.
+fn handshake(
+    pki: &Pki,
+    key: &Pkcs11Key,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> rustls::SignatureScheme {
+    let (server, client, recording) = configs(pki, key, version);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(exchange(server, client));
     let seen = recording.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "one CertificateVerify: {seen:?}");
     seen[0]
@@ -476,4 +496,111 @@ fn an_ecdsa_qwac_signs_the_handshake_in_the_hsm() {
     // An EC key cannot make STET's rsa-sha256 signatures, and says so.
     let e = Pkcs11Signer::new(key).unwrap_err().to_string();
     assert!(e.contains("need an RSA key"), "{e}");
+}
+
+#[test]
+fn a_handshake_waiting_for_the_pool_leaves_the_runtime_running() {
+    // A pool of one session, held here: the handshake's signature must wait for it, on the
+    // runtime's only worker. The session is given back by another task of that runtime, and
+    // only once the signature is seen waiting: that task runs only if the waiting signature
+    // handed the worker's tasks over (block_in_place). Without it, the worker is stuck in the
+    // wait, the task never runs and the handshake never ends: the guard below then reports a
+    // stall (a generous bound against a deadlock, not a measure of speed).
+    let (token, pki) = &tokens().qwac_rsa;
+    let key = Pkcs11Key::open_uri(&token.uri("qwac"), None, 1).unwrap();
+    let (server, client, recording) = configs(pki, &key, &rustls::version::TLS13);
+    let held = key.hold_session().unwrap();
+    assert_eq!(key.open_sessions(), 1);
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiting_key = key.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let exchange = tokio::spawn(exchange(server, client));
+            let release = tokio::spawn(async move {
+                while waiting_key.sessions_awaited() == 0 {
+                    tokio::task::yield_now().await;
+                }
+                drop(held);
+            });
+            release.await.unwrap();
+            exchange.await.unwrap();
+        });
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the handshake waiting for a session stalled the runtime");
+    assert_eq!(
+        recording.seen.lock().unwrap().as_slice(),
+        [rustls::SignatureScheme::RSA_PSS_SHA256]
+    );
+    assert_eq!(key.sessions_awaited(), 0);
+    assert_eq!(
+        key.open_sessions(),
+        1,
+        "never more than the pool's one session"
+    );
+}
+
+#[test]
+fn a_session_the_token_dropped_is_reopened() {
+    // The module is reset under the key (C_Finalize, then C_Initialize, by another part of
+    // the process): every session handle the pool holds is now CKR_SESSION_HANDLE_INVALID,
+    // and the login is gone. The next signature must open a new session, log in and sign.
+    // A reset would break the other tests of this binary, which share the module: the test
+    // runs itself alone in a child process, and checks that child's result.
+    const CHILD: &str = "STET_TEST_RESET_CHILD";
+    let token = &tokens().reset;
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_session_the_token_dropped_is_reopened",
+                "--test-threads",
+                "1",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the child ran the test: {text}");
+        assert!(text.contains("reopened after the reset"), "{text}");
+        return;
+    }
+    let key = open(&token.uri("qseal")).unwrap();
+    let signer = Pkcs11Signer::new(key.clone()).unwrap();
+    let soft = PrivateKey::from_pem(
+        &std::fs::read(httpsig_file("data/rsa2048.pkcs8.pem")).unwrap(),
+        None,
+    )
+    .unwrap()
+    .signer(Backend::AwsLc)
+    .unwrap();
+    assert_eq!(
+        signer.sign(b"before").unwrap(),
+        soft.sign(b"before").unwrap()
+    );
+    let flags = || {
+        cryptoki::context::CInitializeArgs::new(cryptoki::context::CInitializeFlags::OS_LOCKING_OK)
+    };
+    let reset = cryptoki::context::Pkcs11::new(&token.module).unwrap();
+    reset.finalize().unwrap();
+    let again = cryptoki::context::Pkcs11::new(&token.module).unwrap();
+    again.initialize(flags()).unwrap();
+    // Kept initialised for the rest of this (child) process: dropping it would finalise.
+    std::mem::forget(again);
+    assert_eq!(signer.sign(b"after").unwrap(), soft.sign(b"after").unwrap());
+    assert_eq!(key.open_sessions(), 1);
+    println!("reopened after the reset");
 }

@@ -95,10 +95,16 @@
 //! and endpoint (PSD2 RTS art. 36(5)), then 429. Endpoints of no account (`accounts`,
 //! `end-user-identity`, …) count per PSU.
 //!
+//! **TLS.** [`SandboxConfig::tls_versions`] (`stet sandbox serve --tls-version 1.2|1.3`)
+//! restricts the server to one TLS version, and [`SandboxConfig::qwac_key`] (`--qwac-key
+//! rsa-2048`) makes the ephemeral PKI's QWAC an RSA-2048 one (ECDSA P-256 by default), so that
+//! a client's handshake signature can be tested in each version: RSA-PSS in TLS 1.3, PKCS#1
+//! v1.5 in TLS 1.2. `clientHandshakeSignatures` in the counters says which it was.
+//!
 //! ## Registration
 //!
 //! Dynamic client registration (STET "OAuth2 technical setup" 1.0.5) in the spec's form at
-//! `/register` (and `/register/{clientId}`), and in the BNP Paribas (`/psd2/register`), Crédit
+//! `/v1/register` (and `/v1/register/{clientId}`: the spec's `basePath` is `/v1`), and in the BNP Paribas (`/psd2/register`), Crédit
 //! Agricole (`/psd2_actor_registration/v1/tpp_consumers`), CIC (`/cic/oauth2/registrations`),
 //! LCL (`/lcl/register`), La Banque Postale (`/lbp/register`, with the sandbox's `client_id`
 //! and `client_secret` as the developer portal's credentials) and BPCE
@@ -166,6 +172,7 @@
 //! | `unattendedRefused` | unattended calls refused (429) because the 4-a-day limit was reached |
 //! | `peakConcurrency` | the most API requests served at the same moment (from arrival to answer, or to the client going away) |
 //! | `peakConcurrencyByClient` | `{client_id: peak}`, the same per TPP (the client certificate's organizationIdentifier) |
+//! | `clientHandshakeSignatures` | `{"TLSv1.3 RSA_PSS_SHA256": n, …}`: client certificates' CertificateVerify signatures verified, by TLS version and scheme |
 //! | `refreshGrants` | refresh grants that succeeded |
 //! | `refreshReused` | refresh tokens presented again after use |
 //! | `tokensIssued` | authorization-code grants that succeeded |
@@ -291,7 +298,7 @@ use tokio::sync::watch;
 
 pub use data::Advanced;
 pub use faults::{Fault, Faults, FaultsError};
-pub use pki::{PkiError, TPP_ORGANIZATION_ID};
+pub use pki::{PkiError, QwacKey, TPP_ORGANIZATION_ID};
 pub use powens::{KeyFault, PowensInfo, PowensOptions};
 pub use stet_httpsig as httpsig;
 pub use stet_models as models;
@@ -365,6 +372,23 @@ pub struct SandboxConfig {
     /// The number of PSUs, `psu-1` to `psu-N` (default 1; at most 99999), chosen at
     /// `/authorize` with `login_hint`.
     pub psus: usize,
+    /// The QWAC's key type in the ephemeral PKI (ignored with [`certs`](Self::certs)).
+    pub qwac_key: QwacKey,
+    /// The TLS versions the server accepts: both by default, or one alone, to test a client's
+    /// handshake signature in each (RSA-PSS in TLS 1.3, PKCS#1 v1.5 in TLS 1.2).
+    pub tls_versions: TlsVersions,
+}
+
+/// The TLS versions the sandbox accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsVersions {
+    /// TLS 1.2 and 1.3.
+    #[default]
+    Both,
+    /// TLS 1.2 only.
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
 }
 
 /// The sandbox's counters, as `GET /sandbox/stats` answers them (see "Counters" in the crate
@@ -393,6 +417,10 @@ pub struct SandboxStats {
     pub tokens_issued: u64,
     /// The number of PSUs.
     pub psus: u64,
+    /// Client certificates' handshake signatures verified, by TLS version and scheme
+    /// (`"TLSv1.3 RSA_PSS_SHA256"`): what a client signed its CertificateVerify with.
+    #[serde(default)]
+    pub client_handshake_signatures: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for SandboxConfig {
@@ -415,6 +443,8 @@ impl Default for SandboxConfig {
             unsigned_psu_headers: false,
             powens: None,
             psus: 1,
+            qwac_key: QwacKey::default(),
+            tls_versions: TlsVersions::default(),
         }
     }
 }
@@ -521,10 +551,12 @@ impl Sandbox {
                     .prefix("stet-sandbox-pki-")
                     .tempdir()
                     .map_err(SandboxError::TempDir)?;
-                (pki::generate(temp.path())?, Some(temp))
+                (
+                    pki::generate_with(temp.path(), config.qwac_key)?,
+                    Some(temp),
+                )
             }
         };
-        let tls = server::tls_config(&pki, &config.faults)?;
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -534,6 +566,12 @@ impl Sandbox {
             .map_err(|source| SandboxError::Bind { addr, source })?;
         let payments = Arc::new(AtomicU64::new(0));
         let state = Arc::new(state::State::new(config, &pki, local, payments.clone())?);
+        let tls = server::tls_config(
+            &pki,
+            &state.config.faults,
+            state.config.tls_versions,
+            state.handshakes.clone(),
+        )?;
         let info = state.info.clone();
         let bank = state.clone();
         let (stop, stopped) = watch::channel(false);

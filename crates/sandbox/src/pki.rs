@@ -84,12 +84,28 @@ impl Pki {
 /// PSP roles of ETSI TS 119 495, with their OIDs (`0.4.0.19495.1.n`).
 const PSP_ROLES: [(&str, u64); 4] = [("PSP_AS", 1), ("PSP_PI", 2), ("PSP_AI", 3), ("PSP_IC", 4)];
 
+/// The key type of the TPP's QWAC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QwacKey {
+    /// ECDSA P-256: fast handshakes (the default).
+    #[default]
+    EcdsaP256,
+    /// RSA-2048, as most QTSPs issue QWACs: the client signs the handshake with RSA-PSS in
+    /// TLS 1.3 and PKCS#1 v1.5 in TLS 1.2.
+    Rsa2048,
+}
+
 /// Makes a complete test PKI in `dir` (created if needed), overwriting the files of [`FILES`].
 ///
 /// The CA, the bank's server certificate and the QWAC use ECDSA P-256 (fast handshakes); the
 /// QSealC uses RSA-2048, since STET signatures are `rsa-sha256`. Certificates are valid from a
 /// day ago for ten years. The server certificate names `localhost` and `127.0.0.1`.
 pub fn generate(dir: &Path) -> Result<Pki, PkiError> {
+    generate_with(dir, QwacKey::default())
+}
+
+/// [`generate`], with a QWAC of key type `qwac`.
+pub fn generate_with(dir: &Path, qwac_key_type: QwacKey) -> Result<Pki, PkiError> {
     fs::create_dir_all(dir).map_err(|source| PkiError::Io {
         path: dir.to_path_buf(),
         source,
@@ -171,8 +187,11 @@ pub fn generate(dir: &Path) -> Result<Pki, PkiError> {
         ExtendedKeyUsagePurpose::ClientAuth,
         ExtendedKeyUsagePurpose::ServerAuth,
     ];
-    let qwac_key =
-        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(generate("QWAC key"))?;
+    let qwac_algorithm = match qwac_key_type {
+        QwacKey::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        QwacKey::Rsa2048 => &rcgen::PKCS_RSA_SHA256,
+    };
+    let qwac_key = KeyPair::generate_for(qwac_algorithm).map_err(generate("QWAC key"))?;
     let qwac = qwac
         .signed_by(&qwac_key, &ca)
         .map_err(generate("QWAC certificate"))?;

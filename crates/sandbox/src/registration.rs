@@ -3,8 +3,8 @@
 //!
 //! | endpoint | variant | what it insists on |
 //! |---|---|---|
-//! | `/register` | the spec | signed; `jwks {keys}` with `x5c` arrays; lowercase grants; 201; `GET/PUT/DELETE /register/{id}` with `Bearer <registration_access_token>` |
-//! | `/psd2/register` | BNP Paribas | signed; `context: "psd2"`; a client secret; an update is "recorded" and approved by hand (200 with a message, nothing changed) |
+//! | `/v1/register` | the spec (its `basePath` is `/v1`) | signed; `jwks {keys}` with `x5c` arrays; lowercase grants; 201; `GET/PUT/DELETE /register/{id}` with `Bearer <registration_access_token>` |
+//! | `/psd2/register` | BNP Paribas | signed; `context: "psd2"`; a client secret; an update is "recorded" and approved by hand (200 with a message, nothing changed until `POST /sandbox/registrations/approve`) |
 //! | `/psd2_actor_registration/v1/tpp_consumers` | Crédit Agricole | bare `jwks` array, `x5c` a string, grants in capitals, no scope; 200; token `NOTAPPLICABLE`, sent back in `PUT` bodies; no `DELETE` |
 //! | `/cic/oauth2/registrations` | CIC / Crédit Mutuel | not signed; `kid: null`, the bank assigns it; a `PUT` with a second key gets `<kid>_next` |
 //! | `/lcl/register` | LCL | signed; `scope` joined by commas; `kid` the QSealC's serial in decimal, `key_ops: ["verify"]`, `x5t#S256`; 201 with `client_id` and `client_id_issued_at` only; managed with the QWAC and a signature, no token; a `PUT` may be signed by the key it registers; no `DELETE` |
@@ -21,6 +21,13 @@
 //! request itself registers (by its kid; and, for a certificate URL the sandbox does not know,
 //! the request's own certificate: the sandbox cannot fetch the URL, so it takes what the
 //! request registers as what is published there).
+//!
+//! Two sandbox-only endpoints play the bank's back office (no client certificate needed):
+//! `GET /sandbox/registrations/requests` lists every registration request received
+//! (`[{"method", "path", "body"}]`, the body as JSON, or `null`), so that a test can check
+//! what a TPP really sent; `POST /sandbox/registrations/approve` with `{"client_id": ID}` (or
+//! `{}` for all) applies the updates recorded for approval by hand, as the bank's staff would,
+//! and answers `{"approved": N}`.
 //!
 //! A registered client is then a client of the bank: its `client_id` works at `/authorize`
 //! and `/token` (with the QWAC it registered with), and its kids are accepted as Signature
@@ -53,7 +60,8 @@ pub(crate) enum Variant {
 
 impl Variant {
     const ALL: [(Variant, &'static str); 7] = [
-        (Variant::Spec, "/register"),
+        // The spec's `basePath` (`/v1`) and its `/register`.
+        (Variant::Spec, "/v1/register"),
         (Variant::Bnp, "/psd2/register"),
         (
             Variant::CreditAgricole,
@@ -70,7 +78,7 @@ impl Variant {
             .iter()
             .find(|(v, _)| *v == self)
             .map(|(_, b)| *b)
-            .unwrap_or("/register")
+            .unwrap_or("/v1/register")
     }
 
     fn signed(self) -> bool {
@@ -160,6 +168,9 @@ fn body_keys(body: &Value) -> Vec<(Option<String>, Vec<u8>)> {
         .collect()
 }
 
+/// The keys a registration body carries, checked: the kid as sent, and the key.
+type BodyKeys = Vec<(Option<String>, PublicKey)>;
+
 /// A registered client.
 #[derive(Debug, Clone)]
 pub(crate) struct Registered {
@@ -170,6 +181,9 @@ pub(crate) struct Registered {
     pub(crate) record: Value,
     /// Its QSealC keys by kid.
     pub(crate) keys: Vec<(String, PublicKey)>,
+    /// An update recorded for approval by hand (BNP Paribas): the body and its keys, applied
+    /// by `POST /sandbox/registrations/approve`.
+    pub(crate) pending: Option<(Value, BodyKeys)>,
 }
 
 /// The registration endpoint and client id of a path, if it is a registration path.
@@ -216,6 +230,14 @@ impl State {
     /// Every registration request (the client certificate is already known to be there).
     pub(crate) fn registration(&self, req: &Req, variant: Variant, id: Option<String>) -> Reply {
         let path = req.path.clone();
+        let body = (!req.body.is_empty())
+            .then(|| serde_json::from_slice::<Value>(&req.body).ok())
+            .flatten();
+        self.lock().registration_requests.push(json!({
+            "method": req.method,
+            "path": path,
+            "body": body,
+        }));
         if variant.signed()
             && let Err(reply) = self.check_registration_signature(req, variant)
         {
@@ -746,6 +768,7 @@ impl State {
                 access_token,
                 record,
                 keys: registered,
+                pending: None,
             },
         );
         let status = match variant {
@@ -819,14 +842,33 @@ impl State {
         };
         if variant == Variant::Bnp {
             // Recorded; a person approves it later. Nothing changes now.
+            if let Some(r) = self.lock().registrations.get_mut(id) {
+                r.pending = Some((body, keys));
+            }
             return Reply::plain_json(
                 200,
                 &json!({"message": "Your update request has been recorded. We will contact you to confirm."}),
             );
         }
+        let record = self.apply_update(variant, &previous, &body, keys);
+        if let Some(r) = self.lock().registrations.get_mut(id) {
+            r.record = record.0.clone();
+            r.keys = record.1;
+        }
+        Reply::plain_json(200, &record.0)
+    }
+
+    /// The record and keys `previous` has once `body` (an update, checked) replaces it.
+    fn apply_update(
+        &self,
+        variant: Variant,
+        previous: &Registered,
+        body: &Value,
+        keys: Vec<(Option<String>, PublicKey)>,
+    ) -> (Value, Vec<(String, PublicKey)>) {
         let mut record = body.as_object().cloned().unwrap_or_default();
         record.remove("registration_access_token");
-        let registered = self.assign_kids(variant, &mut record, keys, Some(&previous));
+        let registered = self.assign_kids(variant, &mut record, keys, Some(previous));
         for field in [
             "client_id",
             "client_id_issued_at",
@@ -837,12 +879,55 @@ impl State {
                 record.insert(field.into(), v.clone());
             }
         }
-        let record = Value::Object(record);
-        if let Some(r) = self.lock().registrations.get_mut(id) {
-            r.record = record.clone();
-            r.keys = registered;
+        (Value::Object(record), registered)
+    }
+
+    /// `GET /sandbox/registrations/requests`: every registration request received.
+    pub(crate) fn registration_requests(&self) -> Reply {
+        let requests = self.lock().registration_requests.clone();
+        Reply::plain_json(200, &Value::Array(requests))
+    }
+
+    /// `POST /sandbox/registrations/approve`: applies the updates recorded for approval by
+    /// hand, of `client_id` or of every registration.
+    pub(crate) fn approve_registrations(&self, req: &Req) -> Reply {
+        let body: Value = if req.body.is_empty() {
+            json!({})
+        } else {
+            match serde_json::from_slice(&req.body) {
+                Ok(v) => v,
+                Err(e) => {
+                    return self.error(
+                        400,
+                        &req.path,
+                        &format!("the body is not JSON ({e}): send {{\"client_id\": ID}} or {{}}"),
+                        None,
+                    );
+                }
+            }
+        };
+        let only = body.get("client_id").and_then(Value::as_str);
+        let pending: Vec<(String, Registered)> = self
+            .lock()
+            .registrations
+            .iter()
+            .filter(|(id, r)| r.pending.is_some() && only.is_none_or(|o| o == id.as_str()))
+            .map(|(id, r)| (id.clone(), r.clone()))
+            .collect();
+        let mut approved = 0;
+        for (id, mut r) in pending {
+            let Some((update, keys)) = r.pending.take() else {
+                continue;
+            };
+            let (record, keys) = self.apply_update(r.variant, &r, &update, keys);
+            if let Some(kept) = self.lock().registrations.get_mut(&id) {
+                kept.record = record;
+                kept.keys = keys;
+                kept.pending = None;
+                approved += 1;
+            }
         }
-        Reply::plain_json(200, &record)
+        Reply::plain_json(200, &json!({ "approved": approved }))
     }
 
     /// The organisation a client id belongs to: the sandbox's own client (its QWAC's

@@ -231,6 +231,8 @@ fn into_hyper(reply: Reply) -> hyper::Response<ReplyBody> {
 pub(crate) fn tls_config(
     pki: &Pki,
     faults: &crate::Faults,
+    versions: crate::TlsVersions,
+    handshakes: HandshakeLog,
 ) -> Result<rustls::ServerConfig, SandboxError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = |e: String| SandboxError::Tls(e);
@@ -245,20 +247,97 @@ pub(crate) fn tls_config(
         .build()
         .map_err(|e| tls(format!("client verifier: {e}")))?;
     let verifier = crate::check_faults::client_verifier(verifier, faults);
+    let verifier = Arc::new(RecordingVerifier {
+        inner: verifier,
+        log: handshakes,
+    });
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(&pki.read("bank.pem")?)
             .collect::<Result<_, _>>()
             .map_err(|e| tls(format!("bank.pem: {e}")))?;
     let key = PrivateKeyDer::from_pem_slice(&pki.read("bank.key")?)
         .map_err(|e| tls(format!("bank.key: {e}")))?;
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match versions {
+        crate::TlsVersions::Both => rustls::DEFAULT_VERSIONS,
+        crate::TlsVersions::Tls12 => &[&rustls::version::TLS12],
+        crate::TlsVersions::Tls13 => &[&rustls::version::TLS13],
+    };
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| tls(e.to_string()))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(|e| tls(format!("bank certificate: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// Client handshake signatures verified, by `"TLSv1.x SCHEME"`.
+pub(crate) type HandshakeLog = Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>;
+
+/// The client-certificate verifier, counting each CertificateVerify it accepts by TLS version
+/// and scheme: the one place the server sees how a client signed its handshake.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    log: HandshakeLog,
+}
+
+impl RecordingVerifier {
+    fn record(&self, version: &str, scheme: rustls::SignatureScheme) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        *log.entry(format!("{version} {scheme:?}")).or_default() += 1;
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for RecordingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let valid = self.inner.verify_tls12_signature(message, cert, dss)?;
+        self.record("TLSv1.2", dss.scheme);
+        Ok(valid)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let valid = self.inner.verify_tls13_signature(message, cert, dss)?;
+        self.record("TLSv1.3", dss.scheme);
+        Ok(valid)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Accepts connections until `stop` turns true; then drops every open connection.

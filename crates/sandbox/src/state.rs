@@ -114,6 +114,9 @@ pub(crate) struct Inner {
     pub(crate) registrations: HashMap<String, crate::registration::Registered>,
     /// BPCE's registration tokens: the QWAC organisation each was issued to, and until when.
     pub(crate) registration_tokens: HashMap<String, (String, Instant)>,
+    /// Every registration request received, as `GET /sandbox/registrations/requests` lists
+    /// them: what a TPP really sent, for tests that check it against the spec.
+    pub(crate) registration_requests: Vec<serde_json::Value>,
     /// Refresh tokens already exchanged (rotation: each is good once), to tell a replay from
     /// a token never issued.
     pub(crate) used_refresh: std::collections::HashSet<String>,
@@ -190,6 +193,8 @@ pub(crate) struct State {
     pub(crate) inner: Mutex<Inner>,
     pub(crate) api_requests: AtomicU64,
     pub(crate) payments_created: Arc<AtomicU64>,
+    /// Client handshake signatures verified, by TLS version and scheme (`GET /sandbox/stats`).
+    pub(crate) handshakes: crate::server::HandshakeLog,
     /// The Powens mock, when configured.
     pub(crate) powens: Option<crate::powens::Mock>,
     /// PSUs 2 to N: generated on first use (`data_of`), then changed like PSU 1's.
@@ -353,6 +358,7 @@ impl State {
             inner: Mutex::new(Inner::default()),
             api_requests: AtomicU64::new(0),
             payments_created,
+            handshakes: Default::default(),
             powens,
             others,
             changes: Mutex::new(Vec::new()),
@@ -456,6 +462,11 @@ impl State {
             refresh_reused: c.refresh_reused,
             tokens_issued: c.tokens_issued,
             psus: self.psus() as u64,
+            client_handshake_signatures: self
+                .handshakes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -662,6 +673,12 @@ impl State {
             // The bank's time and consents, for testing incremental syncs: sandbox-only, beside
             // the counters.
             ("POST", "/sandbox/advance" | "/sandbox/reconsent") => return self.time_travel(&req),
+            // The bank's back office for registrations: what was received, and a person's
+            // approval of updates recorded for approval by hand (BNP Paribas). Sandbox-only.
+            ("GET", "/sandbox/registrations/requests") => {
+                return self.registration_requests();
+            }
+            ("POST", "/sandbox/registrations/approve") => return self.approve_registrations(&req),
             // The same for the Powens mock, and what it holds (see `src/powens/advance.rs`).
             ("POST", "/sandbox/powens/advance" | "/sandbox/powens/state")
             | ("GET", "/sandbox/powens/transactions") => {

@@ -85,6 +85,11 @@ impl QsealCertificate {
     pub fn serial_decimal(&self) -> String {
         decimal(&self.serial)
     }
+
+    /// The certificate as `x5c` writes it: standard base64 of the DER.
+    pub fn x5c(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.der)
+    }
 }
 
 /// A big-endian unsigned number in decimal.
@@ -306,7 +311,7 @@ pub fn request_body(
 
 /// One JSON Web Key: the QSealC as `x5c`, its kid, and the members the bank wants.
 fn jwk(rules: &RegistrationRules, key: &RegisteredKey<'_>) -> Value {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&key.cert.der);
+    let b64 = key.cert.x5c();
     let url = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let mut jwk = Map::new();
     jwk.insert("kty".into(), json!(rules.key_type));

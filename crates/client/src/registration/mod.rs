@@ -164,6 +164,75 @@ pub struct RegistrationState {
     /// The record as the bank sent it, secrets removed.
     #[serde(default)]
     pub record: Value,
+    /// A QSealC rotation sent but not yet in force at the bank (approved by hand, or to be
+    /// registered on a developer portal): the profile keeps signing with the old key until
+    /// the bank has the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_rotation: Option<PendingRotation>,
+}
+
+/// A QSealC rotation waiting for the bank: what the profile switches to once the bank has
+/// the new certificate.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRotation {
+    /// The new QSealC certificate (PEM file).
+    pub qseal_cert: String,
+    /// The new QSealC key: a key file, or a `pkcs11:` URI (kept 0600 with the state, as the
+    /// profile keeps it).
+    pub qseal_key: String,
+    /// The Signature keyId to switch to, when one was given (`--key-id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The kid sent for the new key, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// The new certificate, base64 DER as in `x5c`: how it is recognised in the bank's record.
+    pub certificate: String,
+}
+
+impl std::fmt::Debug for PendingRotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key may be a URI with a pin-value: left out.
+        f.debug_struct("PendingRotation")
+            .field("qseal_cert", &self.qseal_cert)
+            .field("key_id", &self.key_id)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a registration `record` carries the certificate `certificate` (base64 DER) in its
+/// `jwks` (an object or a bare array; `x5c` an array or a string): `None` when the record
+/// shows no keys at all (a bank that registers no key through the API), so that it cannot say.
+pub fn record_carries(record: &Value, certificate: &str) -> Option<bool> {
+    let keys = match record.get("jwks") {
+        Some(Value::Object(o)) => o.get("keys").and_then(Value::as_array)?,
+        Some(Value::Array(a)) => a,
+        _ => return None,
+    };
+    Some(keys.iter().any(|key| match key.get("x5c") {
+        Some(Value::Array(chain)) => chain.first().and_then(Value::as_str) == Some(certificate),
+        Some(Value::String(leaf)) => leaf == certificate,
+        _ => false,
+    }))
+}
+
+/// The kid the `record` gives the key whose certificate is `certificate` (base64 DER).
+pub fn kid_of_certificate(record: &Value, certificate: &str) -> Option<String> {
+    let keys = match record.get("jwks") {
+        Some(Value::Object(o)) => o.get("keys").and_then(Value::as_array)?,
+        Some(Value::Array(a)) => a,
+        _ => return None,
+    };
+    keys.iter()
+        .find(|key| match key.get("x5c") {
+            Some(Value::Array(chain)) => chain.first().and_then(Value::as_str) == Some(certificate),
+            Some(Value::String(leaf)) => leaf == certificate,
+            _ => false,
+        })
+        .and_then(|key| key.get("kid"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 impl std::fmt::Debug for RegistrationState {
@@ -185,6 +254,7 @@ impl std::fmt::Debug for RegistrationState {
             .field("registration_client_uri", &self.registration_client_uri)
             .field("kid", &self.kid)
             .field("status", &self.status)
+            .field("pending_rotation", &self.pending_rotation)
             .finish()
     }
 }
@@ -292,26 +362,49 @@ fn store_error(path: &Path, e: std::io::Error) -> RegistrationError {
 }
 
 /// The registration endpoint of `profile` at `bank`: the profile's `registration_url`, else
-/// the bank's `[registration] path` on the API's host (or as a URL).
+/// the bank's `[registration] path`, which is one of
+///
+/// - a URL (`https://register.bank.example/v1/register`), taken as it is;
+/// - a path from the root of the API's host (`/v1/register`: the spec's `basePath` `/v1` and
+///   its `/register`; `/psd2/register` at BNP Paribas): the API's own base path
+///   (`/stet/psd2/v1.5`) is not the registration API's, so it is replaced, not extended;
+/// - a relative path (`register`), below the API's base path.
+///
+/// The path is set explicitly rather than through `Url::join`, which would read `//host/x`
+/// as another host and drop the base's last segment for a relative path.
 pub fn endpoint(profile: &Profile, bank: &BankProfile) -> Result<Url, RegistrationError> {
     if let Some(url) = &profile.registration_url {
         return Ok(url.clone());
     }
-    let path = &bank.registration.path;
-    if path.starts_with("https://") || path.starts_with("http://") {
-        return Url::parse(path).map_err(|e| {
-            RegistrationError::Invalid(format!(
-                "bank {}: registration.path `{path}`: {e}",
-                bank.name
-            ))
-        });
-    }
-    profile.api_base.join(path).map_err(|e| {
+    registration_endpoint(&profile.api_base, &bank.registration.path).map_err(|detail| {
         RegistrationError::Invalid(format!(
-            "registration endpoint from {} and `{path}`: {e}; set `registration_url` in the profile",
-            profile.api_base
+            "bank {}: registration.path `{}` on {}: {detail}; set `registration_url` in the \
+             profile",
+            bank.name, bank.registration.path, profile.api_base
         ))
     })
+}
+
+/// `path` (a URL, a path from the host's root, or a path below the base) against `api_base`.
+fn registration_endpoint(api_base: &Url, path: &str) -> Result<Url, String> {
+    if path.starts_with("https://") || path.starts_with("http://") {
+        return Url::parse(path).map_err(|e| e.to_string());
+    }
+    if path.starts_with("//") || path.contains(['?', '#']) || path.is_empty() {
+        return Err(
+            "a registration path is `/from/the/host/root`, `below/the/base` or a URL".into(),
+        );
+    }
+    let mut url = api_base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    if path.starts_with('/') {
+        url.set_path(path);
+    } else {
+        let base = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base}/{path}"));
+    }
+    Ok(url)
 }
 
 /// Registers, reads, updates and deletes the profile's registration at its bank.
@@ -375,10 +468,23 @@ impl Registrar {
         let build = |headers: Option<Vec<String>>| {
             let mut builder = crate::transport_builder(&p, bank).accept("application/json");
             if let Some(headers) = headers {
-                builder = builder.signing_profile(
-                    bank.signing_profile(p.key_id.clone())
-                        .with_headers(&headers),
-                );
+                // The registration's list for every request: the bank's list for API calls
+                // without a body (Crédit Agricole's signs `authorization`, which a
+                // registration read does not carry) must not stand in for it.
+                let without_body: Vec<String> = headers
+                    .iter()
+                    .filter(|h| *h != "content-type")
+                    .cloned()
+                    .collect();
+                builder = builder
+                    .signing_profile(
+                        bank.signing_profile(p.key_id.clone())
+                            .with_headers(&headers),
+                    )
+                    .signing_profile_without_body(
+                        bank.signing_profile(p.key_id.clone())
+                            .with_headers(&without_body),
+                    );
             }
             if matches!(rules.auth, RegistrationAuth::Basic | RegistrationAuth::None) {
                 builder = builder.unsigned();
@@ -471,6 +577,18 @@ impl Registrar {
             self.create_auth(),
         );
         let response = self.transport.send(&request).await?;
+        let expected = self.rules().created_status;
+        if (200..300).contains(&response.status) && response.status != expected {
+            // Either success is read the same; the difference is worth a line at -v: a bank
+            // whose answer no longer matches its profile may have changed more than that.
+            tracing::info!(
+                "{} answered the registration {} where its bank profile says {expected} \
+                 (`created_status`): read all the same; check the bank profile if the bank \
+                 changed its API",
+                self.bank.display_name,
+                response.status
+            );
+        }
         self.state_from(Method::POST, response, None, body)
     }
 
@@ -665,4 +783,42 @@ pub fn default_store(tokens_dir: &Path) -> RegistrationStore {
             .map(|p| p.join("registrations"))
             .unwrap_or_else(|| tokens_dir.join("registrations")),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::registration_endpoint;
+    use url::Url;
+
+    #[test]
+    fn the_registration_endpoint_from_the_api_base() {
+        let base = Url::parse("https://api.bank.example:8443/stet/psd2/v1.5").unwrap();
+        let at = |path: &str| registration_endpoint(&base, path).map(String::from);
+        // The spec's basePath /v1 and /register, on the API's host and port.
+        assert_eq!(
+            at("/v1/register").unwrap(),
+            "https://api.bank.example:8443/v1/register"
+        );
+        assert_eq!(
+            at("/psd2/register").unwrap(),
+            "https://api.bank.example:8443/psd2/register"
+        );
+        // Below the API base, with or without its trailing slash.
+        assert_eq!(
+            at("register").unwrap(),
+            "https://api.bank.example:8443/stet/psd2/v1.5/register"
+        );
+        let slash = Url::parse("https://api.bank.example/v1/?x=1").unwrap();
+        assert_eq!(
+            registration_endpoint(&slash, "register").unwrap().as_str(),
+            "https://api.bank.example/v1/register"
+        );
+        assert_eq!(
+            at("https://register.bank.example/v1/register").unwrap(),
+            "https://register.bank.example/v1/register"
+        );
+        // Never another host by accident.
+        assert!(at("//evil.example/register").is_err());
+        assert!(at("").is_err());
+    }
 }

@@ -95,7 +95,8 @@ pub enum Rotation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationRules {
-    /// The registration endpoint: a path on the API's host (`/register`), or a URL.
+    /// The registration endpoint: a path from the root of the API's host (`/v1/register`), a
+    /// path below the API's base (`register`), or a URL.
     pub path: String,
     /// How `POST` is authenticated.
     pub auth: RegistrationAuth,
@@ -136,7 +137,8 @@ pub struct RegistrationRules {
     pub contact: ContactShape,
     /// Fields added as they are (`context = "psd2"`).
     pub extra: BTreeMap<String, String>,
-    /// The status of a successful creation (201 in the spec, 200 at some banks).
+    /// The status of a successful creation (201 in the spec, 200 at some banks). Another 2xx
+    /// is read all the same, and said at `-v`.
     pub created_status: u16,
     /// Whether the bank approves by hand.
     pub approval: Approval,
