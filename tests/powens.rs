@@ -98,6 +98,30 @@ fn connect_then_read_accounts_balances_and_transactions() {
     );
     assert!(out.stderr.contains("Made Powens user"), "{out}");
     assert!(out.stderr.contains("stet accounts enable"), "{out}");
+    // On the wire, every value was a JWE: the creation and the second source.
+    let posts = credential_posts(&env);
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    assert_all_encrypted(&posts);
+    let names = |post: &Value| -> Vec<String> {
+        let mut names: Vec<String> = post["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(&posts[0]),
+        ["login", "openapiwebsite", "password"],
+        "{posts:#?}"
+    );
+    assert_eq!(
+        names(&posts[1]),
+        ["directaccesswebsite", "login", "password"],
+        "{posts:#?}"
+    );
 
     let listed = env.run(&["connections", "--output", "json"]).json_array();
     assert_eq!(listed.len(), 1);
@@ -296,15 +320,26 @@ fn every_scenario_ends_as_documented() {
     // the credentials) meet a stale key and must fetch it again.
     let env = powens_env(&["--powens-rotate-key-every", "1"]);
 
-    for (scenario, code, needle) in [
+    let failing = [
         ("wrongpass", 77, "is `wrongpass`"),
         ("passwordExpired", 77, "password expired"),
         ("actionNeeded", 77, "act on its site"),
         ("websiteUnavailable", 69, "unavailable"),
         ("bug", 69, "`bug`"),
         ("rateLimiting", 75, "limits calls"),
-    ] {
+    ];
+    for (scenario, code, needle) in failing {
         connect(&env, scenario).fails(code, needle);
+    }
+    // Each scenario's credentials reached the mock once: its key rotated after each of them,
+    // and a refusal that is not about the key (a wrong password) is never posted again, or
+    // the bank would see the same wrong password twice.
+    let posts = credential_posts(&env);
+    assert_eq!(posts.len(), failing.len(), "{posts:#?}");
+    for ((scenario, ..), post) in failing.iter().zip(&posts) {
+        assert_eq!(post["scenario"], *scenario, "{post}");
+        assert_eq!(post["key"], "current", "{post}");
+        assert_eq!(post["path"], "/users/me/connections", "{post}");
     }
     // A connection in rateLimiting exists, and says what to do.
     let table = env.run(&["connections", "--output", "table"]);
@@ -355,6 +390,31 @@ fn every_scenario_ends_as_documented() {
         "zzzz\n",
     );
     out.fails(77, "wrongpass");
+    // Both codes met a key rotated after the credentials were posted: each was refused unread
+    // once (a stale `kid`), then posted again with the new key and read once, the right one
+    // accepted, the wrong one refused without being tried a second time.
+    let codes: Vec<Value> = credential_posts(&env)
+        .into_iter()
+        .skip(failing.len())
+        .filter(|p| p["path"] != "/users/me/connections")
+        .collect();
+    let outcomes: Vec<(&str, &Value, &Value)> = codes
+        .iter()
+        .map(|p| (p["key"].as_str().unwrap(), &p["status"], &p["code"]))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("stale", &Value::from(400), &Value::from("invalidValue")),
+            ("current", &Value::from(200), &Value::Null),
+            ("stale", &Value::from(400), &Value::from("invalidValue")),
+            ("current", &Value::from(400), &Value::from("wrongpass")),
+        ],
+        "{codes:#?}"
+    );
+    for post in &codes {
+        assert_eq!(post["fields"][0]["name"], "openapisms", "{post}");
+    }
 
     // Approval in the app, and a strong authentication leading to it.
     let out = connect(&env, "shortDecoupled");
@@ -453,6 +513,7 @@ fn every_scenario_ends_as_documented() {
     let url = webauth_url(&mut running);
     assert_eq!(deliver(&at_the_bank(&env, &url)), 200);
     assert_eq!(running.finish().code, 0);
+    assert_all_encrypted(&credential_posts(&env));
 }
 
 #[test]

@@ -664,7 +664,7 @@ impl State {
             ("POST", "/sandbox/advance" | "/sandbox/reconsent") => return self.time_travel(&req),
             // The same for the Powens mock, and what it holds (see `src/powens/advance.rs`).
             ("POST", "/sandbox/powens/advance" | "/sandbox/powens/state")
-            | ("GET", "/sandbox/powens/transactions") => {
+            | ("GET", "/sandbox/powens/transactions" | "/sandbox/powens/credentials") => {
                 return match &self.powens {
                     Some(mock) => mock.sandbox(&req),
                     None => self.error(
