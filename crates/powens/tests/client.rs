@@ -587,6 +587,27 @@ async fn the_mock_refuses_a_stale_key_before_anything_else_and_clear_values_unre
         None,
         "not a credential"
     );
+    // Transactions: `limit` is required, and nothing is listed before an account is enabled.
+    for path in [
+        "users/me/transactions",
+        "users/me/transactions?min_date=2026-01-01",
+    ] {
+        let (status, answer) = psu.call(reqwest::Method::GET, path, None).await;
+        assert_eq!((status, &answer["code"]), (400, &"missingParameter".into()));
+        assert!(
+            answer["description"].as_str().unwrap().contains("limit"),
+            "{answer}"
+        );
+    }
+    let (status, answer) = psu
+        .call(reqwest::Method::GET, "users/me/transactions?limit=0", None)
+        .await;
+    assert_eq!((status, &answer["code"]), (400, &"invalidValue".into()));
+    let (status, answer) = psu
+        .call(reqwest::Method::GET, "users/me/transactions?limit=10", None)
+        .await;
+    assert_eq!((status, &answer["code"]), (409, &"noAccount".into()));
+
     // No value is in the log, encrypted or not.
     let log = serde_json::Value::from(posts).to_string();
     assert!(!log.contains("jdoe") && !log.contains("1234"), "{log}");

@@ -98,11 +98,12 @@ pub(crate) fn connectors(fields: bool, sources: bool) -> Vec<Value> {
         redirect["fields"] = json!([]);
     }
     if sources {
+        // Listed against their priority: a client must sort them (Powens promises no order).
         test["sources"] = json!([
-            {"id": 1, "name": "openapi", "auth_mechanism": "credentials",
-             "available_auth_mechanisms": ["credentials", "webauth"], "disabled": null, "priority": 1},
             {"id": 2, "name": "directaccess", "auth_mechanism": "credentials",
              "available_auth_mechanisms": ["credentials"], "disabled": null, "priority": 2},
+            {"id": 1, "name": "openapi", "auth_mechanism": "credentials",
+             "available_auth_mechanisms": ["credentials", "webauth"], "disabled": null, "priority": 1},
         ]);
         redirect["sources"] = json!([
             {"id": 3, "name": "openapi", "auth_mechanism": "webauth",
