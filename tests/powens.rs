@@ -700,3 +700,150 @@ fn webhook_signatures_are_checked_against_an_independent_hmac() {
     )
     .fails(78, "HOOK_SECRET is not set");
 }
+
+#[test]
+fn demo_runs_the_powens_journey() {
+    // The demo starts its own mock: no sandbox, no configuration, only an empty HOME.
+    let home = tempfile::tempdir().expect("temp dir");
+    let args = ["demo", "--provider", "powens"];
+    let mut cmd = Command::new(STET);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("NO_COLOR", "1");
+    let out = finished(&args, cmd);
+    let text = out.ok();
+    let shown: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("> "))
+        .collect();
+    let has = |line: &str| shown.contains(&line);
+
+    // The steps, in order.
+    let titles: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.as_bytes().first().is_some_and(u8::is_ascii_digit) && l.get(1..3) == Some(". ")
+        })
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "1. The user",
+            "2. Connectors",
+            "3. Connect",
+            "4. Accounts",
+            "5. Balances",
+            "6. Transactions"
+        ],
+        "{out}"
+    );
+    assert!(has("Powens user 1"), "{out}");
+    assert!(
+        has(
+            "Connecteur de test (338178e6-3d01-564f-9a7b-52ca442459bf), 4 field(s), auth credentials"
+        ),
+        "{out}"
+    );
+    // Every value said to go as a JWE, the password masked, then the one-time code asked.
+    assert!(has("Identifiant (login): demo (sent as a JWE)"), "{out}");
+    assert!(has("Code (1234) (password): •••• (sent as a JWE)"), "{out}");
+    assert!(has("Powens asks: openapisms: Dites abcd"), "{out}");
+    assert!(
+        has("Dites abcd (openapisms): abcd (sent as a JWE)"),
+        "{out}"
+    );
+    assert!(has("connection 1: ok"), "{out}");
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.starts_with("domain key `") && l.ends_with("`, RSA-2048")),
+        "{out}"
+    );
+
+    // Six accounts, all disabled until the PSU enables the checking account.
+    let accounts: Vec<&&str> = shown.iter().filter(|l| l.ends_with("(disabled)")).collect();
+    assert_eq!(accounts.len(), 6, "{out}");
+    assert!(has("1001 Compte chèque 2345.67 EUR (disabled)"), "{out}");
+    assert!(has("1004 Compte USD 1200.10 USD (disabled)"), "{out}");
+    assert!(has("the PSU enables 1001 (Compte chèque)"), "{out}");
+
+    // Balances exact; transactions over every page, the first three shown with stable ids.
+    assert!(has("CLBD 2345.67 EUR") && has("XPCD 2297.47 EUR"), "{out}");
+    assert!(has("63 transactions in 4 pages"), "{out}");
+    let transactions: Vec<&&str> = shown.iter().filter(|l| l.starts_with("p1-")).collect();
+    assert_eq!(transactions.len(), 3, "{out}");
+    for t in &transactions {
+        assert!(t.contains(" BOOK ") || t.contains(" PDNG "), "{t}");
+    }
+    assert!(
+        transactions[0].contains(" PDNG "),
+        "the newest is coming: {out}"
+    );
+    assert!(text.contains("\nDone: "), "{out}");
+}
+
+#[test]
+fn a_list_field_is_chosen_by_its_number_read_from_stdin() {
+    let env = powens_env(&[]);
+    // The number of `pro` among the scenarios, as the connector lists them.
+    let connectors = env.run(&["connectors", "--output", "json"]).json_array();
+    let test = connectors
+        .iter()
+        .find(|c| c["uuid"] == "338178e6-3d01-564f-9a7b-52ca442459bf")
+        .expect("the test connector");
+    let field = test["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "openapiwebsite")
+        .expect("the scenario field");
+    let values: Vec<&str> = field["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["value"].as_str().unwrap())
+        .collect();
+    let n = values.iter().position(|v| *v == "pro").expect("pro") + 1;
+    assert!(n > 1, "a number that is not the first choice: {values:?}");
+
+    let args = [
+        "connect",
+        "--connector",
+        TEST,
+        "--source",
+        "openapi",
+        "--field",
+        "login=jdoe",
+        "--field",
+        "password=1234",
+        "--output",
+        "json",
+    ];
+    let out = run_with_input(&env, &args, &format!("{n}\n"));
+    assert_eq!(out.code, 0, "{out}");
+    // The choices were shown, numbered, then the prompt.
+    assert!(out.stderr.contains(&format!("  {n}. pro\n")), "{out}");
+    assert!(out.stderr.contains("  1. "), "{out}");
+    assert!(out.stderr.contains("choose (number or value): "), "{out}");
+    assert_eq!(out.json_array()[0]["state"], Value::Null, "{out}");
+    // What was sent is the chosen value, not the number.
+    let posts = credential_posts(&env);
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(posts[0]["scenario"], "pro", "{posts:#?}");
+    assert_all_encrypted(&posts);
+
+    // A number past the list is no choice: it is checked as a value, and refused before
+    // anything is sent.
+    let out = run_with_input(&env, &args, &format!("{}\n", values.len() + 1));
+    out.fails(2, "not one of the values of");
+    // The value itself, typed instead of its number, works too.
+    let out = run_with_input(&env, &args, "par\n");
+    assert_eq!(out.code, 0, "{out}");
+    let posts = credential_posts(&env);
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    assert_eq!(posts[1]["scenario"], "par", "{posts:#?}");
+}
