@@ -82,6 +82,14 @@ pub struct ServeArgs {
     /// Powens mock: serve a key clients must refuse at /publickey: ec (not RSA) or small (1024 bits)
     #[arg(long, value_name = "FAULT", requires = "powens", value_parser = ["ec", "small"])]
     powens_key_fault: Option<String>,
+    /// Powens mock: the PSU's password at the test connector, instead of 1234 (for tests that
+    /// need a value distinctive enough to search logs for)
+    #[arg(long, value_name = "PASSWORD", requires = "powens")]
+    powens_password: Option<String>,
+    /// Powens mock: the one-time code of the additionalInformationNeeded scenario, instead of
+    /// abcd
+    #[arg(long, value_name = "CODE", requires = "powens")]
+    powens_code: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +153,8 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
                     Some(f) => Some(f.parse().or_exit(2, "--powens-key-fault")?),
                     None => None,
                 },
+                password: args.powens_password,
+                code: args.powens_code,
             }),
         },
         ..SandboxConfig::default()

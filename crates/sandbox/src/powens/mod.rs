@@ -35,10 +35,11 @@
 //! are never logged.
 //!
 //! **Scenarios** (the value of `openapiwebsite` or `directaccesswebsite`; the password must
-//! be `1234`, four digits, else `wrongpass`): `par` and `pro` (works; private or professional
+//! be `1234`, four digits, else `wrongpass`, or the one [`PowensOptions::password`] sets): `par` and `pro` (works; private or professional
 //! accounts), `wrongpass`, `actionNeeded`, `passwordExpired`, `websiteUnavailable` (400 with
 //! that code), `bug` (500 `bug`), `rateLimiting` (a connection in that state),
-//! `additionalInformationNeeded` (202, field `{source}sms` "Dites abcd": post `abcd`),
+//! `additionalInformationNeeded` (202, field `{source}sms` "Dites abcd": post `abcd`, or the
+//! code [`PowensOptions::code`] sets),
 //! `shortDecoupled` (202 `decoupled`; approved a second later, when `resume` answers),
 //! `SCARequired` (`POST {}` then leads to `decoupled`), `webauthRequired` (`openapi` only: the
 //! browser round trip). Another value: 400 `config`.
@@ -82,6 +83,12 @@ pub struct PowensOptions {
     pub rotate_key_every: u32,
     /// Serve a key clients must refuse at `GET /publickey`.
     pub key_fault: Option<KeyFault>,
+    /// The PSU's password at the test connector, instead of Powens' `1234` (the field then
+    /// has no pattern): a value distinctive enough for a test to search logs for.
+    pub password: Option<String>,
+    /// The one-time code the `additionalInformationNeeded` scenario asks for, instead of
+    /// Powens' `abcd` (the field's label then does not give it away).
+    pub code: Option<String>,
 }
 
 /// A `GET /publickey` answer clients must refuse.
@@ -418,7 +425,11 @@ impl Mock {
 
     fn connectors(&self, req: &Req, uuid: Option<&str>) -> Reply {
         let expand = query(req).get("expand").cloned().unwrap_or_default();
-        let list = data::connectors(expand.contains("fields"), expand.contains("sources"));
+        let list = data::connectors(
+            expand.contains("fields"),
+            expand.contains("sources"),
+            self.options.password.is_none(),
+        );
         match uuid {
             None => ok(json!({"connectors": list, "total": list.len()})),
             Some(uuid) => match list
@@ -432,7 +443,7 @@ impl Mock {
     }
 
     fn connector(uuid: &str) -> Option<Value> {
-        data::connectors(true, true)
+        data::connectors(true, true, true)
             .into_iter()
             .find(|c| c["uuid"] == uuid || uuid.parse::<i64>().is_ok_and(|n| c["id"] == n))
     }
@@ -650,6 +661,7 @@ impl Mock {
 
     /// The scenario a source's list field chose, checked with the password.
     fn scenario<'m>(
+        &self,
         values: &'m BTreeMap<String, zeroize::Zeroizing<String>>,
         source: &str,
     ) -> Result<&'m str, Reply> {
@@ -666,7 +678,9 @@ impl Mock {
             .get("password")
             .map(|v| v.as_str())
             .unwrap_or_default();
-        if !(password.len() == 4 && password.bytes().all(|b| b.is_ascii_digit())) {
+        let right = self.options.password.as_deref().unwrap_or("1234");
+        let four_digits = password.len() == 4 && password.bytes().all(|b| b.is_ascii_digit());
+        if self.options.password.is_none() && !four_digits {
             return Err(error(
                 400,
                 "invalidValue",
@@ -681,7 +695,7 @@ impl Mock {
                 format!("{field} is required"),
             ));
         };
-        if password != "1234" {
+        if password != right {
             return Err(error(400, "wrongpass", "Incorrect password"));
         }
         let known = data::SCENARIOS
@@ -755,9 +769,15 @@ impl Mock {
             }
             "additionalInformationNeeded" => {
                 let name = format!("{source}sms");
+                // Powens' label gives its code away; a code of the test's own stays unsaid.
+                let label = match self.options.code {
+                    None => "Dites abcd",
+                    Some(_) => "Le code reçu",
+                };
                 c.state = Some("additionalInformationNeeded");
-                c.message = Some(format!("{name}: Dites abcd"));
-                c.fields = json!([{"name": name, "label": "Dites abcd", "type": "text", "required": true}]);
+                c.message = Some(format!("{name}: {label}"));
+                c.fields =
+                    json!([{"name": name, "label": label, "type": "text", "required": true}]);
                 c.otp = Some(name);
                 202
             }
@@ -914,7 +934,7 @@ impl Mock {
                 Err(r) => return r,
             };
             post.scenario(&values, &source);
-            let scenario = match Self::scenario(&values, &source) {
+            let scenario = match self.scenario(&values, &source) {
                 Ok(s) => s.to_owned(),
                 Err(r) => return r,
             };
@@ -1020,7 +1040,7 @@ impl Mock {
                     Err(r) => return r,
                 };
                 post.scenario(&values, &source);
-                let scenario = match Self::scenario(&values, &source) {
+                let scenario = match self.scenario(&values, &source) {
                     Ok(s) => s.to_owned(),
                     Err(r) => return r,
                 };
@@ -1037,7 +1057,8 @@ impl Mock {
                     Err(r) => return r,
                 };
                 post.key = "current";
-                if values.get(&name).map(|v| v.as_str()) != Some("abcd") {
+                let right = self.options.code.as_deref().unwrap_or("abcd");
+                if values.get(&name).map(|v| v.as_str()) != Some(right) {
                     return error(400, "wrongpass", "Incorrect code");
                 }
                 let source = name.trim_end_matches("sms").to_owned();
