@@ -162,7 +162,15 @@ fn connect_then_read_accounts_balances_and_transactions() {
     // Enabling: by Powens id, and by IBAN.
     let usd = accounts.iter().find(|a| a["currency"] == "USD").unwrap();
     let usd_iban = usd["accountId"]["iban"].as_str().unwrap().to_owned();
-    env.run(&["accounts", "enable", "1001", &usd_iban]).ok();
+    let out = env.run(&["accounts", "enable", "1001", &usd_iban]);
+    assert_eq!(out.ok(), "", "said on stderr only: {out}");
+    // A script asks for JSON: the documented keys (docs/output.md), nothing else.
+    let out = env.run(&["accounts", "enable", &usd_iban, "--output", "json"]);
+    let enabled = out.json();
+    assert_eq!(keys(&enabled), ["enabled"], "{out}");
+    let item = &enabled["enabled"][0];
+    assert_eq!(keys(item), ["id", "name", "resourceId"], "{out}");
+    assert_eq!(item["resourceId"], usd["resourceId"], "{out}");
     let accounts = env.run(&["accounts", "--output", "json"]).json_array();
     let enabled: Vec<&Value> = accounts
         .iter()
@@ -265,7 +273,14 @@ fn connect_then_read_accounts_balances_and_transactions() {
     env.run(&["accounts", "--output", "json"]).ok();
 
     // Deleting a connection; an unknown one is Powens' HTML page, said as such.
-    env.run(&["connections", "delete", "1"]).ok();
+    let deleted = env
+        .run(&["connections", "delete", "1", "--output", "json"])
+        .json();
+    assert_eq!(keys(&deleted), ["connection", "deleted"]);
+    assert_eq!(
+        (&deleted["connection"], &deleted["deleted"]),
+        (&Value::from(1), &Value::from(true))
+    );
     assert_eq!(
         env.run(&["connections", "--output", "table"]).ok(),
         "(none)\n"
@@ -678,6 +693,48 @@ fn webhook_signatures_are_checked_against_an_independent_hmac() {
         "ok\n"
     );
     verify(&signature, &date, path, &body.replace('7', "8")).fails(1, "does not match");
+    // For scripts: the documented keys (docs/output.md), a failure said in them too.
+    let json = |sig: &str| {
+        run_with_input(
+            &env,
+            &[
+                "powens",
+                "webhook",
+                "verify",
+                "--secret-env",
+                "HOOK_SECRET",
+                "--signature",
+                sig,
+                "--date",
+                &date,
+                "--url-path",
+                path,
+                "--output",
+                "json",
+            ],
+            body,
+        )
+    };
+    let out = json(&signature);
+    let valid = out.json();
+    assert_eq!(keys(&valid), ["path", "reason", "valid"], "{out}");
+    assert_eq!(
+        (&valid["valid"], &valid["path"]),
+        (&Value::from(true), &Value::from(path))
+    );
+    assert!(valid["reason"].is_null());
+    let out = json("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    assert_eq!(out.code, 1, "{out}");
+    let refused: Value = serde_json::from_str(&out.stdout).expect("JSON on a refusal");
+    assert_eq!(keys(&refused), ["path", "reason", "valid"], "{out}");
+    assert_eq!(refused["valid"], false);
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{out}"
+    );
     verify(&signature, &date, "/other", body).fails(1, "does not match");
     verify(&signature, "2020-01-01T00:00:00Z", path, body).fails(1, "outside the 300 s window");
     verify(&signature, "yesterday", path, body).fails(2, "not an ISO 8601 date-time");
@@ -846,4 +903,16 @@ fn a_list_field_is_chosen_by_its_number_read_from_stdin() {
     let posts = credential_posts(&env);
     assert_eq!(posts.len(), 2, "{posts:#?}");
     assert_eq!(posts[1]["scenario"], "par", "{posts:#?}");
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
 }

@@ -19,7 +19,8 @@ pub enum SandboxCommand {
     #[command(
         after_help = "Example:\n  stet sandbox serve --port 8443 --certs certs.example --accounts 3 --transactions 200 \\\n      --faults 429:every=7:retry-after=1,drop:every=40"
     )]
-    Serve(ServeArgs),
+    // Boxed: its many options would make every other variant as large.
+    Serve(Box<ServeArgs>),
     /// Write a fresh test PKI (CA, bank server certificate, TPP QWAC and QSealC) to a folder
     #[command(after_help = "Example:\n  stet sandbox certs --out certs.example")]
     Certs(CertsArgs),
@@ -101,7 +102,7 @@ pub struct CertsArgs {
 
 pub fn run(command: SandboxCommand) -> Result<u8, Failure> {
     match command {
-        SandboxCommand::Serve(args) => serve(args),
+        SandboxCommand::Serve(args) => serve(*args),
         SandboxCommand::Certs(args) => {
             stet_sandbox::pki::generate(&args.out).or_exit(exit::IO, "cannot write the PKI")?;
             eprintln!(
