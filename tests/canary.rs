@@ -1108,7 +1108,22 @@ fn weakened_settings_are_said_on_every_run_even_with_quiet() {
 fn powens_commands_keep_secrets() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = std::fs::File::create(dir.path().join("sandbox.log")).expect("the sandbox log");
-    let mut env = Env::with_sandbox_stderr(&["-vvv", "--powens"], "sandbox", Stdio::from(log));
+    // The PSU's password and one-time code are the test's own, long enough to search for
+    // (Powens' `1234` and `abcd` would be found in any log by chance).
+    let password = "CANARY-powens-password-4Hs8Zt";
+    let code = "CANARY-powens-otp-9Fd2Wm";
+    let mut env = Env::with_sandbox_stderr(
+        &[
+            "-vvv",
+            "--powens",
+            "--powens-password",
+            password,
+            "--powens-code",
+            code,
+        ],
+        "sandbox",
+        Stdio::from(log),
+    );
     let mock = env.sandbox.info["powens"].clone();
     let q = |v: &Value| format!("{:?}", v.as_str().expect("a string"));
     let config = env.home.path().join("powens.toml");
@@ -1128,13 +1143,16 @@ fn powens_commands_keep_secrets() {
     env.vars
         .push(("STET_CLIENT_SECRET".into(), client_secret.clone()));
     let login = "CANARY-powens-login-7Rz2Qk9Vw";
-    let code = "abcd";
+    let wrong_password = "CANARY-powens-wrong-password-2Kq7Rv";
     let hook_secret = "CANARY-webhook-secret-3Ld8Pq";
     env.vars.push(("HOOK_SECRET".into(), hook_secret.into()));
     let mut t = Transcript::default();
     let mut secrets = vec![
         secret("the Powens client secret", client_secret),
         secret("a Powens credential", login),
+        secret("the PSU's password", password),
+        secret("a one-time code", code),
+        secret("a wrong password", wrong_password),
         secret("the webhook secret", hook_secret),
     ];
 
@@ -1155,7 +1173,7 @@ fn powens_commands_keep_secrets() {
             "--field",
             &format!("login={login}"),
             "--field",
-            "password=1234",
+            &format!("password={password}"),
             "--field",
             "openapiwebsite=additionalInformationNeeded",
             "--field",
@@ -1202,7 +1220,7 @@ fn powens_commands_keep_secrets() {
             "--field",
             &format!("login={login}"),
             "--field",
-            "password=4321",
+            &format!("password={wrong_password}"),
             "--field",
             "openapiwebsite=par",
         ],

@@ -98,6 +98,30 @@ fn connect_then_read_accounts_balances_and_transactions() {
     );
     assert!(out.stderr.contains("Made Powens user"), "{out}");
     assert!(out.stderr.contains("stet accounts enable"), "{out}");
+    // On the wire, every value was a JWE: the creation and the second source.
+    let posts = credential_posts(&env);
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    assert_all_encrypted(&posts);
+    let names = |post: &Value| -> Vec<String> {
+        let mut names: Vec<String> = post["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(&posts[0]),
+        ["login", "openapiwebsite", "password"],
+        "{posts:#?}"
+    );
+    assert_eq!(
+        names(&posts[1]),
+        ["directaccesswebsite", "login", "password"],
+        "{posts:#?}"
+    );
 
     let listed = env.run(&["connections", "--output", "json"]).json_array();
     assert_eq!(listed.len(), 1);
@@ -138,7 +162,15 @@ fn connect_then_read_accounts_balances_and_transactions() {
     // Enabling: by Powens id, and by IBAN.
     let usd = accounts.iter().find(|a| a["currency"] == "USD").unwrap();
     let usd_iban = usd["accountId"]["iban"].as_str().unwrap().to_owned();
-    env.run(&["accounts", "enable", "1001", &usd_iban]).ok();
+    let out = env.run(&["accounts", "enable", "1001", &usd_iban]);
+    assert_eq!(out.ok(), "", "said on stderr only: {out}");
+    // A script asks for JSON: the documented keys (docs/output.md), nothing else.
+    let out = env.run(&["accounts", "enable", &usd_iban, "--output", "json"]);
+    let enabled = out.json();
+    assert_eq!(keys(&enabled), ["enabled"], "{out}");
+    let item = &enabled["enabled"][0];
+    assert_eq!(keys(item), ["id", "name", "resourceId"], "{out}");
+    assert_eq!(item["resourceId"], usd["resourceId"], "{out}");
     let accounts = env.run(&["accounts", "--output", "json"]).json_array();
     let enabled: Vec<&Value> = accounts
         .iter()
@@ -241,7 +273,14 @@ fn connect_then_read_accounts_balances_and_transactions() {
     env.run(&["accounts", "--output", "json"]).ok();
 
     // Deleting a connection; an unknown one is Powens' HTML page, said as such.
-    env.run(&["connections", "delete", "1"]).ok();
+    let deleted = env
+        .run(&["connections", "delete", "1", "--output", "json"])
+        .json();
+    assert_eq!(keys(&deleted), ["connection", "deleted"]);
+    assert_eq!(
+        (&deleted["connection"], &deleted["deleted"]),
+        (&Value::from(1), &Value::from(true))
+    );
     assert_eq!(
         env.run(&["connections", "--output", "table"]).ok(),
         "(none)\n"
@@ -296,15 +335,26 @@ fn every_scenario_ends_as_documented() {
     // the credentials) meet a stale key and must fetch it again.
     let env = powens_env(&["--powens-rotate-key-every", "1"]);
 
-    for (scenario, code, needle) in [
+    let failing = [
         ("wrongpass", 77, "is `wrongpass`"),
         ("passwordExpired", 77, "password expired"),
         ("actionNeeded", 77, "act on its site"),
         ("websiteUnavailable", 69, "unavailable"),
         ("bug", 69, "`bug`"),
         ("rateLimiting", 75, "limits calls"),
-    ] {
+    ];
+    for (scenario, code, needle) in failing {
         connect(&env, scenario).fails(code, needle);
+    }
+    // Each scenario's credentials reached the mock once: its key rotated after each of them,
+    // and a refusal that is not about the key (a wrong password) is never posted again, or
+    // the bank would see the same wrong password twice.
+    let posts = credential_posts(&env);
+    assert_eq!(posts.len(), failing.len(), "{posts:#?}");
+    for ((scenario, ..), post) in failing.iter().zip(&posts) {
+        assert_eq!(post["scenario"], *scenario, "{post}");
+        assert_eq!(post["key"], "current", "{post}");
+        assert_eq!(post["path"], "/users/me/connections", "{post}");
     }
     // A connection in rateLimiting exists, and says what to do.
     let table = env.run(&["connections", "--output", "table"]);
@@ -355,6 +405,31 @@ fn every_scenario_ends_as_documented() {
         "zzzz\n",
     );
     out.fails(77, "wrongpass");
+    // Both codes met a key rotated after the credentials were posted: each was refused unread
+    // once (a stale `kid`), then posted again with the new key and read once, the right one
+    // accepted, the wrong one refused without being tried a second time.
+    let codes: Vec<Value> = credential_posts(&env)
+        .into_iter()
+        .skip(failing.len())
+        .filter(|p| p["path"] != "/users/me/connections")
+        .collect();
+    let outcomes: Vec<(&str, &Value, &Value)> = codes
+        .iter()
+        .map(|p| (p["key"].as_str().unwrap(), &p["status"], &p["code"]))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("stale", &Value::from(400), &Value::from("invalidValue")),
+            ("current", &Value::from(200), &Value::Null),
+            ("stale", &Value::from(400), &Value::from("invalidValue")),
+            ("current", &Value::from(400), &Value::from("wrongpass")),
+        ],
+        "{codes:#?}"
+    );
+    for post in &codes {
+        assert_eq!(post["fields"][0]["name"], "openapisms", "{post}");
+    }
 
     // Approval in the app, and a strong authentication leading to it.
     let out = connect(&env, "shortDecoupled");
@@ -453,6 +528,7 @@ fn every_scenario_ends_as_documented() {
     let url = webauth_url(&mut running);
     assert_eq!(deliver(&at_the_bank(&env, &url)), 200);
     assert_eq!(running.finish().code, 0);
+    assert_all_encrypted(&credential_posts(&env));
 }
 
 #[test]
@@ -617,6 +693,48 @@ fn webhook_signatures_are_checked_against_an_independent_hmac() {
         "ok\n"
     );
     verify(&signature, &date, path, &body.replace('7', "8")).fails(1, "does not match");
+    // For scripts: the documented keys (docs/output.md), a failure said in them too.
+    let json = |sig: &str| {
+        run_with_input(
+            &env,
+            &[
+                "powens",
+                "webhook",
+                "verify",
+                "--secret-env",
+                "HOOK_SECRET",
+                "--signature",
+                sig,
+                "--date",
+                &date,
+                "--url-path",
+                path,
+                "--output",
+                "json",
+            ],
+            body,
+        )
+    };
+    let out = json(&signature);
+    let valid = out.json();
+    assert_eq!(keys(&valid), ["path", "reason", "valid"], "{out}");
+    assert_eq!(
+        (&valid["valid"], &valid["path"]),
+        (&Value::from(true), &Value::from(path))
+    );
+    assert!(valid["reason"].is_null());
+    let out = json("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    assert_eq!(out.code, 1, "{out}");
+    let refused: Value = serde_json::from_str(&out.stdout).expect("JSON on a refusal");
+    assert_eq!(keys(&refused), ["path", "reason", "valid"], "{out}");
+    assert_eq!(refused["valid"], false);
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{out}"
+    );
     verify(&signature, &date, "/other", body).fails(1, "does not match");
     verify(&signature, "2020-01-01T00:00:00Z", path, body).fails(1, "outside the 300 s window");
     verify(&signature, "yesterday", path, body).fails(2, "not an ISO 8601 date-time");
@@ -638,4 +756,163 @@ fn webhook_signatures_are_checked_against_an_independent_hmac() {
         body,
     )
     .fails(78, "HOOK_SECRET is not set");
+}
+
+#[test]
+fn demo_runs_the_powens_journey() {
+    // The demo starts its own mock: no sandbox, no configuration, only an empty HOME.
+    let home = tempfile::tempdir().expect("temp dir");
+    let args = ["demo", "--provider", "powens"];
+    let mut cmd = Command::new(STET);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("NO_COLOR", "1");
+    let out = finished(&args, cmd);
+    let text = out.ok();
+    let shown: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("> "))
+        .collect();
+    let has = |line: &str| shown.contains(&line);
+
+    // The steps, in order.
+    let titles: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.as_bytes().first().is_some_and(u8::is_ascii_digit) && l.get(1..3) == Some(". ")
+        })
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "1. The user",
+            "2. Connectors",
+            "3. Connect",
+            "4. Accounts",
+            "5. Balances",
+            "6. Transactions"
+        ],
+        "{out}"
+    );
+    assert!(has("Powens user 1"), "{out}");
+    assert!(
+        has(
+            "Connecteur de test (338178e6-3d01-564f-9a7b-52ca442459bf), 4 field(s), auth credentials"
+        ),
+        "{out}"
+    );
+    // Every value said to go as a JWE, the password masked, then the one-time code asked.
+    assert!(has("Identifiant (login): demo (sent as a JWE)"), "{out}");
+    assert!(has("Code (1234) (password): •••• (sent as a JWE)"), "{out}");
+    assert!(has("Powens asks: openapisms: Dites abcd"), "{out}");
+    assert!(
+        has("Dites abcd (openapisms): abcd (sent as a JWE)"),
+        "{out}"
+    );
+    assert!(has("connection 1: ok"), "{out}");
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.starts_with("domain key `") && l.ends_with("`, RSA-2048")),
+        "{out}"
+    );
+
+    // Six accounts, all disabled until the PSU enables the checking account.
+    let accounts: Vec<&&str> = shown.iter().filter(|l| l.ends_with("(disabled)")).collect();
+    assert_eq!(accounts.len(), 6, "{out}");
+    assert!(has("1001 Compte chèque 2345.67 EUR (disabled)"), "{out}");
+    assert!(has("1004 Compte USD 1200.10 USD (disabled)"), "{out}");
+    assert!(has("the PSU enables 1001 (Compte chèque)"), "{out}");
+
+    // Balances exact; transactions over every page, the first three shown with stable ids.
+    assert!(has("CLBD 2345.67 EUR") && has("XPCD 2297.47 EUR"), "{out}");
+    assert!(has("63 transactions in 4 pages"), "{out}");
+    let transactions: Vec<&&str> = shown.iter().filter(|l| l.starts_with("p1-")).collect();
+    assert_eq!(transactions.len(), 3, "{out}");
+    for t in &transactions {
+        assert!(t.contains(" BOOK ") || t.contains(" PDNG "), "{t}");
+    }
+    assert!(
+        transactions[0].contains(" PDNG "),
+        "the newest is coming: {out}"
+    );
+    assert!(text.contains("\nDone: "), "{out}");
+}
+
+#[test]
+fn a_list_field_is_chosen_by_its_number_read_from_stdin() {
+    let env = powens_env(&[]);
+    // The number of `pro` among the scenarios, as the connector lists them.
+    let connectors = env.run(&["connectors", "--output", "json"]).json_array();
+    let test = connectors
+        .iter()
+        .find(|c| c["uuid"] == "338178e6-3d01-564f-9a7b-52ca442459bf")
+        .expect("the test connector");
+    let field = test["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "openapiwebsite")
+        .expect("the scenario field");
+    let values: Vec<&str> = field["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["value"].as_str().unwrap())
+        .collect();
+    let n = values.iter().position(|v| *v == "pro").expect("pro") + 1;
+    assert!(n > 1, "a number that is not the first choice: {values:?}");
+
+    let args = [
+        "connect",
+        "--connector",
+        TEST,
+        "--source",
+        "openapi",
+        "--field",
+        "login=jdoe",
+        "--field",
+        "password=1234",
+        "--output",
+        "json",
+    ];
+    let out = run_with_input(&env, &args, &format!("{n}\n"));
+    assert_eq!(out.code, 0, "{out}");
+    // The choices were shown, numbered, then the prompt.
+    assert!(out.stderr.contains(&format!("  {n}. pro\n")), "{out}");
+    assert!(out.stderr.contains("  1. "), "{out}");
+    assert!(out.stderr.contains("choose (number or value): "), "{out}");
+    assert_eq!(out.json_array()[0]["state"], Value::Null, "{out}");
+    // What was sent is the chosen value, not the number.
+    let posts = credential_posts(&env);
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(posts[0]["scenario"], "pro", "{posts:#?}");
+    assert_all_encrypted(&posts);
+
+    // A number past the list is no choice: it is checked as a value, and refused before
+    // anything is sent.
+    let out = run_with_input(&env, &args, &format!("{}\n", values.len() + 1));
+    out.fails(2, "not one of the values of");
+    // The value itself, typed instead of its number, works too.
+    let out = run_with_input(&env, &args, "par\n");
+    assert_eq!(out.code, 0, "{out}");
+    let posts = credential_posts(&env);
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    assert_eq!(posts[1]["scenario"], "par", "{posts:#?}");
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
 }

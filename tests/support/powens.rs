@@ -73,3 +73,27 @@ pub fn connect(env: &Env, scenario: &str) -> Out {
         "json",
     ])
 }
+
+/// Every request that reached the mock carrying credentials (`GET
+/// /sandbox/powens/credentials`): path, fields (name, whether a JWE), key, scenario, answer.
+pub fn credential_posts(env: &Env) -> Vec<Value> {
+    super::sandbox_call(env, "GET", "/sandbox/powens/credentials", "")["posts"]
+        .as_array()
+        .expect("the mock's credential log")
+        .clone()
+}
+
+/// Asserts that every credential field of every post the mock received was a JWE: what
+/// proves that `stet connect` encrypts on the wire (the mock refuses values in clear, and
+/// says which were).
+pub fn assert_all_encrypted(posts: &[Value]) {
+    assert!(!posts.is_empty(), "no credentials reached the mock");
+    for post in posts {
+        let fields = post["fields"].as_array().expect("fields");
+        assert!(!fields.is_empty(), "{post}");
+        for field in fields {
+            assert_eq!(field["encrypted"], true, "sent in clear: {post}");
+        }
+        assert_ne!(post["key"], "none", "refused unread: {post}");
+    }
+}

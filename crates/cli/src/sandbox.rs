@@ -19,7 +19,8 @@ pub enum SandboxCommand {
     #[command(
         after_help = "Example:\n  stet sandbox serve --port 8443 --certs certs.example --accounts 3 --transactions 200 \\\n      --faults 429:every=7:retry-after=1,drop:every=40"
     )]
-    Serve(ServeArgs),
+    // Boxed: its many options would make every other variant as large.
+    Serve(Box<ServeArgs>),
     /// Write a fresh test PKI (CA, bank server certificate, TPP QWAC and QSealC) to a folder
     #[command(after_help = "Example:\n  stet sandbox certs --out certs.example")]
     Certs(CertsArgs),
@@ -116,6 +117,14 @@ pub struct ServeArgs {
     /// Powens mock: serve a key clients must refuse at /publickey: ec (not RSA) or small (1024 bits)
     #[arg(long, value_name = "FAULT", requires = "powens", value_parser = ["ec", "small"])]
     powens_key_fault: Option<String>,
+    /// Powens mock: the PSU's password at the test connector, instead of 1234 (for tests that
+    /// need a value distinctive enough to search logs for)
+    #[arg(long, value_name = "PASSWORD", requires = "powens")]
+    powens_password: Option<String>,
+    /// Powens mock: the one-time code of the additionalInformationNeeded scenario, instead of
+    /// abcd
+    #[arg(long, value_name = "CODE", requires = "powens")]
+    powens_code: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -129,7 +138,7 @@ pub struct CertsArgs {
 
 pub fn run(command: SandboxCommand) -> Result<u8, Failure> {
     match command {
-        SandboxCommand::Serve(args) => serve(args),
+        SandboxCommand::Serve(args) => serve(*args),
         SandboxCommand::Certs(args) => {
             stet_sandbox::pki::generate(&args.out).or_exit(exit::IO, "cannot write the PKI")?;
             let files: Vec<String> = stet_sandbox::pki::FILES
@@ -200,6 +209,8 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
                     Some(f) => Some(f.parse().or_exit(2, "--powens-key-fault")?),
                     None => None,
                 },
+                password: args.powens_password,
+                code: args.powens_code,
             }),
         },
         ..SandboxConfig::default()

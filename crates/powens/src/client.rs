@@ -469,8 +469,10 @@ impl PowensClient {
     }
 
     /// Posts `plain` (a JSON object) with every value of `secret` added as a JWE. When Powens
-    /// refuses it (400) and the domain key has changed since, encrypts again with the new key
-    /// and posts once more: a refusal means nothing was done, so this cannot act twice.
+    /// refuses it because a JWE was made for a key it no longer has ([`stale_key`]) and
+    /// `GET /publickey` now gives another key, encrypts again with that key and posts once
+    /// more. Any other refusal is returned at once: the bank may have seen the values (a wrong
+    /// password), and trying them twice could lock the PSU out.
     async fn post_encrypted(
         &self,
         target: &str,
@@ -495,7 +497,7 @@ impl PowensClient {
             )
             .bearer(bearer.clone());
             let response = self.http.send(&request).await?;
-            if response.status == 400 && !refresh && !secret.is_empty() {
+            if !refresh && !secret.is_empty() && stale_key(&response, key.kid()) {
                 let fresh = self.domain_key(true).await?;
                 if fresh.kid() != key.kid() {
                     tracing::info!(
@@ -782,6 +784,36 @@ impl TransactionPages<'_> {
     }
 }
 
+/// Whether Powens refused a post because a JWE in it was made for a key it no longer has:
+/// a 400 `invalidValue` whose description (or message) names the `kid` used, as a word of its
+/// own. Powens documents no code of its own for this; the sandbox's mock answers a stale
+/// `kid` this way, before it looks at anything else of the request. A refusal that does not
+/// name the key is never taken for one: posting the same values again is only safe when
+/// nothing of them reached the bank.
+fn stale_key(response: &StetResponse, kid: &str) -> bool {
+    if response.status != 400 || kid.is_empty() {
+        return false;
+    }
+    let Ok(body) = serde_json::from_slice::<ErrorBody>(&response.body) else {
+        return false;
+    };
+    body.code.as_deref() == Some("invalidValue")
+        && [&body.description, &body.message]
+            .into_iter()
+            .flatten()
+            .any(|text| names_word(text, kid))
+}
+
+/// Whether `word` occurs in `text` with no letter, digit, `-` or `_` right before or after it.
+fn names_word(text: &str, word: &str) -> bool {
+    let part = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(part) && !after.is_some_and(part)
+    })
+}
+
 /// Whether a body is a web page or other markup rather than JSON.
 fn looks_like_markup(body: &[u8]) -> bool {
     let start = body
@@ -821,5 +853,44 @@ fn not_json(method: &Method, response: &StetResponse) -> PowensError {
         status: response.status,
         what,
         hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> StetResponse {
+        StetResponse {
+            status,
+            headers: Default::default(),
+            body: body.as_bytes().to_vec(),
+            url: Url::parse("https://acme-sandbox.biapi.pro/2.0/users/me/connections").unwrap(),
+            request_id: String::new(),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn only_a_refusal_naming_the_key_used_is_a_stale_key() {
+        let stale = r#"{"code":"invalidValue","description":"`password` is encrypted for key `k-1`, which is not the domain key (now `k-2`)"}"#;
+        assert!(stale_key(&answer(400, stale), "k-1"));
+        // Another key named, a longer kid that merely starts with it, or none at all.
+        assert!(!stale_key(&answer(400, stale), "k-2x"));
+        assert!(!stale_key(&answer(400, stale), "k"));
+        let longer = r#"{"code":"invalidValue","message":"unknown key k-12"}"#;
+        assert!(!stale_key(&answer(400, longer), "k-1"));
+        assert!(stale_key(&answer(400, longer), "k-12"));
+        // What the bank refused: the values reached it, they must not be posted again.
+        for body in [
+            r#"{"code":"wrongpass","message":"Incorrect password"}"#,
+            r#"{"code":"actionNeeded","message":"k-1"}"#,
+            r#"{"code":"invalidValue","description":"`login` is sent in clear"}"#,
+            "<html>k-1</html>",
+        ] {
+            assert!(!stale_key(&answer(400, body), "k-1"), "{body}");
+        }
+        assert!(!stale_key(&answer(409, stale), "k-1"));
+        assert!(!stale_key(&answer(400, stale), ""));
     }
 }

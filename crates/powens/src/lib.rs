@@ -23,7 +23,9 @@
 //!   fields, one-time codes included) goes as a compact JWE (`RSA-OAEP-256` + `A256GCM`, the
 //!   key's `kid` in the header, a fresh key and nonce each) under the domain key of
 //!   `GET /publickey`, which is cached and fetched again when Powens refuses a JWE made with
-//!   a key it has since replaced. [`jwe::DecryptingKey`] is the server's side, for the
+//!   a key it has since replaced (a 400 `invalidValue` naming that key's `kid`; the post is
+//!   then made once more). Any other refusal is returned at once, never posted again: the
+//!   bank may have tried the values, and a wrong password tried twice can lock a PSU out. [`jwe::DecryptingKey`] is the server's side, for the
 //!   sandbox's mock.
 //! - [`connect`]: the connection state machine, driven to a usable state (a one-time code,
 //!   an approval in the bank's app, a strong authentication, a browser redirect), asking the

@@ -747,6 +747,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sources_come_by_priority_without_the_disabled_ones() {
+        let c: Connector = serde_json::from_str(
+            r#"{"id": 1, "uuid": "u", "name": "Bank", "sources": [
+                {"name": "third", "priority": 3},
+                {"name": "off", "priority": 1, "disabled": "2026-01-01 00:00:00"},
+                {"name": "unranked"},
+                {"name": "second", "priority": 2, "disabled": null},
+                {"name": "also-off", "priority": 0, "disabled": true},
+                {"name": "first", "priority": -1}
+            ]}"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = c
+            .sources_in_order()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        // A source without a priority comes after every ranked one.
+        assert_eq!(names, ["first", "second", "third", "unranked"]);
+        let none: Connector =
+            serde_json::from_str(r#"{"id": 2, "uuid": "v", "name": "B"}"#).unwrap();
+        assert!(none.sources_in_order().is_empty());
+    }
+
+    #[test]
     fn lenient_connection_and_unknown_states() {
         let c: Connection = serde_json::from_str(
             r#"{"id": 7, "state": null, "error": "wrongpass", "fields": null,

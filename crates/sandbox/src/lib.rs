@@ -268,7 +268,10 @@
 //! account of each usable connection; `POST /sandbox/powens/state` with `{"connection": ID,
 //! "state": "SCARequired"}` puts a connection in a state as Powens' background sync would
 //! (`null`: usable again); `GET /sandbox/powens/transactions` lists every account's
-//! transactions exactly as the API does, deleted ones included.
+//! transactions exactly as the API does, deleted ones included. `GET
+//! /sandbox/powens/credentials` lists every request that carried credentials: each field's
+//! name and whether it was a JWE (never a value), whether it was made for the current key, the
+//! scenario chosen and the answer, so a test can count what reached the bank.
 //!
 //! ## Dialects
 //!

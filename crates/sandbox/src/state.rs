@@ -681,7 +681,7 @@ impl State {
             ("POST", "/sandbox/registrations/approve") => return self.approve_registrations(&req),
             // The same for the Powens mock, and what it holds (see `src/powens/advance.rs`).
             ("POST", "/sandbox/powens/advance" | "/sandbox/powens/state")
-            | ("GET", "/sandbox/powens/transactions") => {
+            | ("GET", "/sandbox/powens/transactions" | "/sandbox/powens/credentials") => {
                 return match &self.powens {
                     Some(mock) => mock.sandbox(&req),
                     None => self.error(

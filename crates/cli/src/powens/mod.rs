@@ -95,6 +95,8 @@ pub enum ConnectionsAction {
         /// The connection's id
         #[arg(value_name = "ID")]
         id: PowensId,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -107,6 +109,8 @@ pub enum AccountsAction {
         /// The accounts: Powens ids, stet ids (p1-…) or IBANs
         #[arg(value_name = "ACCOUNT", required = true)]
         accounts: Vec<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -124,8 +128,8 @@ pub enum WebhookCommand {
   STET_WEBHOOK_SECRET=… stet powens webhook verify --secret-env STET_WEBHOOK_SECRET \\
       --signature \"$BI_SIGNATURE\" --date \"$BI_SIGNATURE_DATE\" --url-path /powens/webhook < body.json
 
-Prints `ok` and exits 0 when the signature matches and the date is fresh; otherwise says why
-and exits 1.")]
+Prints `ok` (with --output json: {\"valid\", \"path\", \"reason\"}) and exits 0 when the
+signature matches and the date is fresh; otherwise says why and exits 1.")]
     Verify(VerifyArgs),
 }
 
@@ -146,6 +150,8 @@ pub struct VerifyArgs {
     /// How far the date may be from now, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     max_age: u64,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -441,11 +447,18 @@ fn find_connector<'a>(
 pub fn connections(args: ConnectionsArgs, globals: &Globals) -> Result<u8, Failure> {
     let client = client(&powens_profile(globals, "connections")?)?;
     runtime()?.block_on(async {
-        if let Some(ConnectionsAction::Delete { id }) = args.action {
+        if let Some(ConnectionsAction::Delete { id, out }) = args.action {
             client.delete_connection(id).await?;
             if !globals.quiet {
                 eprintln!("Deleted connection {id}, with its accounts and transactions at Powens.");
             }
+            // The text says it all on stderr; a script asks for JSON.
+            Report::new(serde_json::json!({"connection": id, "deleted": true}), "")
+                .rows(
+                    &["connection", "deleted"],
+                    vec![vec![id.to_string(), "true".into()]],
+                )
+                .print(out.output.or(args.out.output).unwrap_or(Format::Table))?;
             return Ok(0);
         }
         let list = client.connections().await?;
@@ -515,7 +528,9 @@ pub fn accounts(
     let client = client(profile)?;
     runtime()?.block_on(async {
         let list = client.accounts().await?;
-        if let Some(AccountsAction::Enable { accounts }) = &args.action {
+        if let Some(AccountsAction::Enable { accounts, out }) = &args.action {
+            let mut enabled = Vec::new();
+            let mut rows = Vec::new();
             for wanted in accounts {
                 let account = find_account(&client, &list, wanted)?;
                 client.enable_account(account.id).await?;
@@ -526,7 +541,24 @@ pub fn accounts(
                         account.display_name()
                     );
                 }
+                let resource_id = mapping::account(account, client.namespace())
+                    .resource_id
+                    .unwrap_or_default();
+                rows.push(vec![
+                    account.id.to_string(),
+                    resource_id.clone(),
+                    account.display_name(),
+                ]);
+                enabled.push(serde_json::json!({
+                    "id": account.id,
+                    "resourceId": resource_id,
+                    "name": account.display_name(),
+                }));
             }
+            // The text says it all on stderr; a script asks for JSON.
+            Report::new(serde_json::json!({"enabled": enabled}), "")
+                .rows(&["id", "resourceId", "name"], rows)
+                .print(out.output.or(args.out.output).unwrap_or(Format::Table))?;
             return Ok(0);
         }
         let mut printer = Printer::new(
@@ -817,12 +849,34 @@ pub fn run(command: PowensCommand) -> Result<u8, Failure> {
         Duration::from_secs(args.max_age),
     ) {
         Ok(path) => {
-            println!("ok");
             eprintln!("signed over the path {path}");
+            Report::new(
+                serde_json::json!({"valid": true, "path": path, "reason": null}),
+                "ok\n",
+            )
+            .rows(
+                &["valid", "path", "reason"],
+                vec![vec!["true".into(), path.to_owned(), String::new()]],
+            )
+            .print(args.out.report())?;
             Ok(0)
         }
         Err(e @ stet_powens::webhook::WebhookError::BadDate(_)) => {
             Err(Failure::new(2, format!("--date: {e}")))
+        }
+        // A script reads why from the JSON; the exit code says it all the same.
+        Err(e) if args.out.report() != Format::Table => {
+            Report::new(
+                serde_json::json!({"valid": false, "path": null, "reason": e.to_string()}),
+                "",
+            )
+            .rows(
+                &["valid", "path", "reason"],
+                vec![vec!["false".into(), String::new(), e.to_string()]],
+            )
+            .print(args.out.report())?;
+            eprintln!("{e}");
+            Ok(exit::CHECK_FAILED)
         }
         Err(e) => Err(Failure::new(exit::CHECK_FAILED, e)),
     }

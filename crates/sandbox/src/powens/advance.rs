@@ -127,6 +127,7 @@ impl Mock {
         match req.path.as_str() {
             "/sandbox/powens/advance" => self.advance_request(&body),
             "/sandbox/powens/state" => self.state_request(&body),
+            "/sandbox/powens/credentials" => self.credential_posts(),
             _ => self.listing(),
         }
     }

@@ -52,7 +52,8 @@ fn scenario_values(with_webauth: bool) -> Value {
 }
 
 /// The connectors, with fields and sources when `expand` asks for them.
-pub(crate) fn connectors(fields: bool, sources: bool) -> Vec<Value> {
+/// `powens_password`: the password is Powens' own `1234` (else one a test chose: no pattern).
+pub(crate) fn connectors(fields: bool, sources: bool, powens_password: bool) -> Vec<Value> {
     let mut test = json!({
         "id": 40,
         "uuid": TEST_CONNECTOR,
@@ -83,11 +84,17 @@ pub(crate) fn connectors(fields: bool, sources: bool) -> Vec<Value> {
         "account_usages": ["PRIV"],
     });
     if fields {
+        let (label, regex) = match powens_password {
+            true => ("Code (1234)", Value::from("^[0-9]{4}$")),
+            false => ("Mot de passe", Value::Null),
+        };
+        let password = json!({"name": "password", "label": label, "type": "password",
+            "required": true, "regex": regex, "auth_mechanisms": ["credentials"],
+            "connector_sources": [1, 2]});
         test["fields"] = json!([
             {"name": "login", "label": "Identifiant", "type": "text", "required": true,
              "regex": null, "auth_mechanisms": ["credentials"], "connector_sources": [1, 2]},
-            {"name": "password", "label": "Code (1234)", "type": "password", "required": true,
-             "regex": "^[0-9]{4}$", "auth_mechanisms": ["credentials"], "connector_sources": [1, 2]},
+            password,
             {"name": "openapiwebsite", "label": "Scénario (openapi)", "type": "list",
              "required": true, "values": scenario_values(true),
              "auth_mechanisms": ["credentials"], "connector_sources": [1]},
@@ -98,11 +105,12 @@ pub(crate) fn connectors(fields: bool, sources: bool) -> Vec<Value> {
         redirect["fields"] = json!([]);
     }
     if sources {
+        // Listed against their priority: a client must sort them (Powens promises no order).
         test["sources"] = json!([
-            {"id": 1, "name": "openapi", "auth_mechanism": "credentials",
-             "available_auth_mechanisms": ["credentials", "webauth"], "disabled": null, "priority": 1},
             {"id": 2, "name": "directaccess", "auth_mechanism": "credentials",
              "available_auth_mechanisms": ["credentials"], "disabled": null, "priority": 2},
+            {"id": 1, "name": "openapi", "auth_mechanism": "credentials",
+             "available_auth_mechanisms": ["credentials", "webauth"], "disabled": null, "priority": 1},
         ]);
         redirect["sources"] = json!([
             {"id": 3, "name": "openapi", "auth_mechanism": "webauth",

@@ -8,7 +8,7 @@
 //! | `POST /auth/init` | with the client's `client_id` and `client_secret`: a permanent user and its token; without: a temporary one; a wrong secret: 401 `unauthorized` |
 //! | `POST /auth/renew` | a new token for `id_user` (`revoke_previous` revokes the others) |
 //! | `DELETE /auth/token` | revokes the token it is called with |
-//! | `GET /publickey` | the domain's RSA-2048 key as a JWK with its `kid`; rotated after every N accepted credential posts with [`PowensOptions::rotate_key_every`]; an EC or 1024-bit key with [`PowensOptions::key_fault`] |
+//! | `GET /publickey` | the domain's RSA-2048 key as a JWK with its `kid`; rotated after every N credential posts it decrypted with [`PowensOptions::rotate_key_every`]; an EC or 1024-bit key with [`PowensOptions::key_fault`] |
 //! | `GET /connectors[/UUID]` | the test connector's clone (same uuid, fields `login`, `password` "Code (1234)", `openapiwebsite`, `directaccesswebsite`; sources `openapi` then `directaccess`) and a webauth-only connector |
 //! | `POST /users/me/connections` | a connection, driven by the scenario chosen in the source's list field (below) |
 //! | `POST /users/me/connections/ID` | a one-time code, `{"resume": true}`, `{}` (starts the SCA), or `source` (adds a source) |
@@ -19,17 +19,27 @@
 //! | `POST` or `PUT /users/me/accounts/ID` | `{"disabled": false}` enables one |
 //! | `GET /users/me[/accounts/ID]/transactions` | `limit` required (≤ 1000), `min_date`, `max_date`, `all` (the ones deleted at the bank too, flagged `deleted`; without it they are left out), `last_update` (only those changed after that naive Paris time, whatever their date); pages linked by `_links.next` (an opaque cursor); `409 noAccount` when no account is enabled |
 //! | `POST /sandbox/powens/advance`, `POST /sandbox/powens/state`, `GET /sandbox/powens/transactions` | outside the API: the mock's clock (new and booked transactions), a connection's state, and what it holds, for testing syncs (manual in `advance.rs`) |
+//! | `GET /sandbox/powens/credentials` | outside the API: every request that carried credentials, in order: `{"posts": [{"path", "fields": [{"name", "encrypted"}], "key": "current" \| "stale" \| "none", "scenario", "status", "code"}]}` (no value, only whether each was a JWE; `scenario` is the list field's value when it is one of the scenarios), for tests that count what reached the bank |
 //!
 //! **Credentials must be JWEs.** Every value of a connection's fields (and every one-time
 //! code) must be a compact JWE (RSA-OAEP-256, A256GCM) for the current key's `kid`: a value in
-//! clear, a JWE for a key since rotated, or one that does not decrypt is refused with 400
-//! `invalidValue` and a description saying which. The decrypted values are never logged.
+//! clear, or one that does not decrypt, is refused with 400 `invalidValue` and a description
+//! saying which. A JWE whose `kid` is not the current key's is checked first, before anything
+//! else of the request is looked at, and answered 400 `invalidValue` with the description
+//! [`stale_key_description`] gives, which names that `kid` in backquotes: what stet's client
+//! reads as "fetch the key again and post once more" (any other refusal means the bank saw the
+//! values, so posting them again would try them twice). With a rotation mode, the key rotates
+//! after a request whose credentials it decrypted, whatever it then answered (a wrong password
+//! too: a client that took any refusal for a key change would post that password again, and
+//! the credential log shows it), never after refusing credentials unread. The decrypted values
+//! are never logged.
 //!
 //! **Scenarios** (the value of `openapiwebsite` or `directaccesswebsite`; the password must
-//! be `1234`, four digits, else `wrongpass`): `par` and `pro` (works; private or professional
+//! be `1234`, four digits, else `wrongpass`, or the one [`PowensOptions::password`] sets): `par` and `pro` (works; private or professional
 //! accounts), `wrongpass`, `actionNeeded`, `passwordExpired`, `websiteUnavailable` (400 with
 //! that code), `bug` (500 `bug`), `rateLimiting` (a connection in that state),
-//! `additionalInformationNeeded` (202, field `{source}sms` "Dites abcd": post `abcd`),
+//! `additionalInformationNeeded` (202, field `{source}sms` "Dites abcd": post `abcd`, or the
+//! code [`PowensOptions::code`] sets),
 //! `shortDecoupled` (202 `decoupled`; approved a second later, when `resume` answers),
 //! `SCARequired` (`POST {}` then leads to `decoupled`), `webauthRequired` (`openapi` only: the
 //! browser round trip). Another value: 400 `config`.
@@ -59,14 +69,26 @@ use crate::state::random_hex;
 /// Where the mock lives on the sandbox's origin.
 pub(crate) const PREFIX: &str = "/powens/2.0";
 
+/// The keys of a connection's creation that are not credentials.
+const CREATE_PLAIN: &[&str] = &["connector_uuid", "id_connector", "source"];
+/// The keys of a connection's update that are not credentials.
+const UPDATE_PLAIN: &[&str] = &["source", "resume", "active", "expire"];
+
 /// How the Powens mock behaves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PowensOptions {
-    /// Make a new domain key after every this many accepted requests carrying credentials
-    /// (0: never). Clients must then fetch `GET /publickey` again.
+    /// Make a new domain key after every this many requests whose credentials were decrypted,
+    /// whatever the answer (0: never). Clients must then fetch `GET /publickey` again.
+    /// Credentials refused unread (a stale `kid`, a value in clear) never rotate it.
     pub rotate_key_every: u32,
     /// Serve a key clients must refuse at `GET /publickey`.
     pub key_fault: Option<KeyFault>,
+    /// The PSU's password at the test connector, instead of Powens' `1234` (the field then
+    /// has no pattern): a value distinctive enough for a test to search logs for.
+    pub password: Option<String>,
+    /// The one-time code the `additionalInformationNeeded` scenario asks for, instead of
+    /// Powens' `abcd` (the field's label then does not give it away).
+    pub code: Option<String>,
 }
 
 /// A `GET /publickey` answer clients must refuse.
@@ -149,6 +171,8 @@ struct Inner {
     key: Arc<DecryptingKey>,
     key_serial: u32,
     accepted: u32,
+    /// Every request that carried credentials (`GET /sandbox/powens/credentials`).
+    posts: Vec<Value>,
     /// Token → user.
     tokens: HashMap<String, i64>,
     next_user: i64,
@@ -243,6 +267,7 @@ impl Mock {
                 key: Arc::new(key),
                 key_serial: 1,
                 accepted: 0,
+                posts: Vec::new(),
                 tokens: HashMap::new(),
                 next_user: 1,
                 next_connection: 1,
@@ -400,7 +425,11 @@ impl Mock {
 
     fn connectors(&self, req: &Req, uuid: Option<&str>) -> Reply {
         let expand = query(req).get("expand").cloned().unwrap_or_default();
-        let list = data::connectors(expand.contains("fields"), expand.contains("sources"));
+        let list = data::connectors(
+            expand.contains("fields"),
+            expand.contains("sources"),
+            self.options.password.is_none(),
+        );
         match uuid {
             None => ok(json!({"connectors": list, "total": list.len()})),
             Some(uuid) => match list
@@ -414,7 +443,7 @@ impl Mock {
     }
 
     fn connector(uuid: &str) -> Option<Value> {
-        data::connectors(true, true)
+        data::connectors(true, true, true)
             .into_iter()
             .find(|c| c["uuid"] == uuid || uuid.parse::<i64>().is_ok_and(|n| c["id"] == n))
     }
@@ -450,10 +479,12 @@ impl Mock {
                 ));
             };
             let plaintext = inner.key.decrypt(jwe).map_err(|e| {
+                // A JWE naming another key was refused before (`stale_key`): here the header
+                // names none, which is no key problem a new key would solve.
                 let description = match &e {
-                    JweError::UnknownKey { kid, expected } => format!(
-                        "`{name}` is encrypted for key `{kid}`, but the domain key is now \
-                         `{expected}`: fetch GET /publickey again"
+                    JweError::UnknownKey { .. } => format!(
+                        "`{name}` has no `kid` in its protected header: credentials must name \
+                         the key of GET /publickey"
                     ),
                     other => format!("`{name}` cannot be decrypted: {other}"),
                 };
@@ -466,7 +497,56 @@ impl Mock {
         Ok(out)
     }
 
-    /// Counts a request whose credentials were accepted, and rotates the key when due.
+    /// A JWE made for a key that is not the domain key (any more): refused before anything
+    /// else of the request is looked at, so that nothing of it reached the bank and a client
+    /// may post it again with the new key.
+    fn stale_key(inner: &Inner, map: &Map<String, Value>, plain: &[&str]) -> Option<Reply> {
+        let current = inner.key.kid();
+        map.iter()
+            .filter(|(name, _)| !plain.contains(&name.as_str()))
+            .find_map(|(name, value)| {
+                let kid = value
+                    .as_str()
+                    .and_then(|v| stet_powens::jwe::header(v).ok())?
+                    .kid?;
+                (kid != current).then(|| {
+                    error(
+                        400,
+                        "invalidValue",
+                        stale_key_description(name, &kid, current),
+                    )
+                })
+            })
+    }
+
+    /// Keeps what a request carrying credentials was answered (never a value), and counts
+    /// it towards the next key rotation when its credentials were decrypted.
+    fn record(&self, inner: &mut Inner, post: Post, reply: &Reply) {
+        if post.fields.is_empty() {
+            return;
+        }
+        let code = serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("code").and_then(Value::as_str).map(str::to_owned));
+        inner.posts.push(json!({
+            "path": post.path,
+            "fields": post.fields,
+            "key": post.key,
+            "scenario": post.scenario,
+            "status": reply.status,
+            "code": code,
+        }));
+        if post.key == "current" {
+            self.accepted(inner);
+        }
+    }
+
+    /// `GET /sandbox/powens/credentials`: the requests that carried credentials.
+    pub(crate) fn credential_posts(&self) -> Reply {
+        ok(json!({"posts": self.lock().posts}))
+    }
+
+    /// Counts a request whose credentials were decrypted, and rotates the key when due.
     fn accepted(&self, inner: &mut Inner) {
         inner.accepted += 1;
         let every = self.options.rotate_key_every;
@@ -581,6 +661,7 @@ impl Mock {
 
     /// The scenario a source's list field chose, checked with the password.
     fn scenario<'m>(
+        &self,
         values: &'m BTreeMap<String, zeroize::Zeroizing<String>>,
         source: &str,
     ) -> Result<&'m str, Reply> {
@@ -597,7 +678,9 @@ impl Mock {
             .get("password")
             .map(|v| v.as_str())
             .unwrap_or_default();
-        if !(password.len() == 4 && password.bytes().all(|b| b.is_ascii_digit())) {
+        let right = self.options.password.as_deref().unwrap_or("1234");
+        let four_digits = password.len() == 4 && password.bytes().all(|b| b.is_ascii_digit());
+        if self.options.password.is_none() && !four_digits {
             return Err(error(
                 400,
                 "invalidValue",
@@ -612,7 +695,7 @@ impl Mock {
                 format!("{field} is required"),
             ));
         };
-        if password != "1234" {
+        if password != right {
             return Err(error(400, "wrongpass", "Incorrect password"));
         }
         let known = data::SCENARIOS
@@ -686,9 +769,15 @@ impl Mock {
             }
             "additionalInformationNeeded" => {
                 let name = format!("{source}sms");
+                // Powens' label gives its code away; a code of the test's own stays unsaid.
+                let label = match self.options.code {
+                    None => "Dites abcd",
+                    Some(_) => "Le code reçu",
+                };
                 c.state = Some("additionalInformationNeeded");
-                c.message = Some(format!("{name}: Dites abcd"));
-                c.fields = json!([{"name": name, "label": "Dites abcd", "type": "text", "required": true}]);
+                c.message = Some(format!("{name}: {label}"));
+                c.fields =
+                    json!([{"name": name, "label": label, "type": "text", "required": true}]);
                 c.otp = Some(name);
                 202
             }
@@ -791,7 +880,29 @@ impl Mock {
             .get("expand")
             .is_some_and(|e| e.contains("connector"));
         self.with_user(req, |inner, user| {
-            let uuid = text(&map, "connector_uuid").map(str::to_owned).or_else(|| {
+            let mut post = Post::new(req, &map, CREATE_PLAIN);
+            let reply = match Self::stale_key(inner, &map, CREATE_PLAIN) {
+                Some(reply) => {
+                    post.key = "stale";
+                    reply
+                }
+                None => self.create(inner, user, &map, expand, &mut post),
+            };
+            self.record(inner, post, &reply);
+            reply
+        })
+    }
+
+    fn create(
+        &self,
+        inner: &mut Inner,
+        user: i64,
+        map: &Map<String, Value>,
+        expand: bool,
+        post: &mut Post,
+    ) -> Reply {
+        {
+            let uuid = text(map, "connector_uuid").map(str::to_owned).or_else(|| {
                 map.get("id_connector")
                     .map(|v| v.to_string().trim_matches('"').to_owned())
             });
@@ -814,17 +925,16 @@ impl Mock {
                     "this connector only works through webauth: GET /webauth-url",
                 );
             }
-            let source = text(&map, "source").unwrap_or("openapi").to_owned();
+            let source = text(map, "source").unwrap_or("openapi").to_owned();
             if source != "openapi" && source != "directaccess" {
                 return error(400, "invalidValue", format!("unknown source `{source}`"));
             }
-            let values = match self.open(inner, &map, &["connector_uuid", "id_connector", "source"])
-            {
+            let values = match self.open(inner, map, CREATE_PLAIN) {
                 Ok(v) => v,
                 Err(r) => return r,
             };
-            self.accepted(inner);
-            let scenario = match Self::scenario(&values, &source) {
+            post.scenario(&values, &source);
+            let scenario = match self.scenario(&values, &source) {
                 Ok(s) => s.to_owned(),
                 Err(r) => return r,
             };
@@ -859,7 +969,7 @@ impl Mock {
                     reply
                 }
             }
-        })
+        }
     }
 
     async fn update_connection(&self, req: &Req, id: &str) -> Reply {
@@ -886,6 +996,31 @@ impl Mock {
             tokio::time::sleep(wait.min(Duration::from_secs(10))).await;
         }
         self.with_user(req, |inner, user| {
+            let mut post = Post::new(req, &map, UPDATE_PLAIN);
+            let reply = match Self::stale_key(inner, &map, UPDATE_PLAIN) {
+                Some(reply) => {
+                    post.key = "stale";
+                    reply
+                }
+                None => self.update(inner, user, id, &map, expand, background, &mut post),
+            };
+            self.record(inner, post, &reply);
+            reply
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &self,
+        inner: &mut Inner,
+        user: i64,
+        id: &str,
+        map: &Map<String, Value>,
+        expand: bool,
+        background: bool,
+        post: &mut Post,
+    ) -> Reply {
+        {
             let Some(id) = owned(inner, user, id).map(|c| c.id) else {
                 return html_404();
             };
@@ -896,16 +1031,16 @@ impl Mock {
                 )
             };
             // Adding a source.
-            if let Some(source) = text(&map, "source").map(str::to_owned) {
+            if let Some(source) = text(map, "source").map(str::to_owned) {
                 if source != "openapi" && source != "directaccess" {
                     return error(400, "invalidValue", format!("unknown source `{source}`"));
                 }
-                let values = match self.open(inner, &map, &["source"]) {
+                let values = match self.open(inner, map, &["source"]) {
                     Ok(v) => v,
                     Err(r) => return r,
                 };
-                self.accepted(inner);
-                let scenario = match Self::scenario(&values, &source) {
+                post.scenario(&values, &source);
+                let scenario = match self.scenario(&values, &source) {
                     Ok(s) => s.to_owned(),
                     Err(r) => return r,
                 };
@@ -917,12 +1052,13 @@ impl Mock {
             // A one-time code.
             let otp = inner.connections[&id].otp.clone();
             if let Some(name) = otp.filter(|n| map.contains_key(n)) {
-                let values = match self.open(inner, &map, &[]) {
+                let values = match self.open(inner, map, &[]) {
                     Ok(v) => v,
                     Err(r) => return r,
                 };
-                self.accepted(inner);
-                if values.get(&name).map(|v| v.as_str()) != Some("abcd") {
+                post.key = "current";
+                let right = self.options.code.as_deref().unwrap_or("abcd");
+                if values.get(&name).map(|v| v.as_str()) != Some(right) {
                     return error(400, "wrongpass", "Incorrect code");
                 }
                 let source = name.trim_end_matches("sms").to_owned();
@@ -971,7 +1107,7 @@ impl Mock {
                     format!("the connection is `{state}`: this update does not apply"),
                 ),
             }
-        })
+        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1289,4 +1425,58 @@ fn bearer(req: &Req) -> Option<&str> {
 fn owned<'a>(inner: &'a Inner, user: i64, id: &str) -> Option<&'a Conn> {
     let id: i64 = id.parse().ok()?;
     inner.connections.get(&id).filter(|c| c.user == user)
+}
+
+/// The description of the refusal of a JWE made for key `kid` when the domain key is
+/// `current`. It names the refused `kid` in backquotes: stet's client posts again with a new
+/// key only when the refusal names the key it used (see `PowensClient` in stet-powens).
+pub(crate) fn stale_key_description(name: &str, kid: &str, current: &str) -> String {
+    format!(
+        "`{name}` is encrypted for key `{kid}`, which is not the domain key (now `{current}`): \
+         fetch GET /publickey again and encrypt with its key"
+    )
+}
+
+/// What the mock keeps of one request carrying credentials.
+struct Post {
+    path: String,
+    /// Each credential field's name and whether it was a JWE.
+    fields: Vec<Value>,
+    /// `current` (decrypted with the domain key), `stale` (made for another key: refused
+    /// first) or `none` (in clear, or not decryptable).
+    key: &'static str,
+    /// The scenario the list field chose, once decrypted.
+    scenario: Option<String>,
+}
+
+impl Post {
+    fn new(req: &Req, map: &Map<String, Value>, plain: &[&str]) -> Post {
+        Post {
+            path: req
+                .path
+                .strip_prefix(PREFIX)
+                .unwrap_or(&req.path)
+                .to_owned(),
+            fields: map
+                .iter()
+                .filter(|(name, _)| !plain.contains(&name.as_str()))
+                .map(|(name, value)| {
+                    let encrypted = value.as_str().is_some_and(stet_powens::jwe::looks_like_jwe);
+                    json!({"name": name, "encrypted": encrypted})
+                })
+                .collect(),
+            key: "none",
+            scenario: None,
+        }
+    }
+
+    /// Notes the scenario of a decrypted request: the value of the source's list field, when
+    /// it is one (a scenario name is no secret).
+    fn scenario(&mut self, values: &BTreeMap<String, zeroize::Zeroizing<String>>, source: &str) {
+        self.key = "current";
+        self.scenario = values
+            .get(&format!("{source}website"))
+            .filter(|v| data::SCENARIOS.contains(&v.as_str()))
+            .map(|v| v.as_str().to_owned());
+    }
 }
