@@ -331,9 +331,11 @@ pub(crate) async fn token_endpoint_needs_certificate(ctx: &Ctx<'_>) -> Result<Ve
         true,
     )
     .await;
-    // A closed connection is a refusal only if the same call with the QWAC gets an answer.
+    // A failure other than a TLS refusal (a closed connection, as TLS 1.3 servers refuse a
+    // certificate after the client thinks the handshake is done) is the certificate's only
+    // if the same call with the QWAC gets an answer.
     let control = match &result {
-        Err(e) if NoAnswer::of(e) == NoAnswer::Closed => Some(
+        Err(e) if NoAnswer::of(e) != NoAnswer::Tls => Some(
             call(
                 "token (client credentials) with the QWAC, for comparison",
                 false,
@@ -357,21 +359,22 @@ fn certificate_verdict(
             (NoAnswer::Tls, _) => Verdict::pass(format!(
                 "refused a client without its certificate in the TLS handshake: {e}"
             )),
-            (NoAnswer::Closed, Some(Ok(()))) => Verdict::pass(format!(
+            (_, Some(Ok(()))) => Verdict::pass(format!(
                 "closed the connection of a client without its certificate ({e}), and \
                  answered the same call with the QWAC"
             )),
-            (NoAnswer::Closed, control) => Verdict::fail(format!(
-                "the token endpoint closed the connection ({e}), but the same call with the \
-                 QWAC got no answer either{}: that is not a refusal of the certificate",
+            (kind, control) => Verdict::fail(format!(
+                "{} ({e}), and the same call with the QWAC got no answer either{}: that is not \
+                 a refusal of the certificate; check token_url and the network",
+                if kind == NoAnswer::Closed {
+                    "the token endpoint closed the connection"
+                } else {
+                    "could not reach the token endpoint"
+                },
                 match control {
                     Some(Err(c)) => format!(" ({c})"),
                     _ => String::new(),
                 }
-            )),
-            (NoAnswer::Unreachable, _) => Verdict::fail(format!(
-                "could not reach the token endpoint ({e}): that is not a refusal of the \
-                 certificate; check token_url and the network"
             )),
         },
         Ok(Granted::Token(_)) => Verdict::fail(
@@ -509,8 +512,12 @@ mod tests {
             (Err(closed.into()), Some(Ok(())), Outcome::Pass),
             (Err(closed.into()), Some(Err(closed.into())), Outcome::Fail),
             (Err(closed.into()), None, Outcome::Fail),
-            (Err(refused.into()), None, Outcome::Fail),
-            (Err(dns.into()), None, Outcome::Fail),
+            (
+                Err(refused.into()),
+                Some(Err(refused.into())),
+                Outcome::Fail,
+            ),
+            (Err(dns.into()), Some(Err(dns.into())), Outcome::Fail),
             (
                 Ok(Granted::Refused(answer(
                     401,

@@ -32,7 +32,7 @@ async fn without_qwac(
         )
         .await;
     let control = match &result {
-        Err(e) if NoAnswer::of(e) == NoAnswer::Closed => Some(
+        Err(e) if NoAnswer::of(e) != NoAnswer::Tls => Some(
             ctx.send("the same request with the QWAC, for comparison", &raw)
                 .await
                 .map(|_| ())
@@ -46,29 +46,31 @@ async fn without_qwac(
     })
 }
 
-/// The verdict on a request that got no answer: a TLS refusal passes; a closed connection
-/// passes only when the same request with the QWAC (`control`) was answered; a bank that could
-/// not be reached at all is no proof of anything, and fails.
+/// The verdict on a request that got no answer: a TLS refusal passes; any other failure
+/// (a closed connection, as TLS 1.3 servers refuse a certificate after the client thinks the
+/// handshake is done) passes only when the same request with the QWAC (`control`) was
+/// answered; a bank that cannot be reached at all is no proof of anything, and fails.
 fn connection_verdict(what: &str, error: &str, control: Option<Result<(), String>>) -> Verdict {
     match (NoAnswer::of(error), control) {
         (NoAnswer::Tls, _) => {
             Verdict::pass(format!("refused {what} in the TLS handshake: {error}"))
         }
-        (NoAnswer::Closed, Some(Ok(()))) => Verdict::pass(format!(
+        (_, Some(Ok(()))) => Verdict::pass(format!(
             "closed the connection of {what} ({error}), and answered the same request with \
              the QWAC"
         )),
-        (NoAnswer::Closed, control) => Verdict::fail(format!(
-            "the connection of {what} was closed ({error}), but the same request with the \
-             QWAC got no answer either{}: that is not a refusal of the certificate",
+        (kind, control) => Verdict::fail(format!(
+            "{} ({error}), and the same request with the QWAC got no answer either{}: that is \
+             not a refusal of the certificate; check api_base and the network",
+            if kind == NoAnswer::Closed {
+                format!("the connection of {what} was closed")
+            } else {
+                format!("could not reach the bank with {what}")
+            },
             match control {
                 Some(Err(c)) => format!(" ({c})"),
                 _ => String::new(),
             }
-        )),
-        (NoAnswer::Unreachable, _) => Verdict::fail(format!(
-            "could not reach the bank with {what} ({error}): that is not a refusal of the \
-             certificate; check api_base and the network"
         )),
     }
 }
@@ -106,7 +108,7 @@ mod tests {
     use crate::outcome::Outcome;
 
     #[test]
-    fn only_a_tls_refusal_or_a_close_the_qwac_gets_past_passes() {
+    fn only_a_tls_refusal_or_a_failure_the_qwac_does_not_share_passes() {
         let what = "a request without a client certificate";
         let tls = "client error (SendRequest): connection error: received fatal alert: UnknownCA";
         let closed = "client error (SendRequest): channel closed";
@@ -122,7 +124,11 @@ mod tests {
                 Outcome::Fail,
             ),
             (refused, None, Outcome::Fail),
-            (timeout, None, Outcome::Fail),
+            (refused, Some(Err(refused.to_owned())), Outcome::Fail),
+            (timeout, Some(Err(timeout.to_owned())), Outcome::Fail),
+            // Whatever the words, a failure the QWAC's request does not share is the
+            // certificate's.
+            (timeout, Some(Ok(())), Outcome::Pass),
         ] {
             let v = connection_verdict(what, error, control.clone());
             assert_eq!(v.outcome, wanted, "{error} / {control:?}: {}", v.reason);
