@@ -677,6 +677,13 @@ fn the_evidence_bundle_is_signed_with_the_qsealc_and_tampering_is_caught() {
     assert_eq!(verified.code, 0, "{verified}");
     assert!(verified.stdout.starts_with("ok: "), "{verified}");
     assert!(verified.stdout.contains("2 cases, passed"), "{verified}");
+    // Intact, but nothing says who signed: the output says so.
+    assert!(
+        verified
+            .stdout
+            .contains("(not authenticated: pass --cert FILE or --ca FILE to check who signed)"),
+        "{verified}"
+    );
 
     // Python's zipfile reads it and the manifest's SHA-256s match; OpenSSL verifies the
     // signature with the QSealC's public key.
@@ -758,7 +765,166 @@ fn the_evidence_bundle_is_signed_with_the_qsealc_and_tampering_is_caught() {
     let not_zip = write(&home.join("not.zip"), "hello");
     env.run(&["conformance", "verify-bundle", not_zip.to_str().unwrap()])
         .fails(1, "not a readable zip");
+    let ca = env.sandbox.get("ca");
+    for flag in ["--cert", "--ca"] {
+        env.run(&[
+            "conformance",
+            "verify-bundle",
+            bundle.to_str().unwrap(),
+            flag,
+            home.join("nope.pem").to_str().unwrap(),
+        ])
+        .fails(2, "cannot read");
+        env.run(&[
+            "conformance",
+            "verify-bundle",
+            bundle.to_str().unwrap(),
+            flag,
+            not_zip.to_str().unwrap(),
+        ])
+        .fails(2, "holds no PEM certificate");
+    }
+
+    // --ca: the genuine bundle's QSealC chains to the sandbox's CA; JSON says so.
+    let json = env.run(&[
+        "conformance",
+        "verify-bundle",
+        bundle.to_str().unwrap(),
+        "--ca",
+        ca,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(json.code, 0, "{json}");
+    let shown = json.json();
+    assert_eq!(shown["valid"], true, "{shown}");
+    assert_eq!(shown["authenticated"], true, "{shown}");
+    assert_eq!(shown["authenticated_by"], "ca", "{shown}");
+    assert!(
+        shown["signer"].as_str().unwrap().contains("QSealC"),
+        "{shown}"
+    );
+    assert!(!shown["ca"].as_str().unwrap().is_empty(), "{shown}");
+    assert_eq!(shown["report"]["cases"], 2, "{shown}");
+    assert_eq!(shown["report"]["passed"], true, "{shown}");
+    assert!(shown["error"].is_null(), "{shown}");
+
+    // A forged bundle: its report changed, re-signed with a self-signed certificate bearing
+    // the TPP's QSealC name. Intact and "signed by" that name without --cert or --ca; refused
+    // with --ca.
+    let subject = Command::new(&openssl)
+        .args(["x509", "-noout", "-subject", "-nameopt", "compat", "-in"])
+        .arg(unzipped.join("qsealc.pem"))
+        .output()
+        .unwrap();
+    let subject = String::from_utf8_lossy(&subject.stdout)
+        .trim()
+        .trim_start_matches("subject=")
+        .to_owned();
+    assert!(subject.starts_with('/'), "{subject}");
+    let (forged_key, forged_cert) = (home.join("forged.key"), home.join("forged.pem"));
+    let made = Command::new(&openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj",
+        ])
+        .arg(&subject)
+        // An end-entity certificate like the real QSealC, only self-signed.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&forged_key)
+        .arg("-out")
+        .arg(&forged_cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let forged = home.join("forged.zip");
+    python(
+        FORGE,
+        &[
+            bundle.to_str().unwrap(),
+            forged.to_str().unwrap(),
+            forged_cert.to_str().unwrap(),
+            forged_key.to_str().unwrap(),
+            openssl.to_str().unwrap(),
+        ],
+    );
+    let accepted = env.run(&["conformance", "verify-bundle", forged.to_str().unwrap()]);
+    assert_eq!(accepted.code, 0, "integrity alone holds: {accepted}");
+    assert!(
+        accepted.stdout.contains("not authenticated")
+            && accepted.stdout.contains("2 cases, failed"),
+        "{accepted}"
+    );
+    let json = env.run(&[
+        "conformance",
+        "verify-bundle",
+        forged.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(json.json()["authenticated"], false, "{json}");
+    assert!(json.json()["authenticated_by"].is_null(), "{json}");
+    env.run(&[
+        "conformance",
+        "verify-bundle",
+        forged.to_str().unwrap(),
+        "--ca",
+        ca,
+    ])
+    .fails(1, "does not chain to the CA given");
+    let refused = env.run(&[
+        "conformance",
+        "verify-bundle",
+        forged.to_str().unwrap(),
+        "--ca",
+        ca,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(refused.code, 1, "{refused}");
+    let refused: Value = serde_json::from_str(&refused.stdout).unwrap();
+    assert_eq!(refused["valid"], false, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not chain to the CA given"),
+        "{refused}"
+    );
+    env.run(&[
+        "conformance",
+        "verify-bundle",
+        forged.to_str().unwrap(),
+        "--cert",
+        env.sandbox.get("qseal_cert"),
+    ])
+    .fails(1, "signed with another QSealC than the certificate given");
 }
+
+/// Re-signs a bundle as a forger would: the report changed, the manifest's SHA-256s made
+/// again, the manifest signed with another key, whose self-signed certificate is bundled.
+const FORGE: &str = r#"
+import hashlib, json, subprocess, sys, zipfile
+src, dst, cert, key, openssl = sys.argv[1:6]
+with zipfile.ZipFile(src) as a:
+    entries = {i.filename: a.read(i.filename) for i in a.infolist()}
+entries["report.json"] = entries["report.json"].replace(b'"passed": true', b'"passed": false', 1)
+entries["qsealc.pem"] = open(cert, "rb").read()
+manifest = json.loads(entries["manifest.json"])
+for name in manifest["files"]:
+    manifest["files"][name] = hashlib.sha256(entries[name]).hexdigest()
+entries["manifest.json"] = json.dumps(manifest, indent=2).encode()
+entries["manifest.sig"] = subprocess.run(
+    [openssl, "dgst", "-sha256", "-sign", key], input=entries["manifest.json"],
+    capture_output=True, check=True).stdout
+with zipfile.ZipFile(dst, "w") as b:
+    for name, data in entries.items():
+        b.writestr(name, data)
+"#;
 
 #[test]
 fn bad_setup_exits_2_and_unwritable_reports_exit_3() {
