@@ -195,6 +195,20 @@ fn a_failing_run_reports_in_json_junit_and_html() {
         "the evidence shows the request as sent: without Signature"
     );
     assert_masked(&report);
+    // The TLS version and cipher suite of the bank's endpoint are recorded.
+    let tls = &report["bank"]["tls"];
+    let cipher = tls["cipher"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        cipher.starts_with("TLS13_") || cipher.starts_with("TLS_ECDHE_"),
+        "a cipher suite: {tls}"
+    );
+    assert!(
+        tls["version"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("TLS"),
+        "{tls}"
+    );
 
     // JUnit: well-formed for libxml2, and read by junitparser: one testcase per case, the two
     // failures with their reasons.
@@ -251,6 +265,12 @@ fn a_failing_run_reports_in_json_junit_and_html() {
         assert!(page.contains(&format!("<b>{id}</b>")), "{id}");
     }
     assert!(page.contains("id=\"area-signature\"") && page.contains("id=\"area-pagination\""));
+    let tls_line = page
+        .split("id=\"tls\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or_else(|| panic!("a #tls line: {page}"));
+    assert!(tls_line.contains(&cipher), "{tls_line} shows {cipher}");
     // Failures are opened by the script, their evidence shown.
     assert!(
         page.contains(r#"id="STET-SIG-001" data-outcome="FAIL" open="""#),
@@ -292,7 +312,207 @@ fn a_compliant_run_passes_and_prints_each_format() {
     let catalogue: Value = serde_json::from_str(&list.stdout).unwrap();
     assert_eq!(catalogue["cases"].as_array().unwrap().len(), 39);
     let table = env.run(&["conformance", "list"]);
-    assert!(table.stdout.contains("STET-BUD-001  budget"), "{table}");
+    // The COST column (the fourth), not the AREA one.
+    let cost = |id: &str| -> String {
+        let line = table
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} in {table}"));
+        line.split_whitespace().nth(3).unwrap().to_owned()
+    };
+    assert_eq!(cost("STET-BUD-001"), "budget", "{table}");
+    assert_eq!(cost("STET-PIS-002"), "money", "{table}");
+    assert_eq!(cost("STET-RES-001"), "-", "{table}");
+}
+
+/// The sandbox's counters (`GET /sandbox/stats`).
+fn stats(env: &Env) -> Value {
+    let ca = std::fs::read(env.sandbox.get("ca")).expect("read the sandbox CA");
+    let url = url::Url::parse(env.sandbox.get("api_base"))
+        .and_then(|base| base.join("/sandbox/stats"))
+        .expect("stats URL");
+    block_on(async move {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])
+            .build()
+            .expect("client");
+        let response = client.get(url).send().await.expect("GET /sandbox/stats");
+        assert_eq!(response.status().as_u16(), 200);
+        serde_json::from_slice(&response.bytes().await.expect("stats body")).expect("stats JSON")
+    })
+}
+
+#[test]
+fn costly_cases_run_only_when_asked() {
+    // The whole catalogue, nothing allowed: the cases that create payment requests or spend
+    // the day's unattended calls are reported as not run, and the bank saw none of it.
+    let env = env_with("");
+    let dir = env.home.path().join("reports");
+    let out = headless(&env, &["--report-dir", dir.to_str().unwrap()]);
+    let report = report(&dir);
+    let not_passed: Vec<String> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] == "FAIL" || c["outcome"] == "WARN")
+        .map(|c| format!("{} {} {}", c["id"], c["outcome"], c["reason"]))
+        .collect();
+    assert!(not_passed.is_empty(), "{}", not_passed.join("\n"));
+    assert_eq!(out.code, 0, "{out}");
+    for (id, allow, what) in [
+        ("STET-PIS-001", "money", "creates payment requests"),
+        ("STET-PIS-002", "money", "creates payment requests"),
+        ("STET-PIS-003", "money", "creates payment requests"),
+        ("STET-PIS-004", "money", "creates payment requests"),
+        (
+            "STET-BUD-001",
+            "budget",
+            "spends the day's unattended calls",
+        ),
+    ] {
+        let c = case(&report, id);
+        assert_eq!(c["outcome"], "SKIP", "{id}: {c:#}");
+        assert_eq!(c["prerequisite"], format!("--allow {allow}"), "{id}: {c:#}");
+        let reason = c["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("not asked for") && reason.contains(what),
+            "{id}: {reason}"
+        );
+        assert!(
+            reason.contains(&format!("--allow {allow}"))
+                && reason.contains(&format!("--only {id}")),
+            "{id}: {reason}"
+        );
+        assert_eq!(c["evidence"].as_array().map_or(0, Vec::len), 0, "{id}");
+    }
+    // The rest ran.
+    assert_eq!(case(&report, "STET-CBP-001")["outcome"], "PASS");
+    assert_eq!(report["summary"]["outcomes"]["SKIP"], 5, "{report:#}");
+    let stats = stats(&env);
+    assert_eq!(stats["paymentRequestsCreated"], 0, "{stats}");
+    assert_eq!(stats["unattendedRefused"], 0, "{stats}");
+    assert_eq!(
+        stats["unattendedPeak"], 0,
+        "no unattended call was made: {stats}"
+    );
+}
+
+#[test]
+fn a_failed_prerequisite_skips_the_cases_that_need_it_and_names_it() {
+    // --consent token with no stored token and STET_ACCESS_TOKEN set but empty (which counts
+    // as unset): the cases that need the consent SKIP naming it; the others run.
+    let mut env = env_with("");
+    env.vars.push(("STET_ACCESS_TOKEN".into(), String::new()));
+    let dir = env.home.path().join("reports");
+    let out = env.present(&[
+        "conformance",
+        "run",
+        "--consent",
+        "token",
+        "--only",
+        "STET-RES-001,STET-PAG-001,STET-OAU-001",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "a SKIP fails nothing: {out}");
+    let report = report(&dir);
+    assert_eq!(report["consent"], "token");
+    for id in ["STET-RES-001", "STET-PAG-001"] {
+        let c = case(&report, id);
+        assert_eq!(c["outcome"], "SKIP", "{id}: {c:#}");
+        assert_eq!(c["prerequisite"], "consent", "{id}: {c:#}");
+        let reason = c["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("prerequisite consent: no consent token for profile `sandbox`")
+                && reason.contains("stet auth login"),
+            "{id}: {reason}"
+        );
+    }
+    assert_eq!(case(&report, "STET-OAU-001")["outcome"], "PASS");
+    // Nothing was sent to get the consent: the setup evidence says so (no exchange).
+    assert_eq!(report["setup_calls"], 0, "{report:#}");
+    assert_eq!(
+        report["setup_evidence"].as_array().map_or(0, Vec::len),
+        0,
+        "{report:#}"
+    );
+
+    // A prerequisite that failed at the bank: a PSU without accounts. The cases that need an
+    // account SKIP naming it, and the report keeps the setup's exchanges that show why.
+    let env = Env::with(&["--accounts", "0"], "sandbox");
+    let dir = env.home.path().join("reports");
+    let out = headless(
+        &env,
+        &[
+            "--only",
+            "STET-RES-002,STET-RES-001",
+            "--report-dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let accounts = self::report(&dir);
+    let c = case(&accounts, "STET-RES-002");
+    assert_eq!(c["outcome"], "SKIP", "{out}\n{c:#}");
+    assert_eq!(c["prerequisite"], "account", "{c:#}");
+    let setup = accounts["setup_evidence"].as_array().unwrap();
+    assert!(
+        setup.iter().any(|e| e["request"]["url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/accounts")),
+        "the setup's GET accounts is in the evidence: {setup:#?}"
+    );
+}
+
+#[test]
+fn consent_token_uses_the_stored_token_or_stet_access_token() {
+    let mut env = Env::with(
+        &[
+            "--accounts",
+            "2",
+            "--transactions",
+            "40",
+            "--page-size",
+            "10",
+        ],
+        "sandbox",
+    );
+    env.login(&[]);
+    let run = |env: &Env, dir: &Path| {
+        let issued = stats(env)["tokensIssued"].clone();
+        let out = env.present(&[
+            "conformance",
+            "run",
+            "--consent",
+            "token",
+            "--only",
+            "STET-RES-001,STET-RES-003,STET-PAG-001",
+            "--report-dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(out.code, 0, "{out}");
+        let report = report(dir);
+        assert_eq!(report["consent"], "token");
+        for id in ["STET-RES-001", "STET-RES-003", "STET-PAG-001"] {
+            assert_eq!(case(&report, id)["outcome"], "PASS", "{id}: {report:#}");
+        }
+        // The consent came from the token: the bank issued none during the run.
+        assert_eq!(stats(env)["tokensIssued"], issued);
+    };
+    run(&env, &env.home.path().join("stored"));
+
+    // The same token through STET_ACCESS_TOKEN, with the stored one gone.
+    let text = std::fs::read_to_string(env.token_file("sandbox")).unwrap();
+    let stored: Value = serde_json::from_str(&text).unwrap();
+    let access = stored["tokens"]
+        .as_object()
+        .and_then(|t| t.values().find_map(|t| t["access_token"].as_str()))
+        .unwrap_or_else(|| panic!("an access token in the token file"))
+        .to_owned();
+    std::fs::remove_file(env.token_file("sandbox")).unwrap();
+    env.vars.push(("STET_ACCESS_TOKEN".into(), access));
+    run(&env, &env.home.path().join("env"));
 }
 
 #[test]
@@ -457,6 +677,13 @@ fn the_evidence_bundle_is_signed_with_the_qsealc_and_tampering_is_caught() {
     assert_eq!(verified.code, 0, "{verified}");
     assert!(verified.stdout.starts_with("ok: "), "{verified}");
     assert!(verified.stdout.contains("2 cases, passed"), "{verified}");
+    // Intact, but nothing says who signed: the output says so.
+    assert!(
+        verified
+            .stdout
+            .contains("(not authenticated: pass --cert FILE or --ca FILE to check who signed)"),
+        "{verified}"
+    );
 
     // Python's zipfile reads it and the manifest's SHA-256s match; OpenSSL verifies the
     // signature with the QSealC's public key.
@@ -538,7 +765,166 @@ fn the_evidence_bundle_is_signed_with_the_qsealc_and_tampering_is_caught() {
     let not_zip = write(&home.join("not.zip"), "hello");
     env.run(&["conformance", "verify-bundle", not_zip.to_str().unwrap()])
         .fails(1, "not a readable zip");
+    let ca = env.sandbox.get("ca");
+    for flag in ["--cert", "--ca"] {
+        env.run(&[
+            "conformance",
+            "verify-bundle",
+            bundle.to_str().unwrap(),
+            flag,
+            home.join("nope.pem").to_str().unwrap(),
+        ])
+        .fails(2, "cannot read");
+        env.run(&[
+            "conformance",
+            "verify-bundle",
+            bundle.to_str().unwrap(),
+            flag,
+            not_zip.to_str().unwrap(),
+        ])
+        .fails(2, "holds no PEM certificate");
+    }
+
+    // --ca: the genuine bundle's QSealC chains to the sandbox's CA; JSON says so.
+    let json = env.run(&[
+        "conformance",
+        "verify-bundle",
+        bundle.to_str().unwrap(),
+        "--ca",
+        ca,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(json.code, 0, "{json}");
+    let shown = json.json();
+    assert_eq!(shown["valid"], true, "{shown}");
+    assert_eq!(shown["authenticated"], true, "{shown}");
+    assert_eq!(shown["authenticated_by"], "ca", "{shown}");
+    assert!(
+        shown["signer"].as_str().unwrap().contains("QSealC"),
+        "{shown}"
+    );
+    assert!(!shown["ca"].as_str().unwrap().is_empty(), "{shown}");
+    assert_eq!(shown["report"]["cases"], 2, "{shown}");
+    assert_eq!(shown["report"]["passed"], true, "{shown}");
+    assert!(shown["error"].is_null(), "{shown}");
+
+    // A forged bundle: its report changed, re-signed with a self-signed certificate bearing
+    // the TPP's QSealC name. Intact and "signed by" that name without --cert or --ca; refused
+    // with --ca.
+    let subject = Command::new(&openssl)
+        .args(["x509", "-noout", "-subject", "-nameopt", "compat", "-in"])
+        .arg(unzipped.join("qsealc.pem"))
+        .output()
+        .unwrap();
+    let subject = String::from_utf8_lossy(&subject.stdout)
+        .trim()
+        .trim_start_matches("subject=")
+        .to_owned();
+    assert!(subject.starts_with('/'), "{subject}");
+    let (forged_key, forged_cert) = (home.join("forged.key"), home.join("forged.pem"));
+    let made = Command::new(&openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj",
+        ])
+        .arg(&subject)
+        // An end-entity certificate like the real QSealC, only self-signed.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&forged_key)
+        .arg("-out")
+        .arg(&forged_cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let forged = home.join("forged.zip");
+    python(
+        FORGE,
+        &[
+            bundle.to_str().unwrap(),
+            forged.to_str().unwrap(),
+            forged_cert.to_str().unwrap(),
+            forged_key.to_str().unwrap(),
+            openssl.to_str().unwrap(),
+        ],
+    );
+    let accepted = env.run(&["conformance", "verify-bundle", forged.to_str().unwrap()]);
+    assert_eq!(accepted.code, 0, "integrity alone holds: {accepted}");
+    assert!(
+        accepted.stdout.contains("not authenticated")
+            && accepted.stdout.contains("2 cases, failed"),
+        "{accepted}"
+    );
+    let json = env.run(&[
+        "conformance",
+        "verify-bundle",
+        forged.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(json.json()["authenticated"], false, "{json}");
+    assert!(json.json()["authenticated_by"].is_null(), "{json}");
+    env.run(&[
+        "conformance",
+        "verify-bundle",
+        forged.to_str().unwrap(),
+        "--ca",
+        ca,
+    ])
+    .fails(1, "does not chain to the CA given");
+    let refused = env.run(&[
+        "conformance",
+        "verify-bundle",
+        forged.to_str().unwrap(),
+        "--ca",
+        ca,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(refused.code, 1, "{refused}");
+    let refused: Value = serde_json::from_str(&refused.stdout).unwrap();
+    assert_eq!(refused["valid"], false, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not chain to the CA given"),
+        "{refused}"
+    );
+    env.run(&[
+        "conformance",
+        "verify-bundle",
+        forged.to_str().unwrap(),
+        "--cert",
+        env.sandbox.get("qseal_cert"),
+    ])
+    .fails(1, "signed with another QSealC than the certificate given");
 }
+
+/// Re-signs a bundle as a forger would: the report changed, the manifest's SHA-256s made
+/// again, the manifest signed with another key, whose self-signed certificate is bundled.
+const FORGE: &str = r#"
+import hashlib, json, subprocess, sys, zipfile
+src, dst, cert, key, openssl = sys.argv[1:6]
+with zipfile.ZipFile(src) as a:
+    entries = {i.filename: a.read(i.filename) for i in a.infolist()}
+entries["report.json"] = entries["report.json"].replace(b'"passed": true', b'"passed": false', 1)
+entries["qsealc.pem"] = open(cert, "rb").read()
+manifest = json.loads(entries["manifest.json"])
+for name in manifest["files"]:
+    manifest["files"][name] = hashlib.sha256(entries[name]).hexdigest()
+entries["manifest.json"] = json.dumps(manifest, indent=2).encode()
+entries["manifest.sig"] = subprocess.run(
+    [openssl, "dgst", "-sha256", "-sign", key], input=entries["manifest.json"],
+    capture_output=True, check=True).stdout
+with zipfile.ZipFile(dst, "w") as b:
+    for name, data in entries.items():
+        b.writestr(name, data)
+"#;
 
 #[test]
 fn bad_setup_exits_2_and_unwritable_reports_exit_3() {

@@ -3,7 +3,9 @@
 //!
 //! Exit codes of `stet conformance run`: 0 every case passed (waived failures included), 1 a
 //! check failed or a waiver is stale, 2 bad configuration, catalogue or waivers, 3 a report
-//! could not be written. `verify-bundle`: 0 valid, 1 it does not verify, 2 it cannot be read.
+//! could not be written. `verify-bundle`: 0 valid, 1 it does not verify (not a bundle, changed,
+//! signed by another key than `--cert`, not chaining to `--ca`), 2 a file named cannot be read
+//! (the bundle, `--cert` or `--ca`) or holds no certificate.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -40,12 +42,18 @@ Exit codes: 0 all passed (waived failures included), 1 a check failed or a waive
     /// List the catalogue's cases
     #[command(after_help = "Example:\n  stet conformance list --output json")]
     List(ListArgs),
-    /// Check an evidence bundle: its manifest's SHA-256s and the QSealC signature
-    #[command(
-        after_help = "Example:\n  stet conformance verify-bundle evidence.zip --cert tpp-qseal.pem
+    /// Check an evidence bundle: its manifest's SHA-256s, the QSealC signature, and (with
+    /// --cert or --ca) who signed
+    #[command(after_help = "Examples:
+  stet conformance verify-bundle evidence.zip --cert tpp-qseal.pem
+  stet conformance verify-bundle evidence.zip --ca qtsp-ca.pem --output json
 
-Exit codes: 0 valid, 1 it does not verify (changed, or signed by another key), 2 unreadable."
-    )]
+Without --cert or --ca the check proves the bundle intact and signed by the key of the
+certificate it carries, not who made it: anyone can make a certificate with a TPP's name.
+
+Exit codes: 0 valid, 1 it does not verify (not a zip or not a bundle, changed after signing,
+signed by another key than --cert, not chaining to --ca), 2 a file named cannot be read (the
+bundle, --cert or --ca) or holds no certificate.")]
     VerifyBundle(VerifyArgs),
 }
 
@@ -151,6 +159,21 @@ pub struct VerifyArgs {
     /// The QSealC certificate (PEM) the bundle must be signed with
     #[arg(long, value_name = "PEM")]
     cert: Option<PathBuf>,
+    /// CA certificates (PEM) the bundle's QSealC must chain to (and be valid now)
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// text or json
+    #[arg(long, value_enum, default_value = "text")]
+    output: VerifyOutput,
+}
+
+/// What `verify-bundle` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyOutput {
+    /// One line
+    Text,
+    /// One JSON object (docs/output.md)
+    Json,
 }
 
 pub fn run(command: ConformanceCommand, globals: &Globals) -> Result<u8, Failure> {
@@ -492,20 +515,74 @@ fn write_reports(dir: &Path, report: &Report) -> Result<(), Failure> {
 }
 
 fn verify_bundle(args: VerifyArgs, globals: &Globals) -> Result<u8, Failure> {
+    use stet_conformance::bundle::{Authentication, BundleError, Trust};
     let bytes = std::fs::read(&args.file).or_exit(
         BAD_SETUP,
         format!("cannot read the bundle {}", args.file.display()),
     )?;
-    let pinned = match &args.cert {
-        Some(p) => Some(std::fs::read(p).or_exit(
-            BAD_SETUP,
-            format!("cannot read the certificate {}", p.display()),
-        )?),
-        None => None,
+    let read = |path: &Option<PathBuf>, what: &str| -> Result<Option<Vec<u8>>, Failure> {
+        path.as_ref()
+            .map(|p| {
+                std::fs::read(p).or_exit(BAD_SETUP, format!("cannot read {what} {}", p.display()))
+            })
+            .transpose()
     };
-    match stet_conformance::bundle::verify(&bytes, pinned.as_deref()) {
-        Ok(verified) => {
-            let summary = serde_json::from_str::<Report>(&verified.report_json)
+    let pinned = read(&args.cert, "the certificate")?;
+    let ca = read(&args.ca, "the CA file")?;
+    let trust = Trust {
+        certificate: pinned.as_deref(),
+        ca: ca.as_deref(),
+    };
+    let result = stet_conformance::bundle::verify(&bytes, trust);
+    let verified = match result {
+        Ok(v) => v,
+        Err(BundleError::Trust(e)) => {
+            return Err(Failure::new(BAD_SETUP, e));
+        }
+        Err(e) => {
+            if args.output == VerifyOutput::Json {
+                let value = serde_json::json!({
+                    "file": args.file.display().to_string(),
+                    "valid": false,
+                    "error": e.to_string(),
+                });
+                print_stdout(&format!("{value:#}\n"))?;
+            }
+            if !globals.quiet {
+                eprintln!("error: {}: {e}", args.file.display());
+            }
+            return Ok(FAILED);
+        }
+    };
+    let report = serde_json::from_str::<Report>(&verified.report_json);
+    let (authenticated_by, ca_subject) = match &verified.authenticated {
+        Some(Authentication::Certificate) => (Some("certificate"), None),
+        Some(Authentication::Ca(subject)) => (Some("ca"), Some(subject.clone())),
+        None => (None, None),
+    };
+    let text = match args.output {
+        VerifyOutput::Json => {
+            let value = serde_json::json!({
+                "file": args.file.display().to_string(),
+                "valid": true,
+                "signer": verified.signer,
+                "authenticated": verified.authenticated.is_some(),
+                "authenticated_by": authenticated_by,
+                "ca": ca_subject,
+                "catalogue_version": verified.manifest.catalogue_version,
+                "created_at": verified.manifest.created_at,
+                "report": report.as_ref().ok().map(|r| serde_json::json!({
+                    "cases": r.cases.len(),
+                    "passed": r.summary.passed,
+                    "bank": r.bank.profile,
+                    "started_at": r.started_at,
+                })),
+                "error": report.as_ref().err().map(|e| format!("report.json does not read as a report: {e}")),
+            });
+            format!("{value:#}\n")
+        }
+        VerifyOutput::Text => {
+            let summary = report
                 .map(|r| {
                     format!(
                         "{} cases, {} (bank {}, {})",
@@ -516,20 +593,29 @@ fn verify_bundle(args: VerifyArgs, globals: &Globals) -> Result<u8, Failure> {
                     )
                 })
                 .unwrap_or_else(|e| format!("report.json does not read as a report: {e}"));
-            print_stdout(&format!(
-                "ok: {} is signed by {}; catalogue {}; made {}; report: {summary}\n",
+            let signed = match &verified.authenticated {
+                Some(Authentication::Certificate) => format!(
+                    "signed by {} (authenticated: the certificate given)",
+                    verified.signer
+                ),
+                Some(Authentication::Ca(ca)) => format!(
+                    "signed by {} (authenticated: its QSealC chains to the CA {ca})",
+                    verified.signer
+                ),
+                None => format!(
+                    "intact, signed by {} (not authenticated: pass --cert FILE or --ca FILE to \
+                     check who signed)",
+                    verified.signer
+                ),
+            };
+            format!(
+                "ok: {} is {signed}; catalogue {}; made {}; report: {summary}\n",
                 args.file.display(),
-                verified.signer,
                 verified.manifest.catalogue_version,
                 verified.manifest.created_at
-            ))?;
-            Ok(0)
+            )
         }
-        Err(e) => {
-            if !globals.quiet {
-                eprintln!("error: {}: {e}", args.file.display());
-            }
-            Ok(FAILED)
-        }
-    }
+    };
+    print_stdout(&text)?;
+    Ok(0)
 }

@@ -82,9 +82,12 @@ pub enum BundleError {
     /// An entry is missing, extra or changed.
     #[error("{0}")]
     Tampered(String),
-    /// The signature does not verify.
+    /// The signature does not verify, or not with the certificate or CA given.
     #[error("{0}")]
     Signature(String),
+    /// The certificate or CA given to check the signer against is not usable.
+    #[error("{0}")]
+    Trust(String),
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -136,16 +139,38 @@ pub fn write(contents: &Contents<'_>, signer: &dyn Signer) -> Result<Vec<u8>, Bu
 pub struct Verified {
     /// Its manifest.
     pub manifest: Manifest,
-    /// The signer's certificate subject.
+    /// The signer's certificate subject, as the bundled certificate states it.
     pub signer: String,
+    /// What proves that `signer` is who signed; `None`: nothing but the bundled certificate,
+    /// which anyone can make with any name (the bundle is intact, its signer unproven).
+    pub authenticated: Option<Authentication>,
     /// `report.json`'s text.
     pub report_json: String,
 }
 
+/// What the bundle's signer was checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authentication {
+    /// The bundled QSealC is the certificate given (`--cert`).
+    Certificate,
+    /// The bundled QSealC chains to this CA (`--ca`; its subject), and is valid now.
+    Ca(String),
+}
+
+/// Who must have signed a bundle, besides the key of its own certificate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Trust<'a> {
+    /// The QSealC (PEM) it must be signed with.
+    pub certificate: Option<&'a [u8]>,
+    /// CA certificates (PEM) the bundled QSealC must chain to.
+    pub ca: Option<&'a [u8]>,
+}
+
 /// Checks a bundle: exactly the expected entries, each matching its SHA-256 in the manifest,
-/// and the manifest signed by the key of the bundled QSealC (or of `expected_signer`, a PEM
-/// certificate, when given: then the bundled one must be that one).
-pub fn verify(bytes: &[u8], expected_signer: Option<&[u8]>) -> Result<Verified, BundleError> {
+/// and the manifest signed by the key of the bundled QSealC. That proves the bundle intact,
+/// not who made it: `trust` adds the proof (the bundled QSealC is the certificate given, or
+/// chains to the CA given).
+pub fn verify(bytes: &[u8], trust: Trust<'_>) -> Result<Verified, BundleError> {
     let mut zip =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| BundleError::Zip(e.to_string()))?;
     let mut names: Vec<String> = zip
@@ -180,12 +205,23 @@ pub fn verify(bytes: &[u8], expected_signer: Option<&[u8]>) -> Result<Verified, 
     let manifest_bytes = read("manifest.json")?;
     let signature = read("manifest.sig")?;
     let certificate = read("qsealc.pem")?;
-    if let Some(pinned) = expected_signer
-        && pem_der(pinned) != pem_der(&certificate)
-    {
-        return Err(BundleError::Signature(
-            "the bundle was signed with another QSealC than the certificate given".to_owned(),
-        ));
+    let mut authenticated = None;
+    if let Some(pinned) = trust.certificate {
+        if pem_der(pinned).is_none() {
+            return Err(BundleError::Trust(
+                "the certificate given holds no PEM certificate".to_owned(),
+            ));
+        }
+        if pem_der(pinned) != pem_der(&certificate) {
+            return Err(BundleError::Signature(
+                "the bundle was signed with another QSealC than the certificate given".to_owned(),
+            ));
+        }
+        authenticated = Some(Authentication::Certificate);
+    }
+    if let Some(ca) = trust.ca {
+        let ca_subject = chains_to(&certificate, ca, rustls_pki_types::UnixTime::now())?;
+        authenticated = Some(Authentication::Ca(ca_subject));
     }
     let key = PublicKey::from_pem(&certificate)
         .map_err(|e| BundleError::Signature(format!("qsealc.pem: {e}")))?;
@@ -221,8 +257,94 @@ pub fn verify(bytes: &[u8], expected_signer: Option<&[u8]>) -> Result<Verified, 
     Ok(Verified {
         manifest,
         signer: subject(&certificate),
+        authenticated,
         report_json,
     })
+}
+
+/// Every extended key usage is accepted: a QSealC may name none, or ones of its own (document
+/// signing); what `--ca` checks is who issued it.
+struct AnyUsage;
+
+impl webpki::ExtendedKeyUsageValidator for AnyUsage {
+    fn validate(&self, _: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        Ok(())
+    }
+}
+
+/// Checks that the first certificate of `certificate` (PEM; the others are intermediates)
+/// chains to one of the CA certificates of `ca` (PEM) and is valid at `now`; gives the
+/// subject of the CA it chains to.
+fn chains_to(
+    certificate: &[u8],
+    ca: &[u8],
+    now: rustls_pki_types::UnixTime,
+) -> Result<String, BundleError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let read = |pem: &[u8]| -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_slice_iter(pem)
+            .filter_map(Result::ok)
+            .map(CertificateDer::into_owned)
+            .collect()
+    };
+    let cas = read(ca);
+    if cas.is_empty() {
+        return Err(BundleError::Trust(
+            "the CA file holds no PEM certificate".to_owned(),
+        ));
+    }
+    let anchors = cas
+        .iter()
+        .map(|c| {
+            webpki::anchor_from_trusted_cert(c)
+                .map(|a| a.to_owned())
+                .map_err(|e| BundleError::Trust(format!("a certificate of the CA file: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let chain = read(certificate);
+    let (leaf, intermediates) = chain
+        .split_first()
+        .ok_or_else(|| BundleError::Signature("qsealc.pem holds no certificate".to_owned()))?;
+    let end = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|e| BundleError::Signature(format!("qsealc.pem: {e}")))?;
+    let algorithms = rustls::crypto::aws_lc_rs::default_provider()
+        .signature_verification_algorithms
+        .all;
+    let path = end
+        .verify_for_usage(
+            algorithms,
+            &anchors,
+            intermediates,
+            now,
+            AnyUsage,
+            None,
+            None,
+        )
+        .map_err(|e| {
+            let names: Vec<String> = cas.iter().map(|c| der_subject(c.as_ref())).collect();
+            BundleError::Signature(format!(
+                "the bundled QSealC ({}) does not chain to the CA given ({}): {e}",
+                der_subject(leaf.as_ref()),
+                names.join("; ")
+            ))
+        })?;
+    let anchor = path.anchor();
+    Ok(cas
+        .iter()
+        .find(|c| {
+            webpki::anchor_from_trusted_cert(c)
+                .is_ok_and(|a| a.subject.as_ref() == anchor.subject.as_ref())
+        })
+        .map(|c| der_subject(c.as_ref()))
+        .unwrap_or_default())
+}
+
+fn der_subject(der: &[u8]) -> String {
+    use der::Decode as _;
+    x509_cert::Certificate::from_der(der)
+        .map(|c| c.tbs_certificate.subject.to_string())
+        .unwrap_or_default()
 }
 
 /// The DER of the first certificate in a PEM text (for comparing two PEM files).
@@ -235,9 +357,7 @@ fn pem_der(pem: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn subject(pem: &[u8]) -> String {
-    use der::Decode as _;
     pem_der(pem)
-        .and_then(|der| x509_cert::Certificate::from_der(&der).ok())
-        .map(|c| c.tbs_certificate.subject.to_string())
+        .map(|der| der_subject(&der))
         .unwrap_or_default()
 }

@@ -28,7 +28,8 @@
 //! - [`Waivers`]: known deviations with a reason and an expiry; a waived failure is reported
 //!   but does not fail the run, and a waiver that no longer matches a failure fails it.
 //! - [`bundle`]: the evidence bundle, a zip of the report, the bank profile and the catalogue
-//!   with a SHA-256 manifest signed with the TPP's QSealC; [`bundle::verify`] checks one.
+//!   with a SHA-256 manifest signed with the TPP's QSealC; [`bundle::verify`] checks one: that
+//!   it is intact always, who signed it when given the QSealC or a CA ([`bundle::Trust`]).
 //!
 //! ## Outcomes
 //!

@@ -197,6 +197,55 @@ fn recorded_response(answer: &Answer) -> RecordedResponse {
     }
 }
 
+/// The `error` of an OAuth error answer (RFC 6749 §5.2: a JSON object with an `error`
+/// string), if the answer is one.
+pub(crate) fn oauth_error(answer: &Answer) -> Option<String> {
+    answer
+        .json()
+        .and_then(|j| j.get("error").and_then(Value::as_str).map(str::to_owned))
+        .filter(|e| !e.is_empty())
+}
+
+/// Why a request got no answer at all, as far as its error tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoAnswer {
+    /// The TLS handshake failed or the server sent an alert: the server refused the
+    /// connection, for its certificate or ours.
+    Tls,
+    /// The connection was closed without a word: with TLS 1.3 a server that refuses the
+    /// client's certificate may just close it after the client thinks the handshake is done.
+    Closed,
+    /// Nothing answered at all: no such host, connection refused, a timeout. Not a refusal.
+    Unreachable,
+}
+
+impl NoAnswer {
+    /// Classifies the whole error chain of a failed request (as [`chain`] writes it).
+    pub(crate) fn of(error: &str) -> NoAnswer {
+        let e = error.to_ascii_lowercase();
+        if ["alert", "handshake", "certificate"]
+            .iter()
+            .any(|w| e.contains(w))
+        {
+            NoAnswer::Tls
+        } else if [
+            "channel closed",
+            "connection closed",
+            "connection reset",
+            "broken pipe",
+            "unexpected eof",
+            "peer closed",
+        ]
+        .iter()
+        .any(|w| e.contains(w))
+        {
+            NoAnswer::Closed
+        } else {
+            NoAnswer::Unreachable
+        }
+    }
+}
+
 /// The whole chain of an error, for a reason a person can act on.
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -251,6 +300,8 @@ pub(crate) struct Authorize {
 pub(crate) struct Redirected {
     pub(crate) status: u16,
     pub(crate) location: Option<Url>,
+    /// The OAuth `error` of an answer that did not redirect (a JSON object with `error`).
+    pub(crate) error: Option<String>,
 }
 
 impl Redirected {
@@ -487,7 +538,7 @@ impl Session {
 
     // --- OAuth ----------------------------------------------------------------------------
 
-    fn client_id(&self) -> Result<String, String> {
+    pub(crate) fn client_id(&self) -> Result<String, String> {
         self.target.profile.client_id.clone().ok_or_else(|| {
             format!(
                 "profile `{}` has no client_id: add the one the bank registered",
@@ -496,7 +547,7 @@ impl Session {
         })
     }
 
-    fn token_url(&self) -> Result<Url, String> {
+    pub(crate) fn token_url(&self) -> Result<Url, String> {
         self.target.profile.token_url.clone().ok_or_else(|| {
             format!(
                 "profile `{}` has no token_url: add the bank's token endpoint",
@@ -693,6 +744,7 @@ impl Session {
         Ok(Redirected {
             status: answer.status,
             location,
+            error: oauth_error(&answer),
         })
     }
 

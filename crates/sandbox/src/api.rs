@@ -475,7 +475,8 @@ impl State {
                 other => Ok(other.to_offset_date_time(paris()).unix_timestamp_nanos()),
             })
         };
-        let (from_bound, to_bound) = (bound(from), bound(to));
+        let ignored_from = from.filter(|_| !self.config.faults.breaks(CheckFault::IgnoreDateFrom));
+        let (from_bound, to_bound) = (bound(ignored_from), bound(to));
         let selected: Vec<&Tx> = a
             .transactions
             .iter()
@@ -494,7 +495,8 @@ impl State {
                     Err(d) => when_date < d,
                     Ok(ns) => when_ns < ns,
                 });
-                let recent = extended || from.is_some() || t.transaction_date.date() >= limit;
+                let recent =
+                    extended || ignored_from.is_some() || t.transaction_date.date() >= limit;
                 let ok_after = after
                     .as_deref()
                     .is_none_or(|r| t.entry_reference.as_str() > r);
@@ -779,13 +781,25 @@ impl State {
     ) -> Result<stet_models::HalPaymentRequest, Reply> {
         let id = p.resource.resource_id.clone().unwrap_or_default();
         let mut resource = p.resource.clone();
-        resource.payment_information_status = Some(p.status.into());
+        // 1.4.0.47's codes: no CANC (a cancelled payment request is RJCT with DS02), and a
+        // transfer is PDNG until it settles.
+        let (status, transfer) = match (self.is_v14(), p.status, p.status_for_transfer()) {
+            (true, "CANC", _) => ("RJCT", "RJCT"),
+            (true, s, "ACTC") => (s, "PDNG"),
+            (_, s, t) => (s, t),
+        };
+        resource.payment_information_status = Some(status.into());
         resource.status_reason_information = p.reason.map(Into::into);
         for t in &mut resource.credit_transfer_transaction {
-            t.transaction_status = Some(p.status_for_transfer().into());
+            t.transaction_status = Some(transfer.into());
         }
         let rel = format!("/payment-requests/{id}");
-        let mut links = json!({"request": {"href": self.link(&rel)}});
+        // 1.4.0.47 has no `request` link (it names one `self`, which the models do not
+        // carry): the 1.4 answer goes without it.
+        let mut links = json!({});
+        if !self.is_v14() {
+            links["request"] = json!({"href": self.link(&rel)});
+        }
         if p.status == "RCVD" {
             let step = if self.is_v14() {
                 "o-confirmation"
@@ -908,14 +922,17 @@ impl State {
         self.bearer(req, "pisp")?;
         let body: stet_models::PaymentRequestResource =
             self.read_body(req, "PaymentRequestResource")?;
+        // 1.4.0.47 has no CANC: a cancellation is RJCT with the reason DS02 there. CANC is
+        // taken in both dialects, as the 1.4.x banks that grew it do.
+        let cancel_status = |s: &str| s == "CANC" || (self.is_v14() && s == "RJCT");
         let wants_cancel = body
             .payment_information_status
             .as_ref()
-            .is_some_and(|s| s.as_str() == "CANC")
+            .is_some_and(|s| cancel_status(s.as_str()))
             || body.credit_transfer_transaction.iter().any(|t| {
                 t.transaction_status
                     .as_ref()
-                    .is_some_and(|s| s.as_str() == "CANC")
+                    .is_some_and(|s| cancel_status(s.as_str()))
             });
         if !wants_cancel {
             return Err(self.error(

@@ -41,16 +41,25 @@ pub enum Resource {
     Beneficiaries,
     /// `POST /funds-confirmations`: the report loses `result`.
     FundsConfirmation,
+    /// `GET /payment-requests/{id}` and the confirmation's answer: the payment request loses
+    /// `creationDateTime`.
+    PaymentRequest,
+    /// `GET /accounts/{id}/transactions`, pages after the first: each transaction loses
+    /// `creditDebitIndicator` (the first page stays whole, so only a check that reads on finds
+    /// it).
+    LaterTransactions,
 }
 
 impl Resource {
-    const ALL: [(Resource, &'static str); 6] = [
+    const ALL: [(Resource, &'static str); 8] = [
         (Resource::Accounts, "accounts"),
         (Resource::Balances, "balances"),
         (Resource::Transactions, "transactions"),
         (Resource::Identity, "identity"),
         (Resource::Beneficiaries, "beneficiaries"),
         (Resource::FundsConfirmation, "funds-confirmation"),
+        (Resource::PaymentRequest, "payment-request"),
+        (Resource::LaterTransactions, "later-transactions"),
     ];
 
     fn name(self) -> &'static str {
@@ -82,6 +91,9 @@ pub enum CheckFault {
     DropState,
     /// `/authorize` gives a code without a PKCE `code_challenge`.
     PkceOptional,
+    /// `/authorize` fails with a 500 on a request without a PKCE `code_challenge`: no code,
+    /// but no refusal either.
+    PkceCrash,
     /// The token endpoint does not check the PKCE `code_verifier`.
     PkceUnchecked,
     /// An authorization code can be exchanged more than once.
@@ -108,6 +120,9 @@ pub enum CheckFault {
     NoRequestId,
     /// A 404 answers a plain-text page instead of an `ErrorModel`.
     ErrorOutsideModel,
+    /// A refusal of the API (400, 401, 403: a signature, a token, a scope refused) keeps its
+    /// status but answers a JSON object without the `ErrorModel`'s `status` and `message`.
+    RefusalOutsideModel,
     /// The last page of transactions links to a page after it, which does not exist.
     NextPastEnd,
     /// The last page of transactions links back to the first.
@@ -118,6 +133,8 @@ pub enum CheckFault {
     EmptyAs200,
     /// `dateTo` is ignored.
     IgnoreDateTo,
+    /// `dateFrom` is ignored (the 90 days a token sees still bound the list).
+    IgnoreDateFrom,
     /// Transactions older than 90 days come without the `extended_transaction_history` scope.
     HistoryUnlimited,
     /// The first payment request created is answered without `_links.consentApproval`.
@@ -134,7 +151,7 @@ pub enum CheckFault {
 
 impl CheckFault {
     /// Every fault without parameters, by its spec name. (`drop-field:resource=R` takes one.)
-    pub const NAMES: [(CheckFault, &'static str); 32] = [
+    pub const NAMES: [(CheckFault, &'static str); 35] = [
         (CheckFault::NoClientCert, "no-client-cert"),
         (CheckFault::UntrustedClientCert, "untrusted-client-cert"),
         (CheckFault::TokenWithoutCert, "token-without-cert"),
@@ -144,6 +161,7 @@ impl CheckFault {
         (CheckFault::IgnoreScopes, "ignore-scopes"),
         (CheckFault::DropState, "drop-state"),
         (CheckFault::PkceOptional, "pkce-optional"),
+        (CheckFault::PkceCrash, "pkce-crash"),
         (CheckFault::PkceUnchecked, "pkce-unchecked"),
         (CheckFault::ReusableCode, "reusable-code"),
         (CheckFault::AcceptUnsigned, "accept-unsigned"),
@@ -165,11 +183,13 @@ impl CheckFault {
         (CheckFault::TextContentType, "text-content-type"),
         (CheckFault::NoRequestId, "no-request-id"),
         (CheckFault::ErrorOutsideModel, "error-outside-model"),
+        (CheckFault::RefusalOutsideModel, "refusal-outside-model"),
         (CheckFault::NextPastEnd, "next-past-end"),
         (CheckFault::LoopNext, "loop-next"),
         (CheckFault::NoSelfLink, "no-self-link"),
         (CheckFault::EmptyAs200, "empty-200"),
         (CheckFault::IgnoreDateTo, "ignore-date-to"),
+        (CheckFault::IgnoreDateFrom, "ignore-date-from"),
         (CheckFault::HistoryUnlimited, "history-unlimited"),
         (CheckFault::NoConsentApproval, "no-consent-approval"),
         (CheckFault::StatusRegress, "status-regress"),
@@ -197,7 +217,7 @@ impl CheckFault {
         };
         let wanted = rest.strip_prefix(":resource=").ok_or_else(|| {
             "`drop-field` takes `resource=R` (accounts, balances, transactions, identity, \
-             beneficiaries, funds-confirmation)"
+             beneficiaries, funds-confirmation, payment-request, later-transactions)"
                 .to_owned()
         })?;
         Resource::ALL
@@ -207,7 +227,8 @@ impl CheckFault {
             .ok_or_else(|| {
                 format!(
                     "unknown resource `{wanted}`: expected accounts, balances, transactions, \
-                     identity, beneficiaries or funds-confirmation"
+                     identity, beneficiaries, funds-confirmation, payment-request or \
+                     later-transactions"
                 )
             })
     }
@@ -449,6 +470,19 @@ pub(crate) fn shape(state: &State, req: &Req, rest: &str, reply: &mut Reply) {
         reply.body = b"Not Found".to_vec();
         return;
     }
+    if matches!(reply.status, 400 | 401 | 403) && faults.breaks(CheckFault::RefusalOutsideModel) {
+        // JSON, so that only a check that reads the error model (not one that wants JSON) sees
+        // the difference.
+        let body = serde_json::json!({"error": "refused", "description": "request refused"});
+        reply
+            .headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+        reply
+            .headers
+            .push(("Content-Type".into(), "application/json".into()));
+        reply.body = body.to_string().into_bytes();
+        return;
+    }
     if reply.status == 204 && get && faults.breaks(CheckFault::EmptyAs200) {
         let list = match segments.as_slice() {
             ["accounts"] => "accounts",
@@ -531,6 +565,23 @@ pub(crate) fn shape(state: &State, req: &Req, rest: &str, reply: &mut Reply) {
                 "",
                 "result",
             ),
+            Resource::PaymentRequest => (
+                matches!(
+                    (req.method.as_str(), segments.as_slice()),
+                    ("GET", ["payment-requests", _])
+                        | (
+                            "POST",
+                            ["payment-requests", _, "confirmation" | "o-confirmation"]
+                        )
+                ),
+                "",
+                "creationDateTime",
+            ),
+            Resource::LaterTransactions => (
+                transactions && page > 1,
+                "transactions",
+                "creditDebitIndicator",
+            ),
         };
         if !matches {
             continue;
@@ -539,6 +590,14 @@ pub(crate) fn shape(state: &State, req: &Req, rest: &str, reply: &mut Reply) {
             ("", serde_json::Value::Object(top)) if *resource == Resource::Identity => {
                 if let Some(identity) = top.get_mut("identity").and_then(|i| i.as_object_mut()) {
                     identity.remove(field);
+                }
+            }
+            ("", serde_json::Value::Object(top)) if *resource == Resource::PaymentRequest => {
+                if let Some(payment) = top
+                    .get_mut("paymentRequest")
+                    .and_then(|p| p.as_object_mut())
+                {
+                    payment.remove(field);
                 }
             }
             ("", serde_json::Value::Object(top)) => {

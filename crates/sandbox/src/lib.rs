@@ -233,19 +233,21 @@
 //! | `ignore-scopes` | serves an operation the token's scope (or grant) does not cover |
 //! | `drop-state` | redirects from `/authorize` without the client's `state` |
 //! | `pkce-optional`, `pkce-unchecked` | gives a code without `code_challenge`; does not check `code_verifier` |
+//! | `pkce-crash` | fails with a 500 (no code, no refusal) at `/authorize` without `code_challenge` |
 //! | `reusable-code` | exchanges an authorization code more than once |
 //! | `accept-unsigned` | serves requests without `Signature` |
 //! | `unverified-get-signature` | parses a GET's signature but never verifies it |
 //! | `ignore-digest` | never compares `Digest` with the body |
 //! | `digest-instead-of-signature` | skips the signature when `Digest` matches the body |
 //! | `accept-stale-date`, `accept-unknown-keyid`, `accept-incomplete-headers` | lets a Date of any age, an unknown keyId, a required header left unsigned through |
-//! | `drop-field:resource=R` | leaves a required field out of R: `accounts` (cashAccountType), `balances` (balanceType), `transactions` (creditDebitIndicator), `identity` (fullName), `beneficiaries` (creditor), `funds-confirmation` (result) |
+//! | `drop-field:resource=R` | leaves a required field out of R: `accounts` (cashAccountType), `balances` (balanceType), `transactions` (creditDebitIndicator), `identity` (fullName), `beneficiaries` (creditor), `funds-confirmation` (result), `payment-request` (creationDateTime, as read and as confirmed), `later-transactions` (creditDebitIndicator, pages after the first) |
 //! | `text-content-type` | labels answers `text/plain` |
 //! | `no-request-id` | does not echo `X-Request-ID` |
 //! | `error-outside-model` | answers a 404 with a plain-text page |
+//! | `refusal-outside-model` | answers its refusals (400, 401, 403: signatures, tokens, scopes) with a JSON object without the ErrorModel's `status` and `message` |
 //! | `next-past-end`, `loop-next`, `no-self-link` | links the last page of transactions to a page that does not exist, or back to the first; drops `self` from pages after the first |
 //! | `empty-200` | answers an empty list 200 instead of 204 |
-//! | `ignore-date-to`, `history-unlimited` | ignores `dateTo`; lists history beyond 90 days without the extended scope |
+//! | `ignore-date-to`, `ignore-date-from`, `history-unlimited` | ignores `dateTo`; ignores `dateFrom` (within the 90 days a token sees); lists history beyond 90 days without the extended scope |
 //! | `no-consent-approval` | answers the first payment request created without `_links.consentApproval` |
 //! | `status-regress` | reads a confirmed payment request as `RCVD` again |
 //! | `confirm-without-approval`, `cancel-ignored` | confirms what the PSU did not approve; answers a cancellation 200 and changes nothing |

@@ -52,7 +52,7 @@ fn valid_port(p: &str) -> bool {
     p.is_empty() || p.parse::<u16>().is_ok()
 }
 
-fn oauth_error(status: u16, error: &str, description: &str) -> Reply {
+pub(crate) fn oauth_error(status: u16, error: &str, description: &str) -> Reply {
     Reply::plain_json(
         status,
         &serde_json::json!({"error": error, "error_description": description}),
@@ -139,6 +139,12 @@ impl State {
         };
         if get("response_type") != Some("code") {
             return fail("unsupported_response_type", "response_type must be `code`");
+        }
+        if get("code_challenge").is_none() && self.config.faults.breaks(CheckFault::PkceCrash) {
+            return Reply::html(
+                500,
+                "<!DOCTYPE html><title>Error</title><p>Internal error".to_owned(),
+            );
         }
         let pkce_optional = self.config.faults.breaks(CheckFault::PkceOptional);
         let Some(challenge) = get("code_challenge").or(pkce_optional.then_some("")) else {

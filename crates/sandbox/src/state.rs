@@ -702,6 +702,14 @@ impl State {
             return mock.handle(&req).await;
         }
         let Some(peer) = req.peer.clone() else {
+            // The token endpoint speaks OAuth: its refusals are RFC 6749 error answers.
+            if path == "/token" {
+                return crate::oauth::oauth_error(
+                    401,
+                    "invalid_client",
+                    "no client certificate: connect with the TPP's QWAC (mutual TLS)",
+                );
+            }
             return self.error(
                 401,
                 &path,

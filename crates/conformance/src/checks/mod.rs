@@ -272,3 +272,48 @@ pub(crate) fn schema_verdict(ctx: &Ctx<'_>, answer: &Answer, schema: &str, what:
     }
     Verdict::pass(format!("{what} is a valid {schema} ({version})"))
 }
+
+/// Schema checks on the answers a case reads along its way (a payment request at each step,
+/// every page of a walk), besides the answer it judges: an answer that is not valid ends the
+/// case as a FAIL, unknown fields are kept for a WARN at its end.
+#[derive(Default)]
+pub(crate) struct Along {
+    unknown: Vec<String>,
+}
+
+impl Along {
+    /// `Err` (the FAIL) when `answer` is not a valid `schema`.
+    pub(crate) fn check(
+        &mut self,
+        ctx: &Ctx<'_>,
+        answer: &Answer,
+        schema: &str,
+        what: &str,
+    ) -> Result<(), Verdict> {
+        let verdict = schema_verdict(ctx, answer, schema, what);
+        match verdict.outcome {
+            crate::outcome::Outcome::Fail => Err(verdict),
+            crate::outcome::Outcome::Warn => {
+                if !self.unknown.contains(&verdict.reason) {
+                    self.unknown.push(verdict.reason);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `verdict`, turned into a WARN when it passed and an answer along the way had fields
+    /// its schema does not define.
+    pub(crate) fn finish(self, verdict: Verdict) -> Verdict {
+        if verdict.outcome == crate::outcome::Outcome::Pass && !self.unknown.is_empty() {
+            Verdict::warn(format!(
+                "{}; but {}",
+                verdict.reason,
+                self.unknown.join("; ")
+            ))
+        } else {
+            verdict
+        }
+    }
+}

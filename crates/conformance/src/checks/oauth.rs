@@ -7,7 +7,7 @@ use stet_transport::{Method, Secret, Token, unix};
 
 use super::{Bearer, Ctx, refused};
 use crate::outcome::Verdict;
-use crate::session::Granted;
+use crate::session::{Granted, NoAnswer, oauth_error};
 
 /// `GET /accounts`, signed, attended, with `token` (or none).
 async fn accounts_with(
@@ -203,19 +203,33 @@ pub(crate) async fn state_returned(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
 /// STET-OAU-006.
 pub(crate) async fn pkce_required(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
     let (_, redirected) = authorize(ctx, "authorize without code_challenge", false).await?;
+    Ok(pkce_verdict(&redirected))
+}
+
+/// A refusal is an OAuth error (RFC 6749 §4.1.2.1): a redirect with `error`, or, when the
+/// bank does not redirect, an error answer with `error`. No code but no refusal either (a
+/// 500, a 404, a page) is not PKCE enforced: it fails.
+fn pkce_verdict(redirected: &crate::session::Redirected) -> Verdict {
     if redirected.param("code").is_some() {
-        return Ok(Verdict::fail(
+        return Verdict::fail(
             "/authorize gave a code to a request without a PKCE code_challenge: a stolen code \
              can then be exchanged by anyone holding the client's credentials",
-        ));
+        );
     }
-    Ok(match redirected.param("error") {
-        Some(e) => Verdict::pass(format!("/authorize refused it with error `{e}`")),
-        None => Verdict::pass(format!(
-            "/authorize refused it with HTTP {} (no code)",
+    if let Some(e) = redirected.param("error") {
+        return Verdict::pass(format!("/authorize refused it with error `{e}`"));
+    }
+    match (redirected.status, &redirected.error) {
+        (400..=499, Some(e)) => Verdict::pass(format!(
+            "/authorize refused it with HTTP {} `{e}`",
             redirected.status
         )),
-    })
+        (status, _) => Verdict::fail(format!(
+            "/authorize answered HTTP {status} without a code, but not with a refusal: no \
+             redirect with `error` and no OAuth error answer (RFC 6749 §4.1.2.1), so nothing \
+             shows that it enforces PKCE"
+        )),
+    }
 }
 
 /// A code from a headless `/authorize`, with the request that got it.
@@ -290,24 +304,79 @@ pub(crate) async fn pkce_verifier_checked(ctx: &Ctx<'_>) -> Result<Verdict, Verd
 
 /// STET-OAU-008.
 pub(crate) async fn token_endpoint_needs_certificate(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
+    // Without a token endpoint or a client id there is nothing to send: that is the
+    // profile's gap, not a refusal by the bank.
+    if let Some(missing) = [ctx.session.token_url().err(), ctx.session.client_id().err()]
+        .into_iter()
+        .flatten()
+        .next()
+    {
+        return Err(Verdict::skip("profile", missing));
+    }
     let scope = ctx.bank().scopes.pisp.clone();
-    let result = ctx
-        .session
-        .token_call(
+    let call = |purpose: &'static str, without_certificate: bool| {
+        ctx.session.token_call(
             &ctx.log,
-            "token (client credentials) without a client certificate",
+            purpose,
             vec![
                 ("grant_type", "client_credentials".to_owned()),
                 ("scope", scope.clone()),
             ],
-            true,
+            without_certificate,
             std::slice::from_ref(&scope),
         )
-        .await;
-    Ok(match result {
-        Err(e) => Verdict::pass(format!(
-            "refused a client without its certificate at the connection: {e}"
-        )),
+    };
+    let result = call(
+        "token (client credentials) without a client certificate",
+        true,
+    )
+    .await;
+    // A failure other than a TLS refusal (a closed connection, as TLS 1.3 servers refuse a
+    // certificate after the client thinks the handshake is done) is the certificate's only
+    // if the same call with the QWAC gets an answer.
+    let control = match &result {
+        Err(e) if NoAnswer::of(e) != NoAnswer::Tls => Some(
+            call(
+                "token (client credentials) with the QWAC, for comparison",
+                false,
+            )
+            .await
+            .map(|_| ()),
+        ),
+        _ => None,
+    };
+    Ok(certificate_verdict(result, control))
+}
+
+/// The verdict of STET-OAU-008 on the token endpoint's answer to a client without its
+/// certificate (and, when the connection was closed, on the same call with the QWAC).
+fn certificate_verdict(
+    result: Result<Granted, String>,
+    control: Option<Result<(), String>>,
+) -> Verdict {
+    match result {
+        Err(e) => match (NoAnswer::of(&e), control) {
+            (NoAnswer::Tls, _) => Verdict::pass(format!(
+                "refused a client without its certificate in the TLS handshake: {e}"
+            )),
+            (_, Some(Ok(()))) => Verdict::pass(format!(
+                "closed the connection of a client without its certificate ({e}), and \
+                 answered the same call with the QWAC"
+            )),
+            (kind, control) => Verdict::fail(format!(
+                "{} ({e}), and the same call with the QWAC got no answer either{}: that is not \
+                 a refusal of the certificate; check token_url and the network",
+                if kind == NoAnswer::Closed {
+                    "the token endpoint closed the connection"
+                } else {
+                    "could not reach the token endpoint"
+                },
+                match control {
+                    Some(Err(c)) => format!(" ({c})"),
+                    _ => String::new(),
+                }
+            )),
+        },
         Ok(Granted::Token(_)) => Verdict::fail(
             "the token endpoint issued a token to a client that presented no certificate (only \
              its client_id)",
@@ -316,11 +385,19 @@ pub(crate) async fn token_endpoint_needs_certificate(ctx: &Ctx<'_>) -> Result<Ve
             "the token endpoint failed with {} instead of refusing",
             answer.brief()
         )),
-        Ok(Granted::Refused(answer)) => Verdict::pass(format!(
-            "refused a client without its certificate: {}",
-            answer.brief()
-        )),
-    })
+        Ok(Granted::Refused(answer)) => match oauth_error(&answer) {
+            Some(e) if (400..500).contains(&answer.status) => Verdict::pass(format!(
+                "refused a client without its certificate: HTTP {} `{e}`",
+                answer.status
+            )),
+            _ => Verdict::fail(format!(
+                "the token endpoint answered a client without its certificate with {}, not an \
+                 OAuth error answer (RFC 6749 §5.2: 400 or 401 with a JSON `error`, such as \
+                 invalid_client)",
+                answer.brief()
+            )),
+        },
+    }
 }
 
 /// STET-OAU-009.
@@ -360,4 +437,118 @@ pub(crate) async fn code_single_use(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
         }
         Granted::Refused(answer) => oauth_refused(&answer, "a code already used"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Outcome;
+    use crate::session::{Answer, Redirected};
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            headers: Default::default(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn redirected(status: u16, location: Option<&str>, body: &str) -> Redirected {
+        Redirected {
+            status,
+            location: location.map(|l| l.parse().unwrap()),
+            error: oauth_error(&answer(status, body)),
+        }
+    }
+
+    #[test]
+    fn pkce_passes_only_on_an_oauth_refusal() {
+        let cases = [
+            (
+                redirected(302, Some("https://tpp/cb?code=abc&state=s"), ""),
+                Outcome::Fail,
+            ),
+            (
+                redirected(302, Some("https://tpp/cb?error=invalid_request"), ""),
+                Outcome::Pass,
+            ),
+            (
+                redirected(400, None, r#"{"error":"invalid_request"}"#),
+                Outcome::Pass,
+            ),
+            // No code, but no refusal either: a crash, a missing page, a refusal in no form
+            // OAuth knows, a redirect that says nothing.
+            (
+                redirected(500, None, r#"{"error":"server_error"}"#),
+                Outcome::Fail,
+            ),
+            (redirected(404, None, "Not Found"), Outcome::Fail),
+            (redirected(400, None, r#"{"message":"bad"}"#), Outcome::Fail),
+            (
+                redirected(302, Some("https://tpp/cb?state=s"), ""),
+                Outcome::Fail,
+            ),
+            (redirected(200, None, "<html>log in</html>"), Outcome::Fail),
+        ];
+        for (r, wanted) in cases {
+            let v = pkce_verdict(&r);
+            assert_eq!(v.outcome, wanted, "{r:?}: {}", v.reason);
+        }
+    }
+
+    #[test]
+    fn the_token_endpoint_passes_only_on_a_tls_or_oauth_refusal() {
+        let tls = "error sending request: client error (Connect): received fatal alert: \
+                   CertificateRequired";
+        let closed = "error sending request: client error (SendRequest): channel closed";
+        let refused = "error sending request: client error (Connect): tcp connect error: \
+                       Connection refused (os error 111)";
+        let dns = "error sending request: client error (Connect): dns error: failed to lookup \
+                   address information: Name or service not known";
+        /// What the call without a certificate got, what the control call got, the verdict.
+        type Case = (Result<Granted, String>, Option<Result<(), String>>, Outcome);
+        let cases: Vec<Case> = vec![
+            (Err(tls.into()), None, Outcome::Pass),
+            (Err(closed.into()), Some(Ok(())), Outcome::Pass),
+            (Err(closed.into()), Some(Err(closed.into())), Outcome::Fail),
+            (Err(closed.into()), None, Outcome::Fail),
+            (
+                Err(refused.into()),
+                Some(Err(refused.into())),
+                Outcome::Fail,
+            ),
+            (Err(dns.into()), Some(Err(dns.into())), Outcome::Fail),
+            (
+                Ok(Granted::Refused(answer(
+                    401,
+                    r#"{"error":"invalid_client"}"#,
+                ))),
+                None,
+                Outcome::Pass,
+            ),
+            (
+                Ok(Granted::Refused(answer(
+                    401,
+                    r#"{"status":401,"message":"no"}"#,
+                ))),
+                None,
+                Outcome::Fail,
+            ),
+            (
+                Ok(Granted::Refused(answer(404, "Not Found"))),
+                None,
+                Outcome::Fail,
+            ),
+            (
+                Ok(Granted::Refused(answer(500, r#"{"error":"server_error"}"#))),
+                None,
+                Outcome::Fail,
+            ),
+        ];
+        for (result, control, wanted) in cases {
+            let shown = format!("{result:?} / {control:?}");
+            let v = certificate_verdict(result, control);
+            assert_eq!(v.outcome, wanted, "{shown}: {}", v.reason);
+        }
+    }
 }

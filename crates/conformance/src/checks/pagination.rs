@@ -4,8 +4,8 @@ use serde_json::Value;
 use stet_transport::{Method, origin};
 use url::Url;
 
-use super::{Bearer, Ctx, refused, segment};
-use crate::outcome::Verdict;
+use super::{Bearer, Ctx, refused, schema_verdict, segment};
+use crate::outcome::{Outcome, Verdict};
 
 /// The most pages a walk reads.
 const MAX_PAGES: usize = 500;
@@ -36,6 +36,9 @@ struct Walk {
     pages: Vec<PageSeen>,
     items: usize,
     end: End,
+    /// The first page after the first that is not a valid `HalTransactions` (the first page
+    /// is STET-RES-003's), or one with fields the schema does not define: its verdict.
+    later_schema: Option<Verdict>,
 }
 
 /// Reads the first account's transactions page by page, following `_links.next`.
@@ -49,6 +52,7 @@ async fn walk(ctx: &Ctx<'_>) -> Result<Option<Walk>, Verdict> {
     let mut visited: Vec<String> = Vec::new();
     let mut pages = Vec::new();
     let mut items = 0;
+    let mut later_schema: Option<Verdict> = None;
     let end = loop {
         let number = pages.len() + 1;
         let answer = ctx
@@ -81,6 +85,21 @@ async fn walk(ctx: &Ctx<'_>) -> Result<Option<Walk>, Verdict> {
             ));
         };
         items += list.len();
+        if number > 1
+            && later_schema
+                .as_ref()
+                .is_none_or(|v| v.outcome != Outcome::Fail)
+        {
+            let verdict = schema_verdict(
+                ctx,
+                &answer,
+                "HalTransactions",
+                &format!("page {number} of the transactions"),
+            );
+            if verdict.outcome != Outcome::Pass {
+                later_schema = Some(verdict);
+            }
+        }
         visited.push(url.to_string());
         let json = json.unwrap_or(Value::Null);
         pages.push(PageSeen {
@@ -109,7 +128,12 @@ async fn walk(ctx: &Ctx<'_>) -> Result<Option<Walk>, Verdict> {
         }
         url = next;
     };
-    Ok(Some(Walk { pages, items, end }))
+    Ok(Some(Walk {
+        pages,
+        items,
+        end,
+        later_schema,
+    }))
 }
 
 fn one_page(walk: &Walk) -> bool {
@@ -137,7 +161,18 @@ pub(crate) async fn walk_to_end(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
         Err(not_applicable) => return Ok(not_applicable),
     };
     let read = format!("{} pages, {} transactions", walk.pages.len(), walk.items);
-    Ok(match walk.end {
+    if let Some(schema) = walk
+        .later_schema
+        .as_ref()
+        .filter(|v| v.outcome == Outcome::Fail)
+    {
+        return Ok(Verdict::fail(format!(
+            "{} (the first page is STET-RES-003's; after {read})",
+            schema.reason
+        )));
+    }
+    let unknown = walk.later_schema.map(|v| v.reason);
+    let verdict = match walk.end {
         End::Last => Verdict::pass(format!("walked to the last page: {read}")),
         End::Error(e) => Verdict::fail(format!(
             "a next link led to a page that failed: {e} (after {read})"
@@ -148,6 +183,12 @@ pub(crate) async fn walk_to_end(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
             "every page reached answered ({read}); the walk stopped at a link that \
              STET-PAG-002 or STET-PAG-004 judges"
         )),
+    };
+    Ok(match unknown {
+        Some(unknown) if verdict.outcome == Outcome::Pass => {
+            Verdict::warn(format!("{}; but {unknown}", verdict.reason))
+        }
+        _ => verdict,
     })
 }
 
@@ -299,7 +340,7 @@ pub(crate) async fn date_range(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
             "no transactions between {from} and {to} (204): nothing to check the bounds on"
         )));
     }
-    let Some(items) = answer
+    let Some(mut items) = answer
         .json()
         .and_then(|j| j.get("transactions").and_then(Value::as_array).cloned())
     else {
@@ -308,6 +349,53 @@ pub(crate) async fn date_range(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
             answer.brief()
         )));
     };
+    // Every page of the window: a bank that ignores one bound may list the transactions
+    // outside it on a later page (newest first, those before dateFrom come last). A page that
+    // fails, loops or leaves the origin ends the reading; the paging cases judge those.
+    let api_base = ctx.session.transport().api_base().clone();
+    let mut url = api_base
+        .join(&target)
+        .map_err(|e| Verdict::fail(format!("cannot make the URL of {target}: {e}")))?;
+    let mut visited = vec![url.to_string()];
+    let mut next = answer.json().and_then(|j| {
+        j.pointer("/_links/next/href")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    while let Some(href) = next.take() {
+        let Ok(link) = stet_client::resolve_next_link(&api_base, &url, &href) else {
+            break;
+        };
+        if origin(&link) != origin(&api_base)
+            || visited.contains(&link.to_string())
+            || visited.len() >= MAX_PAGES
+        {
+            break;
+        }
+        let number = visited.len() + 1;
+        let page = ctx
+            .call(
+                &format!("GET {target}, page {number}"),
+                Method::GET,
+                link.as_str(),
+                None,
+                Bearer::Consent,
+            )
+            .await?;
+        let Some(json) = page.json().filter(|_| page.status == 200) else {
+            break;
+        };
+        if let Some(list) = json.get("transactions").and_then(Value::as_array) {
+            items.extend(list.iter().cloned());
+        }
+        next = json
+            .pointer("/_links/next/href")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        visited.push(link.to_string());
+        url = link;
+    }
+    let pages = visited.len();
     // A day either side: banks date in their own time zone, the bounds are midnight UTC.
     let day = time::Duration::days(1);
     let outside: Vec<String> = items
@@ -326,7 +414,7 @@ pub(crate) async fn date_range(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
         .collect();
     Ok(if outside.is_empty() {
         Verdict::pass(format!(
-            "all {} transactions of the first page fall in [{from}, {to})",
+            "all {} transactions listed ({pages} page(s)) fall in [{from}, {to})",
             items.len()
         ))
     } else {

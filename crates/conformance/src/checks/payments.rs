@@ -5,7 +5,7 @@ use stet_transport::{Method, Token};
 use url::Url;
 
 use super::oauth::payment_body;
-use super::{Bearer, Ctx, refused, segment};
+use super::{Along, Bearer, Ctx, refused, segment};
 use crate::outcome::Verdict;
 use crate::session::Answer;
 
@@ -65,7 +65,20 @@ fn usable(created: &Created) -> Result<(String, Url), Verdict> {
     Ok((id, approval))
 }
 
-async fn status(ctx: &Ctx<'_>, id: &str) -> Result<String, Verdict> {
+/// The official schema of a payment request as read or confirmed.
+const PAYMENT: &str = "HalPaymentRequest";
+
+/// The official schema of the answer to a payment request's creation, in the bank's dialect.
+fn creation_schema(ctx: &Ctx<'_>) -> &'static str {
+    match ctx.dialect() {
+        stet_client::bank::Dialect::V1_4 => "HalPaymentRequestCreation",
+        _ => "HalAuthenticationRequest",
+    }
+}
+
+/// The payment request's status, read with `GET /payment-requests/{id}`, whose answer is
+/// checked against the dialect's schema on the way.
+async fn status(ctx: &Ctx<'_>, id: &str, along: &mut Along) -> Result<String, Verdict> {
     let target = format!("payment-requests/{}", segment(id));
     let answer = ctx
         .call(
@@ -82,6 +95,7 @@ async fn status(ctx: &Ctx<'_>, id: &str) -> Result<String, Verdict> {
             answer.brief()
         )));
     }
+    along.check(ctx, &answer, PAYMENT, &format!("GET {target}"))?;
     status_in(&answer).ok_or_else(|| {
         Verdict::fail(format!(
             "GET {target} answered no paymentRequest.paymentInformationStatus"
@@ -160,7 +174,9 @@ pub(crate) async fn consent_approval(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> 
             "_links.consentApproval is {approval}, not https"
         )));
     }
-    Ok(if answer.status == 201 {
+    let mut along = Along::default();
+    along.check(ctx, answer, creation_schema(ctx), "POST payment-requests")?;
+    Ok(along.finish(if answer.status == 201 {
         Verdict::pass(format!(
             "201 with Location and consentApproval ({})",
             approval.origin().ascii_serialization()
@@ -170,7 +186,7 @@ pub(crate) async fn consent_approval(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> 
             "HTTP {} with Location and consentApproval, where STET answers 201 Created",
             answer.status
         ))
-    })
+    }))
 }
 
 /// STET-PIS-002.
@@ -178,7 +194,8 @@ pub(crate) async fn lifecycle(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
     ctx.session.approval_possible()?;
     let created = create(ctx).await?;
     let (id, at) = usable(&created)?;
-    let mut seen: Vec<String> = vec![status(ctx, &id).await?];
+    let mut along = Along::default();
+    let mut seen: Vec<String> = vec![status(ctx, &id, &mut along).await?];
     let token = approve(ctx, &at).await?;
     if let Some(answer) = confirm(ctx, &id, &token, "confirm after approval").await? {
         if !answer.is_success() {
@@ -191,8 +208,8 @@ pub(crate) async fn lifecycle(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
             seen.push(s);
         }
     }
-    seen.push(status(ctx, &id).await?);
-    seen.push(status(ctx, &id).await?);
+    seen.push(status(ctx, &id, &mut along).await?);
+    seen.push(status(ctx, &id, &mut along).await?);
     let path = seen.join(" → ");
     if seen[0] != "RCVD" && seen[0] != "PDNG" {
         return Ok(Verdict::fail(format!(
@@ -219,7 +236,7 @@ pub(crate) async fn lifecycle(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
             "after approval and confirmation the status did not move on ({path})"
         )));
     }
-    Ok(Verdict::pass(path))
+    Ok(along.finish(Verdict::pass(path)))
 }
 
 /// STET-PIS-003.
@@ -256,16 +273,18 @@ pub(crate) async fn confirmation(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
             answer.brief()
         )));
     }
+    let mut along = Along::default();
+    along.check(ctx, &answer, PAYMENT, "the confirmation's answer")?;
     let status = status_in(&answer).unwrap_or_default();
     if rank(&status).is_none_or(|r| r < 1) {
         return Ok(Verdict::fail(format!(
             "the confirmation answered status `{status}`, not a status after RCVD"
         )));
     }
-    Ok(Verdict::pass(format!(
+    Ok(along.finish(Verdict::pass(format!(
         "{}; after approval, confirmed: {status}",
         before.reason
-    )))
+    ))))
 }
 
 /// STET-PIS-004.
@@ -291,11 +310,20 @@ pub(crate) async fn cancellation(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
             Bearer::Pisp,
         )
         .await?;
+    let mut along = Along::default();
+    if read.is_success() {
+        along.check(ctx, &read, PAYMENT, &format!("GET {target}"))?;
+    }
     let mut request = read
         .json()
         .and_then(|j| j.get("paymentRequest").cloned())
         .ok_or_else(|| Verdict::fail(format!("GET {target} answered {}", read.brief())))?;
-    request["paymentInformationStatus"] = Value::String("CANC".into());
+    // 1.4.0.47 has no CANC: a cancellation is RJCT with the reason DS02 there.
+    let cancelled = match ctx.dialect() {
+        stet_client::bank::Dialect::V1_4 => "RJCT",
+        _ => "CANC",
+    };
+    request["paymentInformationStatus"] = Value::String(cancelled.into());
     request["statusReasonInformation"] = Value::String("DS02".into());
     let body = serde_json::to_vec(&request).map_err(|e| Verdict::fail(e.to_string()))?;
     let answer = ctx
@@ -313,13 +341,15 @@ pub(crate) async fn cancellation(ctx: &Ctx<'_>) -> Result<Verdict, Verdict> {
             answer.brief()
         )));
     }
-    let after = status(ctx, &id).await?;
-    Ok(if after == "CANC" {
-        Verdict::pass("cancelled: the payment request reads CANC")
+    let after = status(ctx, &id, &mut along).await?;
+    Ok(along.finish(if after == cancelled {
+        Verdict::pass(format!(
+            "cancelled: the payment request reads {cancelled} (DS02)"
+        ))
     } else {
         Verdict::fail(format!(
             "the cancellation answered {} but the payment request still reads {after}",
             answer.status
         ))
-    })
+    }))
 }

@@ -4,7 +4,7 @@ use stet_transport::Method;
 
 use super::{Bearer, Ctx, refused};
 use crate::outcome::Verdict;
-use crate::session::Outgoing;
+use crate::session::{NoAnswer, Outgoing};
 
 /// `GET /accounts`, signed and with the PSU's token, sent through `client`: whatever gets
 /// through is the bank's failure to check the certificate.
@@ -31,10 +31,48 @@ async fn without_qwac(
             },
         )
         .await;
+    let control = match &result {
+        Err(e) if NoAnswer::of(e) != NoAnswer::Tls => Some(
+            ctx.send("the same request with the QWAC, for comparison", &raw)
+                .await
+                .map(|_| ())
+                .map_err(|v| v.reason),
+        ),
+        _ => None,
+    };
     Ok(match result {
-        Err(e) => Verdict::pass(format!("refused {what} at the connection: {e}")),
+        Err(e) => connection_verdict(what, &e, control),
         Ok(answer) => refused(ctx, &answer, what, &[401, 403], false),
     })
+}
+
+/// The verdict on a request that got no answer: a TLS refusal passes; any other failure
+/// (a closed connection, as TLS 1.3 servers refuse a certificate after the client thinks the
+/// handshake is done) passes only when the same request with the QWAC (`control`) was
+/// answered; a bank that cannot be reached at all is no proof of anything, and fails.
+fn connection_verdict(what: &str, error: &str, control: Option<Result<(), String>>) -> Verdict {
+    match (NoAnswer::of(error), control) {
+        (NoAnswer::Tls, _) => {
+            Verdict::pass(format!("refused {what} in the TLS handshake: {error}"))
+        }
+        (_, Some(Ok(()))) => Verdict::pass(format!(
+            "closed the connection of {what} ({error}), and answered the same request with \
+             the QWAC"
+        )),
+        (kind, control) => Verdict::fail(format!(
+            "{} ({error}), and the same request with the QWAC got no answer either{}: that is \
+             not a refusal of the certificate; check api_base and the network",
+            if kind == NoAnswer::Closed {
+                format!("the connection of {what} was closed")
+            } else {
+                format!("could not reach the bank with {what}")
+            },
+            match control {
+                Some(Err(c)) => format!(" ({c})"),
+                _ => String::new(),
+            }
+        )),
+    }
 }
 
 /// STET-TLS-001.
@@ -62,4 +100,38 @@ pub(crate) async fn untrusted_client_certificate(ctx: &Ctx<'_>) -> Result<Verdic
         "a request with a self-signed certificate that copies the QWAC's subject",
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Outcome;
+
+    #[test]
+    fn only_a_tls_refusal_or_a_failure_the_qwac_does_not_share_passes() {
+        let what = "a request without a client certificate";
+        let tls = "client error (SendRequest): connection error: received fatal alert: UnknownCA";
+        let closed = "client error (SendRequest): channel closed";
+        let refused =
+            "client error (Connect): tcp connect error: Connection refused (os error 111)";
+        let timeout = "error sending request: operation timed out";
+        for (error, control, wanted) in [
+            (tls, None, Outcome::Pass),
+            (closed, Some(Ok(())), Outcome::Pass),
+            (
+                closed,
+                Some(Err("channel closed".to_owned())),
+                Outcome::Fail,
+            ),
+            (refused, None, Outcome::Fail),
+            (refused, Some(Err(refused.to_owned())), Outcome::Fail),
+            (timeout, Some(Err(timeout.to_owned())), Outcome::Fail),
+            // Whatever the words, a failure the QWAC's request does not share is the
+            // certificate's.
+            (timeout, Some(Ok(())), Outcome::Pass),
+        ] {
+            let v = connection_verdict(what, error, control.clone());
+            assert_eq!(v.outcome, wanted, "{error} / {control:?}: {}", v.reason);
+        }
+    }
 }
