@@ -61,6 +61,7 @@ bundle, --cert or --ca) or holds no certificate.")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     /// A table for a terminal
+    #[value(alias = "text")]
     Table,
     /// The JSON report (the source of truth)
     Json,
@@ -97,7 +98,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
     /// What to print on stdout
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
     output: Output,
     /// A catalogue of one's own instead of the embedded one
     #[arg(long, value_name = "FILE")]
@@ -138,7 +139,7 @@ pub struct ListArgs {
     #[arg(long, value_name = "FILE")]
     catalogue: Option<PathBuf>,
     /// table or json
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
     output: ListOutput,
 }
 
@@ -146,6 +147,7 @@ pub struct ListArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ListOutput {
     /// A table
+    #[value(alias = "text")]
     Table,
     /// The cases as JSON
     Json,
@@ -163,7 +165,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
     /// text or json
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
     output: VerifyOutput,
 }
 
@@ -171,6 +173,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum VerifyOutput {
     /// One line
+    #[value(alias = "table")]
     Text,
     /// One JSON object (docs/output.md)
     Json,
