@@ -142,8 +142,8 @@
 //!    (ACSC, ACCP, ACWC, RJCT, CANC, PART), bounded by a timeout. RJCT is
 //!    [`ClientError::PaymentRejected`] with the bank's reason (`AG01`, ...).
 //!
-//! [`StetClient::cancel_payment_request`] sends the request back as read with status CANC and
-//! a reason. [`StetClient::funds_confirmation`] is the CBPII check.
+//! [`StetClient::cancel_payment_request`] sends the request back as read with status CANC (RJCT
+//! in 1.4, which has no CANC) and a reason. [`StetClient::funds_confirmation`] is the CBPII check.
 //!
 //! ## Dialect differences handled here
 //!
@@ -153,6 +153,7 @@
 //! | requested execution date | on the payment request | on each transfer |
 //! | overdrafts, owners, payment transactions | [`ClientError::Unsupported`] | available |
 //! | bodies | amounts as strings, remittance as an array | numbers, objects |
+//! | cancellation | status RJCT, reason DS02 or FRAD | status CANC, reason DS02, DUPL, FRAD or TECH |
 
 // The errors carry what a person needs to act; they are built only when something failed.
 #![allow(clippy::result_large_err)]

@@ -552,6 +552,10 @@ impl StetClient {
     /// Cancels a payment request (`PUT /payment-requests/{id}` with status CANC and `reason`:
     /// DS02, DUPL, FRAD or TECH). The request is read first and sent back as the bank wrote
     /// it, with the status and reason changed.
+    ///
+    /// STET 1.4 has no CANC: its cancellation sets the status to RJCT, and its reason codes
+    /// know DS02 (the PSU ordered it) and FRAD but not DUPL or TECH, which are refused here
+    /// before anything is sent.
     pub async fn cancel_payment_request(
         &self,
         id: &str,
@@ -566,6 +570,21 @@ impl StetClient {
                     .to_owned(),
             });
         }
+        let status = match self.bank().dialect {
+            crate::bank::Dialect::V1_4 => {
+                if !matches!(
+                    reason,
+                    StatusReasonInformation::Ds02 | StatusReasonInformation::Frad
+                ) {
+                    return Err(ClientError::InvalidRequest(format!(
+                        "a STET 1.4 bank takes a cancellation's reason as DS02 or FRAD, not {}",
+                        reason.as_str()
+                    )));
+                }
+                "RJCT"
+            }
+            _ => "CANC",
+        };
         let current = self.payment_request(id).await?;
         let mut json = current.payment_request.to_value();
         let Some(object) = json.as_object_mut() else {
@@ -574,7 +593,7 @@ impl StetClient {
                 message: "paymentRequest is not an object".to_owned(),
             });
         };
-        object.insert("paymentInformationStatus".into(), "CANC".into());
+        object.insert("paymentInformationStatus".into(), status.into());
         object.insert("statusReasonInformation".into(), reason.as_str().into());
         let target = format!("payment-requests/{}", segment(id));
         let mut call = Call::new(Method::PUT, target, self.pisp());

@@ -468,21 +468,36 @@ async fn payments_and_funds_confirmation_in_both_dialects() {
         .unwrap();
         let order = client.create_payment_request(&order).await.unwrap();
         created += 1;
+        use stet_client::models::StatusReasonInformation as Reason;
+        if dialect == Dialect::V1_4 {
+            // 1.4's reason codes have no DUPL: refused before anything is sent.
+            let err = client
+                .cancel_payment_request(&order.id, Reason::Dupl)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("DS02 or FRAD"), "{err}");
+        }
         client
-            .cancel_payment_request(
-                &order.id,
-                stet_client::models::StatusReasonInformation::Ds02,
-            )
+            .cancel_payment_request(&order.id, Reason::Ds02)
             .await
             .unwrap();
         let done = client
             .wait_for_final_status(&order.id, Duration::from_secs(2), Duration::from_millis(20))
-            .await
-            .unwrap();
-        assert_eq!(
-            payment_status(&done).0,
-            Some(&PaymentInformationStatusCode::Canc)
-        );
+            .await;
+        if dialect == Dialect::V1_4 {
+            // 1.4 has no CANC: a cancelled request is rejected, with the PSU's reason.
+            match done {
+                Err(ClientError::PaymentRejected { status, reason, .. }) => {
+                    assert_eq!((status.as_str(), reason.as_deref()), ("RJCT", Some("DS02")))
+                }
+                other => panic!("{other:?}"),
+            }
+        } else {
+            assert_eq!(
+                payment_status(&done.unwrap()).0,
+                Some(&PaymentInformationStatusCode::Canc)
+            );
+        }
         // Faults on, and each payment was created exactly once.
         assert_eq!(bank.sandbox.payment_requests_created(), created);
 
