@@ -326,23 +326,6 @@ fn a_compliant_run_passes_and_prints_each_format() {
     assert_eq!(cost("STET-RES-001"), "-", "{table}");
 }
 
-/// The sandbox's counters (`GET /sandbox/stats`).
-fn stats(env: &Env) -> Value {
-    let ca = std::fs::read(env.sandbox.get("ca")).expect("read the sandbox CA");
-    let url = url::Url::parse(env.sandbox.get("api_base"))
-        .and_then(|base| base.join("/sandbox/stats"))
-        .expect("stats URL");
-    block_on(async move {
-        let client = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])
-            .build()
-            .expect("client");
-        let response = client.get(url).send().await.expect("GET /sandbox/stats");
-        assert_eq!(response.status().as_u16(), 200);
-        serde_json::from_slice(&response.bytes().await.expect("stats body")).expect("stats JSON")
-    })
-}
-
 #[test]
 fn costly_cases_run_only_when_asked() {
     // The whole catalogue, nothing allowed: the cases that create payment requests or spend
@@ -389,7 +372,7 @@ fn costly_cases_run_only_when_asked() {
     // The rest ran.
     assert_eq!(case(&report, "STET-CBP-001")["outcome"], "PASS");
     assert_eq!(report["summary"]["outcomes"]["SKIP"], 5, "{report:#}");
-    let stats = stats(&env);
+    let stats = env.sandbox_stats();
     assert_eq!(stats["paymentRequestsCreated"], 0, "{stats}");
     assert_eq!(stats["unattendedRefused"], 0, "{stats}");
     assert_eq!(
@@ -480,7 +463,7 @@ fn consent_token_uses_the_stored_token_or_stet_access_token() {
     );
     env.login(&[]);
     let run = |env: &Env, dir: &Path| {
-        let issued = stats(env)["tokensIssued"].clone();
+        let issued = env.sandbox_stats()["tokensIssued"].clone();
         let out = env.present(&[
             "conformance",
             "run",
@@ -498,7 +481,7 @@ fn consent_token_uses_the_stored_token_or_stet_access_token() {
             assert_eq!(case(&report, id)["outcome"], "PASS", "{id}: {report:#}");
         }
         // The consent came from the token: the bank issued none during the run.
-        assert_eq!(stats(env)["tokensIssued"], issued);
+        assert_eq!(env.sandbox_stats()["tokensIssued"], issued);
     };
     run(&env, &env.home.path().join("stored"));
 
@@ -657,6 +640,13 @@ with zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, "w") as b:
         b.writestr(item, data)
 "#;
 
+/// `stet conformance verify-bundle BUNDLE ARGS`.
+fn verify_bundle(env: &Env, bundle: &str, args: &[&str]) -> Out {
+    let mut all = vec!["conformance", "verify-bundle", bundle];
+    all.extend(args);
+    env.run(&all)
+}
+
 #[test]
 fn the_evidence_bundle_is_signed_with_the_qsealc_and_tampering_is_caught() {
     let openssl = stet_testkit::system_tool("openssl", "openssl");
@@ -673,7 +663,7 @@ fn the_evidence_bundle_is_signed_with_the_qsealc_and_tampering_is_caught() {
         ],
     );
     assert_eq!(out.code, 0, "{out}");
-    let verified = env.run(&["conformance", "verify-bundle", bundle.to_str().unwrap()]);
+    let verified = verify_bundle(&env, bundle.to_str().unwrap(), &[]);
     assert_eq!(verified.code, 0, "{verified}");
     assert!(verified.stdout.starts_with("ok: "), "{verified}");
     assert!(verified.stdout.contains("2 cases, passed"), "{verified}");
@@ -737,64 +727,46 @@ fn the_evidence_bundle_is_signed_with_the_qsealc_and_tampering_is_caught() {
             TAMPER,
             &[bundle.to_str().unwrap(), tampered.to_str().unwrap(), entry],
         );
-        env.run(&["conformance", "verify-bundle", tampered.to_str().unwrap()])
-            .fails(1, needle);
+        verify_bundle(&env, tampered.to_str().unwrap(), &[]).fails(1, needle);
     }
-    env.run(&[
-        "conformance",
-        "verify-bundle",
+    verify_bundle(
+        &env,
         bundle.to_str().unwrap(),
-        "--cert",
-        env.sandbox.get("qwac_cert"),
-    ])
+        &["--cert", env.sandbox.get("qwac_cert")],
+    )
     .fails(1, "signed with another QSealC than the certificate given");
-    env.run(&[
-        "conformance",
-        "verify-bundle",
+    verify_bundle(
+        &env,
         bundle.to_str().unwrap(),
-        "--cert",
-        env.sandbox.get("qseal_cert"),
-    ])
+        &["--cert", env.sandbox.get("qseal_cert")],
+    )
     .ok();
-    env.run(&[
-        "conformance",
-        "verify-bundle",
-        home.join("nope.zip").to_str().unwrap(),
-    ])
-    .fails(2, "cannot read the bundle");
+    verify_bundle(&env, home.join("nope.zip").to_str().unwrap(), &[])
+        .fails(2, "cannot read the bundle");
     let not_zip = write(&home.join("not.zip"), "hello");
-    env.run(&["conformance", "verify-bundle", not_zip.to_str().unwrap()])
-        .fails(1, "not a readable zip");
+    verify_bundle(&env, not_zip.to_str().unwrap(), &[]).fails(1, "not a readable zip");
     let ca = env.sandbox.get("ca");
     for flag in ["--cert", "--ca"] {
-        env.run(&[
-            "conformance",
-            "verify-bundle",
+        verify_bundle(
+            &env,
             bundle.to_str().unwrap(),
-            flag,
-            home.join("nope.pem").to_str().unwrap(),
-        ])
+            &[flag, home.join("nope.pem").to_str().unwrap()],
+        )
         .fails(2, "cannot read");
-        env.run(&[
-            "conformance",
-            "verify-bundle",
+        verify_bundle(
+            &env,
             bundle.to_str().unwrap(),
-            flag,
-            not_zip.to_str().unwrap(),
-        ])
+            &[flag, not_zip.to_str().unwrap()],
+        )
         .fails(2, "holds no PEM certificate");
     }
 
     // --ca: the genuine bundle's QSealC chains to the sandbox's CA; JSON says so.
-    let json = env.run(&[
-        "conformance",
-        "verify-bundle",
+    let json = verify_bundle(
+        &env,
         bundle.to_str().unwrap(),
-        "--ca",
-        ca,
-        "--output",
-        "json",
-    ]);
+        &["--ca", ca, "--output", "json"],
+    );
     assert_eq!(json.code, 0, "{json}");
     let shown = json.json();
     assert_eq!(shown["valid"], true, "{shown}");
@@ -852,39 +824,23 @@ fn the_evidence_bundle_is_signed_with_the_qsealc_and_tampering_is_caught() {
             openssl.to_str().unwrap(),
         ],
     );
-    let accepted = env.run(&["conformance", "verify-bundle", forged.to_str().unwrap()]);
+    let accepted = verify_bundle(&env, forged.to_str().unwrap(), &[]);
     assert_eq!(accepted.code, 0, "integrity alone holds: {accepted}");
     assert!(
         accepted.stdout.contains("not authenticated")
             && accepted.stdout.contains("2 cases, failed"),
         "{accepted}"
     );
-    let json = env.run(&[
-        "conformance",
-        "verify-bundle",
-        forged.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
+    let json = verify_bundle(&env, forged.to_str().unwrap(), &["--output", "json"]);
     assert_eq!(json.json()["authenticated"], false, "{json}");
     assert!(json.json()["authenticated_by"].is_null(), "{json}");
-    env.run(&[
-        "conformance",
-        "verify-bundle",
+    verify_bundle(&env, forged.to_str().unwrap(), &["--ca", ca])
+        .fails(1, "does not chain to the CA given");
+    let refused = verify_bundle(
+        &env,
         forged.to_str().unwrap(),
-        "--ca",
-        ca,
-    ])
-    .fails(1, "does not chain to the CA given");
-    let refused = env.run(&[
-        "conformance",
-        "verify-bundle",
-        forged.to_str().unwrap(),
-        "--ca",
-        ca,
-        "--output",
-        "json",
-    ]);
+        &["--ca", ca, "--output", "json"],
+    );
     assert_eq!(refused.code, 1, "{refused}");
     let refused: Value = serde_json::from_str(&refused.stdout).unwrap();
     assert_eq!(refused["valid"], false, "{refused}");
@@ -895,13 +851,11 @@ fn the_evidence_bundle_is_signed_with_the_qsealc_and_tampering_is_caught() {
             .contains("does not chain to the CA given"),
         "{refused}"
     );
-    env.run(&[
-        "conformance",
-        "verify-bundle",
+    verify_bundle(
+        &env,
         forged.to_str().unwrap(),
-        "--cert",
-        env.sandbox.get("qseal_cert"),
-    ])
+        &["--cert", env.sandbox.get("qseal_cert")],
+    )
     .fails(1, "signed with another QSealC than the certificate given");
 }
 

@@ -40,20 +40,7 @@ fn set_profile(env: &Env, overrides: &[(&str, &str)]) {
 
 /// The sandbox's counters: `(payment requests created, API requests received)`.
 fn stats(env: &Env) -> (u64, u64) {
-    let ca = std::fs::read(env.sandbox.get("ca")).expect("read the sandbox CA");
-    let url = url::Url::parse(env.sandbox.get("api_base"))
-        .and_then(|base| base.join("/sandbox/stats"))
-        .expect("stats URL");
-    let json: Value = block_on(async move {
-        let client = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])
-            .build()
-            .expect("client");
-        let response = client.get(url).send().await.expect("GET /sandbox/stats");
-        assert_eq!(response.status().as_u16(), 200);
-        let body = response.bytes().await.expect("stats body");
-        serde_json::from_slice(&body).expect("stats JSON")
-    });
+    let json = env.sandbox_stats();
     let count = |k: &str| {
         json[k]
             .as_u64()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stet_transport::{Secret, Token};
-use support::{Env, write_private};
+use support::{Env, keys, write_private};
 
 /// A base64 store key (32 bytes) for the tests.
 const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -164,18 +164,6 @@ fn worker(f: &Fleet, id: &str, extra: &[&str]) -> Child {
     ]);
     cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::piped());
     cmd.spawn().expect("spawn stet worker")
-}
-
-/// The keys of a JSON object, sorted.
-fn sorted_keys(v: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = v
-        .as_object()
-        .unwrap_or_else(|| panic!("an object: {v}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
 }
 
 fn wait_ok(child: Child, what: &str) -> String {
@@ -511,7 +499,7 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
     revoke(&f, "psu-2");
     // `schedule` and `worker` print the shapes docs/output.md gives them.
     let planned = f.env.run(&["schedule", "--now", "-o", "json"]).json();
-    assert_eq!(sorted_keys(&planned), ["created", "expired", "madeDue"]);
+    assert_eq!(keys(&planned), ["created", "expired", "madeDue"]);
     assert_eq!(planned["expired"], 0, "{planned}");
     let summary = f.env.run(&[
         "worker",
@@ -524,10 +512,7 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
         "json",
     ]);
     let summary = summary.json();
-    assert_eq!(
-        sorted_keys(&summary),
-        ["claimed", "done", "other", "workerId"]
-    );
+    assert_eq!(keys(&summary), ["claimed", "done", "other", "workerId"]);
     assert_eq!(summary["workerId"], "a");
     // Every other connection synced once; the revoked consent's job never ended `done` (it
     // may be claimed again after a refused refresh).
@@ -543,7 +528,7 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
     assert_eq!(show["state"], "revoked", "{show}");
     // The shape docs/output.md documents, and never a token.
     assert_eq!(
-        sorted_keys(&show),
+        keys(&show),
         [
             "bank",
             "consentValidUntil",
@@ -630,7 +615,7 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
         .present(&["psu", "sync", "psu-1", "--wait", "-o", "json"])
         .json();
     assert_eq!(
-        sorted_keys(&synced),
+        keys(&synced),
         ["id", "lastError", "name", "outcome", "profile"]
     );
     assert_eq!(synced["outcome"], "done", "{synced}");
@@ -654,7 +639,7 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
         .fails(77, "not active");
     let status = f.env.run(&["fleet", "status", "-o", "json"]).json();
     assert_eq!(
-        sorted_keys(&status),
+        keys(&status),
         [
             "connections",
             "hookEventsPending",
@@ -668,7 +653,7 @@ fn a_revoked_consent_stops_its_connection_and_fires_the_hook_once() {
     assert_eq!(status["connections"]["active"], n - 1, "{status}");
     // Removing prints the connection as removed, in the shape of `psu show`.
     let removed = f.env.run(&["psu", "remove", "psu-2", "-o", "json"]).json();
-    assert_eq!(sorted_keys(&removed), sorted_keys(&show), "{removed}");
+    assert_eq!(keys(&removed), keys(&show), "{removed}");
     assert_eq!(removed["state"], "removed", "{removed}");
     assert_eq!(removed["hasTokens"], false, "{removed}");
 }

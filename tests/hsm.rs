@@ -13,23 +13,6 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use support::*;
 
-/// The sandbox's counters (`GET /sandbox/stats`).
-fn stats(env: &Env) -> Value {
-    let ca = std::fs::read(env.sandbox.get("ca")).expect("read the sandbox CA");
-    let url = url::Url::parse(env.sandbox.get("api_base"))
-        .and_then(|base| base.join("/sandbox/stats"))
-        .expect("stats URL");
-    block_on(async move {
-        let client = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])
-            .build()
-            .expect("client");
-        let response = client.get(url).send().await.expect("GET /sandbox/stats");
-        assert_eq!(response.status().as_u16(), 200);
-        serde_json::from_slice(&response.bytes().await.expect("body")).expect("stats JSON")
-    })
-}
-
 /// A sandbox whose TPP keys are imported into a token of their own, and a profile that names
 /// them by URI (PIN from a file), the key files left out.
 struct HsmEnv {
@@ -175,6 +158,12 @@ fn sig_sign_with_a_key_in_the_hsm_verifies_with_the_certificate() {
         "(request-target) date x-request-id digest",
         request_file.to_str().unwrap(),
     ]);
+    verify_signed(env, &signed, "(request-target) date digest");
+}
+
+/// `signed` (the output of `stet sig sign`, keyId `k`) verifies with the QSealC's certificate,
+/// `required` headers signed.
+fn verify_signed(env: &support::Env, signed: &support::Out, required: &str) {
     let text = signed.ok().to_owned();
     assert!(text.contains("Signature: keyId=\"k\""), "{signed}");
     let signed_file = env.home.path().join("signed.http");
@@ -185,7 +174,7 @@ fn sig_sign_with_a_key_in_the_hsm_verifies_with_the_certificate() {
         "--key",
         env.sandbox.get("qseal_cert"),
         "--require",
-        "(request-target) date digest",
+        required,
         signed_file.to_str().unwrap(),
     ]);
     assert_eq!(verified.ok().trim(), "ok");
@@ -277,7 +266,7 @@ fn rsa_qwac_journey(version: &str) -> Value {
         .present(&["balances", &id, "--output", "json"])
         .json_array();
     assert!(!balances.is_empty());
-    stats(env)["clientHandshakeSignatures"].clone()
+    env.sandbox_stats()["clientHandshakeSignatures"].clone()
 }
 
 #[test]
@@ -337,21 +326,7 @@ fn the_module_from_stet_pkcs11_module() {
     env.run(&args).fails(78, "no PKCS#11 module to load");
     let mut cmd = env.command(&args);
     cmd.env("STET_PKCS11_MODULE", &hsm.token.module);
-    let signed = finished(&args, cmd);
-    let text = signed.ok().to_owned();
-    assert!(text.contains("Signature: keyId=\"k\""), "{signed}");
-    let signed_file = env.home.path().join("signed.http");
-    std::fs::write(&signed_file, &text).unwrap();
-    let verified = env.run(&[
-        "sig",
-        "verify",
-        "--key",
-        env.sandbox.get("qseal_cert"),
-        "--require",
-        "(request-target) date",
-        signed_file.to_str().unwrap(),
-    ]);
-    assert_eq!(verified.ok().trim(), "ok");
+    verify_signed(env, &finished(&args, cmd), "(request-target) date");
 }
 
 #[test]

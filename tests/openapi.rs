@@ -155,6 +155,27 @@ impl Validated {
         self.run(&["pay", "cancel", &id])
     }
 
+    /// `stet pay` with the PSU present: created, approved at the bank (the authorization code
+    /// coming back to stet), confirmed, final.
+    fn pay_journey(&self) {
+        let mut running = self.spawn(&[
+            "pay",
+            "--to",
+            PAYEE,
+            "--to-name",
+            "Ana Smith",
+            "--amount",
+            "3.00",
+            "--label",
+            "journey",
+            "-o",
+            "json",
+        ]);
+        self.env.approve_payment(&mut running);
+        let out = running.finish();
+        assert_eq!(out.json()["status"], "ACSC", "{out}");
+    }
+
     /// Creates a payment, has the PSU approve it at the bank, and confirms it with the TPP's
     /// token (`stet pay confirm ID --approved`): the status is final.
     fn pay_in_steps(&self, args: &[&str]) -> Value {
@@ -388,22 +409,7 @@ fn every_command_is_valid_under_the_official_stet_1_5_spec() {
     .fails(2, "no trusted beneficiary of the PSU has that IBAN");
 
     // The whole journey: the PSU's approval comes back as an authorization code.
-    let mut running = v.spawn(&[
-        "pay",
-        "--to",
-        PAYEE,
-        "--to-name",
-        "Ana Smith",
-        "--amount",
-        "3.00",
-        "--label",
-        "journey",
-        "-o",
-        "json",
-    ]);
-    v.env.approve_payment(&mut running);
-    let out = running.finish();
-    assert_eq!(out.json()["status"], "ACSC", "{out}");
+    v.pay_journey();
 
     // Prism bites: a payment request without its required parts is refused under the spec.
     let broken = v.run(&[
@@ -536,22 +542,7 @@ fn every_command_of_the_credit_agricole_profile_is_valid_under_the_banks_own_spe
     // The bank's API has no cancellation: refused here, nothing sent.
     v.pay_every_kind_then_cancel().fails(1, "no cancellation");
     // The whole journey, the PSU present.
-    let mut running = v.spawn(&[
-        "pay",
-        "--to",
-        PAYEE,
-        "--to-name",
-        "Ana Smith",
-        "--amount",
-        "3.00",
-        "--label",
-        "journey",
-        "-o",
-        "json",
-    ]);
-    v.env.approve_payment(&mut running);
-    let out = running.finish();
-    assert_eq!(out.json()["status"], "ACSC", "{out}");
+    v.pay_journey();
 
     let covered = v.verdicts(&[], &[]);
     assert!(

@@ -5,19 +5,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{Env, PAYEE};
-
-/// The keys of a documented JSON object, in any order.
-fn keys(v: &Value) -> Vec<&str> {
-    let mut k: Vec<&str> = v
-        .as_object()
-        .unwrap_or_else(|| panic!("an object: {v}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    k.sort_unstable();
-    k
-}
+use support::{Env, PAYEE, keys};
 
 fn sorted<'a>(list: &[&'a str]) -> Vec<&'a str> {
     let mut v = list.to_vec();

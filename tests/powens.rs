@@ -661,25 +661,26 @@ fn webhook_signatures_are_checked_against_an_independent_hmac() {
     let signature = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     let mut env = env;
     env.vars.push(("HOOK_SECRET".into(), secret.into()));
-    let verify = |sig: &str, date: &str, url: &str, body: &str| {
-        run_with_input(
-            &env,
-            &[
-                "powens",
-                "webhook",
-                "verify",
-                "--secret-env",
-                "HOOK_SECRET",
-                "--signature",
-                sig,
-                "--date",
-                date,
-                "--url-path",
-                url,
-            ],
-            body,
-        )
+    // `stet powens webhook verify …`, `extra` arguments after.
+    let verify_with = |sig: &str, date: &str, url: &str, body: &str, extra: &[&str]| {
+        let mut args = vec![
+            "powens",
+            "webhook",
+            "verify",
+            "--secret-env",
+            "HOOK_SECRET",
+            "--signature",
+            sig,
+            "--date",
+            date,
+            "--url-path",
+            url,
+        ];
+        args.extend(extra);
+        run_with_input(&env, &args, body)
     };
+    let verify =
+        |sig: &str, date: &str, url: &str, body: &str| verify_with(sig, date, url, body, &[]);
     assert_eq!(verify(&signature, &date, path, body).ok(), "ok\n");
     // The full URL is accepted too: its path is tried.
     assert_eq!(
@@ -694,27 +695,7 @@ fn webhook_signatures_are_checked_against_an_independent_hmac() {
     );
     verify(&signature, &date, path, &body.replace('7', "8")).fails(1, "does not match");
     // For scripts: the documented keys (docs/output.md), a failure said in them too.
-    let json = |sig: &str| {
-        run_with_input(
-            &env,
-            &[
-                "powens",
-                "webhook",
-                "verify",
-                "--secret-env",
-                "HOOK_SECRET",
-                "--signature",
-                sig,
-                "--date",
-                &date,
-                "--url-path",
-                path,
-                "--output",
-                "json",
-            ],
-            body,
-        )
-    };
+    let json = |sig: &str| verify_with(sig, &date, path, body, &["--output", "json"]);
     let out = json(&signature);
     let valid = out.json();
     assert_eq!(keys(&valid), ["path", "reason", "valid"], "{out}");
@@ -903,16 +884,4 @@ fn a_list_field_is_chosen_by_its_number_read_from_stdin() {
     let posts = credential_posts(&env);
     assert_eq!(posts.len(), 2, "{posts:#?}");
     assert_eq!(posts[1]["scenario"], "par", "{posts:#?}");
-}
-
-/// The keys of a JSON object, sorted.
-fn keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {value}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
 }

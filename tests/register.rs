@@ -450,16 +450,22 @@ fn the_lcl_variant_kid_from_the_serial_and_rotation_by_get_then_put() {
     env.run(&["register", "delete"]).fails(78, "has no DELETE");
 }
 
-#[test]
-fn the_la_banque_postale_variant_with_portal_credentials() {
-    let env = Env::new();
+/// A La Banque Postale profile: the portal's user is the sandbox's client id, its password
+/// in `LBP_PORTAL_PASSWORD`.
+fn configure_la_banque_postale(env: &Env) {
     let portal_user = env.sandbox.get("client_id");
     configure(
-        &env,
+        env,
         "la-banque-postale",
         "/lbp/register",
         &format!("portal_user = {portal_user:?}\nportal_password_env = \"LBP_PORTAL_PASSWORD\"\n"),
     );
+}
+
+#[test]
+fn the_la_banque_postale_variant_with_portal_credentials() {
+    let env = Env::new();
+    configure_la_banque_postale(&env);
     let with_password = |args: &[&str], password: &str| {
         let mut cmd = env.command(args);
         cmd.env("LBP_PORTAL_PASSWORD", password);
@@ -754,13 +760,7 @@ fn rotation_at_credit_agricole_is_in_force_at_once() {
 #[test]
 fn rotation_at_la_banque_postale_goes_through_its_portal() {
     let env = Env::new();
-    let portal_user = env.sandbox.get("client_id");
-    configure(
-        &env,
-        "la-banque-postale",
-        "/lbp/register",
-        &format!("portal_user = {portal_user:?}\nportal_password_env = \"LBP_PORTAL_PASSWORD\"\n"),
-    );
+    configure_la_banque_postale(&env);
     let secret = env.sandbox.get("client_secret").to_owned();
     let with_password = |args: &[&str]| {
         let mut cmd = env.command(args);

@@ -223,10 +223,8 @@ fn incremental_syncs_follow_the_bank(store_for: impl Fn(&Env) -> String) {
     let accounts = info.json_array();
     assert_eq!(accounts.len(), ACCOUNTS, "{info}");
     for a in &accounts {
-        let mut keys: Vec<&str> = a.as_object().unwrap().keys().map(String::as_str).collect();
-        keys.sort_unstable();
         assert_eq!(
-            keys,
+            keys(a),
             [
                 "backend",
                 "iban",

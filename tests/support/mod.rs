@@ -335,6 +335,24 @@ impl Env {
         finished(args, self.command(args))
     }
 
+    /// The sandbox bank's counters (`GET /sandbox/stats`).
+    pub fn sandbox_stats(&self) -> Value {
+        let ca = std::fs::read(self.sandbox.get("ca")).expect("read the sandbox CA");
+        let url = url::Url::parse(self.sandbox.get("api_base"))
+            .and_then(|base| base.join("/sandbox/stats"))
+            .expect("stats URL");
+        block_on(async move {
+            let client = reqwest::Client::builder()
+                .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])
+                .build()
+                .expect("client");
+            let response = client.get(url).send().await.expect("GET /sandbox/stats");
+            assert_eq!(response.status().as_u16(), 200);
+            let body = response.bytes().await.expect("stats body");
+            serde_json::from_slice(&body).expect("stats JSON")
+        })
+    }
+
     /// Runs `stet ARGS --psu-ip …`: the PSU is present.
     pub fn present(&self, args: &[&str]) -> Out {
         let mut all = args.to_vec();
@@ -573,6 +591,19 @@ pub fn deliver(location: &str) -> u16 {
             .expect("GET the loopback redirect");
         response.status().as_u16()
     })
+}
+
+/// The keys of a JSON object, sorted: what a documented shape (docs/output.md) is compared
+/// with.
+pub fn keys(v: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
 }
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -49,7 +49,9 @@
 //! 2. **Faults** (below) are applied to API requests first, as a failing front end would.
 //! 3. **Signature**, with [`stet_httpsig::verify_request`] and `VerifyPolicy::stet()`: one
 //!    `Signature` header, `rsa-sha256`, covering `(request-target)`, `date`, `x-request-id`,
-//!    `digest` when there is a body and every `PSU-*` header present; `Digest` matching the body
+//!    `digest` when there is a body and every `PSU-*` header present (unless
+//!    [`SandboxConfig::unsigned_psu_headers`], `--unsigned-psu-headers`, plays a bank whose
+//!    rules leave them out, as the Crédit Agricole profile sends them); `Digest` matching the body
 //!    bytes; `Date` within 300 s; the keyId resolving to the TPP's QSealC (the `key_id` above,
 //!    the configured [`SandboxConfig::key_id`], or the QSealC's file name); the signature valid
 //!    over the signing string rebuilt from the request target *as received* (undecoded) and the
@@ -104,9 +106,10 @@
 //! ## Registration
 //!
 //! Dynamic client registration (STET "OAuth2 technical setup" 1.0.5) in the spec's form at
-//! `/v1/register` (and `/v1/register/{clientId}`: the spec's `basePath` is `/v1`), and in the BNP Paribas (`/psd2/register`), Crédit
-//! Agricole (`/psd2_actor_registration/v1/tpp_consumers`), CIC (`/cic/oauth2/registrations`),
-//! LCL (`/lcl/register`), La Banque Postale (`/lbp/register`, with the sandbox's `client_id`
+//! `/v1/register` (and `/v1/register/{clientId}`: the spec's `basePath` is `/v1`), and in the
+//! BNP Paribas (`/psd2/register`), Crédit Agricole
+//! (`/psd2_actor_registration/v1/tpp_consumers`), CIC (`/cic/oauth2/registrations`), LCL
+//! (`/lcl/register`), La Banque Postale (`/lbp/register`, with the sandbox's `client_id`
 //! and `client_secret` as the developer portal's credentials) and BPCE
 //! (`/stet/setting/v1/register`, after a token from `/stet/psd2/oauth/token`) variants, each
 //! checking what that bank checks and answering as it does; refusals are the
