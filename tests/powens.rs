@@ -31,16 +31,21 @@ fn run_with_input(env: &Env, args: &[&str], stdin: &str) -> Out {
     running.finish()
 }
 
+/// The test connector, as `stet connectors --output json` lists it.
+fn test_connector(env: &Env) -> Value {
+    env.run(&["connectors", "--output", "json"])
+        .json_array()
+        .into_iter()
+        .find(|c| c["uuid"] == "338178e6-3d01-564f-9a7b-52ca442459bf")
+        .expect("the test connector")
+}
+
 #[test]
 fn connect_then_read_accounts_balances_and_transactions() {
     let env = powens_env(&[]);
 
     // Connectors: the test connector's clone, its fields and sources.
-    let connectors = env.run(&["connectors", "--output", "json"]).json_array();
-    let test = connectors
-        .iter()
-        .find(|c| c["uuid"] == "338178e6-3d01-564f-9a7b-52ca442459bf")
-        .expect("the test connector");
+    let test = test_connector(&env);
     let fields: Vec<&str> = test["fields"]
         .as_array()
         .unwrap()
@@ -828,11 +833,7 @@ fn demo_runs_the_powens_journey() {
 fn a_list_field_is_chosen_by_its_number_read_from_stdin() {
     let env = powens_env(&[]);
     // The number of `pro` among the scenarios, as the connector lists them.
-    let connectors = env.run(&["connectors", "--output", "json"]).json_array();
-    let test = connectors
-        .iter()
-        .find(|c| c["uuid"] == "338178e6-3d01-564f-9a7b-52ca442459bf")
-        .expect("the test connector");
+    let test = test_connector(&env);
     let field = test["fields"]
         .as_array()
         .unwrap()
