@@ -886,3 +886,78 @@ fn a_list_field_is_chosen_by_its_number_read_from_stdin() {
     assert_eq!(posts.len(), 2, "{posts:#?}");
     assert_eq!(posts[1]["scenario"], "par", "{posts:#?}");
 }
+
+/// On a terminal, a password field is asked with the echo off: a pseudo-terminal (Python's
+/// `pty`) waits for the prompt and for the terminal's echo to be switched off, types the
+/// password, and it never comes back on the screen; the connection is made with it.
+#[test]
+fn a_password_typed_at_a_terminal_is_not_echoed() {
+    const PASSWORD: &str = "pty-typed-Secret-7Qx2";
+    let env = powens_env(&["--powens-password", PASSWORD]);
+    let script = r#"
+import os, pty, select, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+seen = b""
+def pump(until, seconds):
+    global seen
+    end = time.time() + seconds
+    while time.time() < end:
+        if until is not None and until(seen):
+            return True
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                return False
+            if not data:
+                return False
+            seen += data
+    return until is not None and until(seen)
+def echo_off(_):
+    return not termios.tcgetattr(fd)[3] & termios.ECHO
+if not pump(lambda s: b"assword" in s, 60) or not pump(echo_off, 20):
+    sys.stdout.write(seen.decode(errors="replace"))
+    sys.exit(90)
+os.write(fd, os.environ["TYPED"].encode() + b"\r")
+pump(None, 60)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let python = stet_testkit::python();
+    let template = env.command(&[]);
+    let mut cmd = Command::new(&python);
+    cmd.env_clear();
+    for (k, v) in template.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("TYPED", PASSWORD).args([
+        "-c",
+        script,
+        STET,
+        "connect",
+        "--connector",
+        TEST,
+        "--source",
+        "openapi",
+        "--field",
+        "login=jdoe",
+        "--field",
+        "openapiwebsite=par",
+        "--no-browser",
+    ]);
+    let out = cmd.output().expect("run python");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(90), "no hidden prompt: {screen}");
+    assert!(out.status.success(), "{:?}: {screen}", out.status);
+    assert!(screen.contains("assword"), "the prompt: {screen}");
+    assert!(
+        !screen.contains(PASSWORD),
+        "the password was echoed: {screen}"
+    );
+}
