@@ -377,6 +377,31 @@ fn every_format_passes_the_tools_people_import_with() {
         0,
         "ledger: one cent off"
     );
+    // Pending transactions marked `!`, and the journal still passes both tools.
+    let pending_journal = export_file(
+        &env,
+        &store,
+        &dir,
+        "pending.journal",
+        &["--format", "ledger", "--all-profiles", "--include-pending"],
+    );
+    let pj = pending_journal.to_str().unwrap();
+    let (rc, _, err) = tool(&hledger, &["-f", pj, "check", "-s"]);
+    assert_eq!((rc, err.as_str()), (0, ""), "hledger check -s with pending");
+    let (rc, _, err) = tool(&ledger, &["-f", pj, "--pedantic", "bal"]);
+    assert_eq!(
+        (rc, err.as_str()),
+        (0, ""),
+        "ledger --pedantic with pending"
+    );
+    let pending_text = std::fs::read_to_string(&pending_journal).unwrap();
+    assert_eq!(
+        pending_text
+            .lines()
+            .filter(|l| l.len() > 11 && l[10..].starts_with(" ! "))
+            .count(),
+        pending
+    );
     // `--format hledger` is the same journal.
     let hl = export_file(
         &env,
@@ -556,6 +581,22 @@ print(json.dumps([[str(t.date.date()), str(t.amount), t.check_number] for a in q
     );
     let q = q.as_array().unwrap();
     assert_eq!(q.len(), booked);
+    // Four-digit years: quiffen would read `05/01/26` the same, the importers not.
+    let qif_text = std::fs::read_to_string(&qif).unwrap();
+    let dates: Vec<&str> = qif_text
+        .lines()
+        .filter_map(|l| l.strip_prefix('D'))
+        .collect();
+    assert_eq!(dates.len(), booked);
+    assert!(
+        dates.iter().all(|d| d.len() == 10
+            && d.chars().enumerate().all(|(i, c)| if i == 2 || i == 5 {
+                c == '/'
+            } else {
+                c.is_ascii_digit()
+            })),
+        "DD/MM/YYYY: {dates:?}"
+    );
     for t in q {
         let row = &rows[t[2].as_str().unwrap()];
         assert_eq!(
@@ -572,21 +613,17 @@ print(json.dumps([[str(t.date.date()), str(t.amount), t.check_number] for a in q
     // balances are the bank's.
     let xsd = stet_testkit::camt_xsd_dir();
     let xmllint = stet_testkit::system_tool("xmllint", "libxml2-utils");
+    let all_ids: BTreeSet<String> = ndjson_rows(&env, &store, &["--include-pending"])
+        .into_keys()
+        .collect();
+    assert_eq!(all_ids.len(), booked + pending);
     for version in ["02", "08"] {
-        let camt = export_file(
-            &env,
-            &store,
-            &dir,
-            &format!("books.{version}.xml"),
-            &[
-                "--format",
-                "camt053",
-                "--camt-version",
-                version,
-                "--all-profiles",
-                "--include-pending",
-            ],
-        );
+        let mut args = vec!["--format", "camt053", "--all-profiles", "--include-pending"];
+        // .02 is the default: asked for without the flag.
+        if version != "02" {
+            args.extend(["--camt-version", version]);
+        }
+        let camt = export_file(&env, &store, &dir, &format!("books.{version}.xml"), &args);
         let schema = xsd.join(format!("camt.053.001.{version}.xsd"));
         let (rc, _, err) = tool(
             &xmllint,
@@ -599,7 +636,23 @@ print(json.dumps([[str(t.date.date()), str(t.amount), t.check_number] for a in q
         );
         assert_eq!(rc, 0, "camt.053.001.{version}: {err}");
         let text = std::fs::read_to_string(&camt).unwrap();
+        assert!(
+            text.contains(&format!(
+                "urn:iso:std:iso:20022:tech:xsd:camt.053.001.{version}"
+            )),
+            "camt.053.001.{version}"
+        );
         assert_eq!(text.matches("<Ntry>").count(), booked + pending);
+        // Every row's stable id, as the entry's reference and the bank's reference (what
+        // importers deduplicate on).
+        let between = |open: &str, close: &str| -> BTreeSet<String> {
+            text.split(open)
+                .skip(1)
+                .map(|rest| rest.split(close).next().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(between("<NtryRef>", "</NtryRef>"), all_ids);
+        assert_eq!(between("<AcctSvcrRef>", "</AcctSvcrRef>"), all_ids);
         assert_eq!(
             text.matches("PDNG").count(),
             pending,

@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// for them to be signed (by default every PSU-* header sent must be signed)
     #[arg(long)]
     unsigned_psu_headers: bool,
+    /// The status of a call without PSU-IP-Address once the day's 4 are spent: 429, or 403
+    /// as some banks answer
+    #[arg(long, value_name = "STATUS", default_value_t = 429, value_parser = limit_status)]
+    unattended_limit_status: u16,
     /// Serve the Powens mock too, at /powens/2.0 (its URL, client id and secret are in the
     /// JSON line, under "powens")
     #[arg(long)]
@@ -134,6 +138,15 @@ pub struct CertsArgs {
     out: PathBuf,
     #[command(flatten)]
     output: crate::output::OutputArgs,
+}
+
+/// `--unattended-limit-status`: 429 or 403.
+fn limit_status(text: &str) -> Result<u16, String> {
+    match text {
+        "429" => Ok(429),
+        "403" => Ok(403),
+        other => Err(format!("`{other}` is not 429 or 403")),
+    }
 }
 
 pub fn run(command: SandboxCommand) -> Result<u8, Failure> {
@@ -191,6 +204,7 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         token_lifetime: Duration::from_secs(args.token_lifetime.max(1)),
         key_id: args.key_id,
         unsigned_psu_headers: args.unsigned_psu_headers,
+        unattended_limit_status: args.unattended_limit_status,
         psus: args.psus as usize,
         qwac_key: match args.qwac_key {
             QwacKeyArg::Rsa2048 => stet_sandbox::QwacKey::Rsa2048,

@@ -457,6 +457,19 @@ impl StetClient {
                 scope: self.inner.bank.scopes.extended_history.clone(),
                 bank_message: bank_message(&response.body),
             }),
+            // A bank that answers its unattended budget with 403 (instead of 429): back-
+            // pressure, the account is tried again when the day's calls are given back.
+            403 if self.inner.bank.unattended_limit_status == 403
+                && let Some((account, endpoint)) = unattended =>
+            {
+                Err(ClientError::BudgetSpent {
+                    account: account.clone(),
+                    endpoint: (*endpoint).to_owned(),
+                    limit: self.inner.budget.limit(),
+                    resets_at: time::OffsetDateTime::now_utc() + time::Duration::days(1),
+                    by_bank: true,
+                })
+            }
             // The PSU's consent itself was refused (revoked, expired at the bank, or not
             // covering this): only a new consent helps, and the transport already tried a
             // refresh on an `invalid_token` 401.

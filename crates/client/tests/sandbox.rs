@@ -15,7 +15,7 @@ use stet_client::{
     PaymentRequestBuilder, StandingOrder, StetClient, TransactionQuery, funds_confirmation_request,
     payment_status,
 };
-use stet_sandbox::{Dialect, LinkStyle};
+use stet_sandbox::{Dialect, LinkStyle, SandboxConfig};
 use support::{Bank, config, consent, days_ago, present};
 
 const FAULTS: &str = "503:every=9,429:every=13:retry-after=0,drop:every=17";
@@ -272,6 +272,58 @@ async fn the_unattended_budget_is_counted_persisted_and_agrees_with_the_bank() {
     for _ in 0..5 {
         attended.balances("ACC0001").await.unwrap();
     }
+}
+
+/// A bank that answers its unattended budget with 403 (as Crédit Agricole does): with a
+/// profile that says so, the 403 to a call without the PSU is the bank's budget (back-pressure,
+/// exit 75), never a refused consent; with the PSU present a 403 is still the consent's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_refusing_its_budget_with_403_is_back_pressure() {
+    let bank = Bank::start(SandboxConfig {
+        unattended_limit_status: 403,
+        ..config(Dialect::V1_5, LinkStyle::Path, "")
+    })
+    .await;
+    bank.login_aisp(false).await;
+    let forgetful = || ClientOptions {
+        budget_store: Some(Arc::new(MemoryBudgetStore::default())),
+        ..ClientOptions::default()
+    };
+    let mut profile = bank.profile.clone();
+    profile.unattended_limit_status = 403;
+    for _ in 0..4 {
+        bank.client_with(profile.clone(), forgetful())
+            .balances("ACC0001")
+            .await
+            .unwrap();
+    }
+    // stet's own count forgotten: the fifth call reaches the bank, which answers 403.
+    let err = bank
+        .client_with(profile.clone(), forgetful())
+        .balances("ACC0001")
+        .await
+        .unwrap_err();
+    match &err {
+        ClientError::BudgetSpent {
+            by_bank: true,
+            account,
+            endpoint,
+            ..
+        } => assert_eq!(
+            (account.as_str(), endpoint.as_str()),
+            ("ACC0001", "balances")
+        ),
+        other => panic!("{other}"),
+    }
+    assert_eq!(err.exit_code(), 75);
+    // A profile that expects 429 reads the same 403 as the consent refused: the profile is
+    // what tells the two apart.
+    let err = bank
+        .client(forgetful())
+        .balances("ACC0001")
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 77, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,7 +94,8 @@
 //! `funds-confirmations` needs `cbpii`; payment requests need `pisp`.
 //!
 //! **PSU presence.** A request without `PSU-IP-Address` is unattended: 4 calls a day per account
-//! and endpoint (PSD2 RTS art. 36(5)), then 429. Endpoints of no account (`accounts`,
+//! and endpoint (PSD2 RTS art. 36(5)), then 429 (or 403, with
+//! [`SandboxConfig::unattended_limit_status`], `--unattended-limit-status 403`). Endpoints of no account (`accounts`,
 //! `end-user-identity`, …) count per PSU.
 //!
 //! **TLS.** [`SandboxConfig::tls_versions`] (`stet sandbox serve --tls-version 1.2|1.3`)
@@ -375,6 +376,9 @@ pub struct SandboxConfig {
     /// Accept `PSU-*` headers left out of the signature, as a bank whose own rules do not
     /// ask for them to be signed (the strict default refuses such a request).
     pub unsigned_psu_headers: bool,
+    /// The status a call without `PSU-IP-Address` gets once the day's 4 are spent: 429 (with
+    /// `Retry-After`), or 403 as some banks answer (Crédit Agricole).
+    pub unattended_limit_status: u16,
     /// Serve the Powens mock too, at `/powens/2.0` (see "The Powens mock" above).
     pub powens: Option<PowensOptions>,
     /// The number of PSUs, `psu-1` to `psu-N` (default 1; at most 99999), chosen at
@@ -449,6 +453,7 @@ impl Default for SandboxConfig {
             token_lifetime: Duration::from_secs(3600),
             key_id: None,
             unsigned_psu_headers: false,
+            unattended_limit_status: 429,
             powens: None,
             psus: 1,
             qwac_key: QwacKey::default(),

@@ -931,16 +931,21 @@ impl State {
         let count = *count;
         if count > 4 && !self.config.faults.breaks(CheckFault::UnlimitedUnattended) {
             inner.counters.unattended_refused += 1;
-            return Err(self
-                .error(
-                    429,
-                    &req.path,
-                    &format!(
-                        "the PSU is not present (no PSU-IP-Address): 4 calls a day per account and endpoint, this is call {count} on {endpoint} of {account}"
-                    ),
-                    None,
-                )
-                .with_header("Retry-After", "86400"));
+            let status = self.config.unattended_limit_status;
+            let refusal = self.error(
+                status,
+                &req.path,
+                &format!(
+                    "the PSU is not present (no PSU-IP-Address): 4 calls a day per account and endpoint, this is call {count} on {endpoint} of {account}"
+                ),
+                None,
+            );
+            // A 403 comes as those banks send it: no Retry-After.
+            return Err(if status == 429 {
+                refusal.with_header("Retry-After", "86400")
+            } else {
+                refusal
+            });
         }
         drop(inner);
         // Counted for `unattendedPeak` once answered 2xx (in `route`).

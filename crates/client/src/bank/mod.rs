@@ -454,6 +454,11 @@ pub struct BankProfile {
     pub authorization_scheme: String,
     /// The bank refuses AISP calls without `PSU-IP-Address` when the PSU is present.
     pub psu_ip_required: bool,
+    /// The status the bank answers a call made without the PSU once the day's unattended
+    /// calls are spent: 429, or 403 at banks that answer so. An unattended call refused with
+    /// it is the bank's budget ([`ClientError::BudgetSpent`](crate::ClientError::BudgetSpent),
+    /// back-pressure), not a refused consent.
+    pub unattended_limit_status: u16,
     /// The longest date range one transactions request may ask for; longer ranges are split
     /// into windows ([`history_windows`](Self::history_windows)) and the results merged.
     /// `None`: no cap.
@@ -564,6 +569,10 @@ impl BankProfile {
             ("accept", text(&self.accept)),
             ("authorization_scheme", text(&self.authorization_scheme)),
             ("psu_ip_required", Flag(self.psu_ip_required)),
+            (
+                "unattended_limit_status",
+                Number(u32::from(self.unattended_limit_status)),
+            ),
             (
                 "max_history_days_per_request",
                 self.max_history_days_per_request.map_or(Unset, Number),

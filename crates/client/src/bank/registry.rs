@@ -74,6 +74,7 @@ struct ProfileFile {
     accept: Option<String>,
     authorization_scheme: Option<String>,
     psu_ip_required: Option<bool>,
+    unattended_limit_status: Option<u16>,
     max_history_days_per_request: Option<u32>,
     history_without_extended_scope_days: Option<u32>,
     extended_history: Option<ExtendedHistory>,
@@ -679,6 +680,12 @@ fn check(profile: &BankProfile) -> Result<(), BankError> {
         return Err(invalid(
             "max_history_days_per_request must be at least 1 (leave it out for no cap)".into(),
         ));
+    }
+    if !matches!(profile.unattended_limit_status, 403 | 429) {
+        return Err(invalid(format!(
+            "unattended_limit_status {} must be 429 (Too Many Requests) or 403",
+            profile.unattended_limit_status
+        )));
     }
     if profile.history_without_extended_scope_days == 0 {
         return Err(invalid(
