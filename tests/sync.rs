@@ -377,6 +377,11 @@ fn bad_stores_say_what_to_do() {
     ]);
     out.fails(74, "check that the database server runs");
     assert!(!out.stderr.contains("hunter2"), "{out}");
+    // A server that is there, without the database named: exit 74, saying how to create it.
+    let mut missing = url::Url::parse(&stet_testkit::postgres_url()).unwrap();
+    missing.set_path("/stet_no_such_database");
+    env.run(&["store", "migrate", "--store", missing.as_str()])
+        .fails(74, "createdb");
     // A store made by a newer stet: refused, 78.
     let store = sqlite(&env, "future.db");
     env.run(&["store", "migrate", "--store", &store]).ok();
@@ -393,4 +398,70 @@ fn bad_stores_say_what_to_do() {
     std::fs::write(env.home.path().join("junk.db"), vec![b'x'; 4096]).unwrap();
     env.run(&["store", "info", "--store", &sqlite(&env, "junk.db")])
         .fails(74, "junk.db");
+}
+
+/// Without the PSU, each account's endpoints get 4 calls a day: syncs run unattended until an
+/// account's budget is spent skip that account, say which and when to retry, exit 75 (the JSON
+/// names the skipped accounts), keep what earlier syncs stored; once the account list's own
+/// budget is spent a sync stops at once, saying when it resets; with the PSU present a sync
+/// completes.
+#[test]
+fn unattended_syncs_skip_accounts_whose_budget_is_spent() {
+    // Two pages of transactions per account: the transactions endpoint's 4 calls run out
+    // before the account list's.
+    let env = bank(2, 10, 5, "");
+    let store = sqlite(&env, "budget.db");
+    let unattended = || {
+        let out = env.run(&["sync", "--store", &store, "-o", "json"]);
+        out.no_panic();
+        out
+    };
+    let mut runs = 0;
+    let skipped = loop {
+        runs += 1;
+        assert!(runs <= 4, "the budget never ran out");
+        let out = unattended();
+        if out.code != 0 {
+            break out;
+        }
+    };
+    assert_eq!(skipped.code, 75, "{skipped}");
+    assert!(
+        skipped
+            .stderr
+            .contains("skipped, their unattended budget spent")
+            && skipped.stderr.contains("retry after")
+            && skipped.stderr.contains("--psu-ip"),
+        "{skipped}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&skipped.stdout).expect("the sync's JSON");
+    assert_eq!(report["complete"], false, "{report}");
+    let accounts = report["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 2, "{report}");
+    assert!(
+        accounts
+            .iter()
+            .all(|a| a["outcome"] == "skipped" && a["retry_at"].is_string()),
+        "{report}"
+    );
+    let before = stored(&env, &store);
+    assert!(!before.is_empty());
+    // Until the account list's budget is spent too: then nothing is called.
+    let stopped = loop {
+        runs += 1;
+        assert!(runs <= 6, "the account list's budget never ran out");
+        let out = unattended();
+        if out.code == 75 && out.stdout.is_empty() {
+            break out;
+        }
+    };
+    assert!(
+        stopped.stderr.contains("budget for accounts is spent")
+            && stopped.stderr.contains("resets at"),
+        "{stopped}"
+    );
+    // Nothing stored was lost, and the PSU present completes it.
+    assert_eq!(stored(&env, &store), before);
+    sync(&env, &store).ok();
+    assert_eq!(stored(&env, &store), before, "nothing new at the bank");
 }

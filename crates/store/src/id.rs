@@ -236,4 +236,40 @@ mod tests {
         );
     }
     const GOLDEN_REF: &str = "s1-nztr3dco7ukdwc73aw5em4cly3ijuzis";
+
+    #[test]
+    fn the_fingerprint_recipe_does_not_drift() {
+        // The expected ids were computed outside stet (Python's hashlib and base64) from the
+        // recipe as documented: SHA-256 over NUL-ended fields, the first 20 bytes in base32.
+        let account = "iban:FR7630004000031234567890143";
+        let id = |date, amount: &str, currency, label, counterparty, occurrence| {
+            stable_id(
+                Namespace::Stet1,
+                account,
+                &IdRecipe::Fingerprint {
+                    date,
+                    amount: amount.parse().unwrap(),
+                    currency,
+                    label,
+                    counterparty,
+                    occurrence,
+                },
+            )
+        };
+        assert_eq!(
+            id(
+                Some(time::macros::date!(2026 - 01 - 05)),
+                "-3.50",
+                "eur",
+                "  CB   Café ",
+                "SNCF  Connect",
+                1
+            ),
+            "s1-urbzhz3slww3pqu4tzu67qe75sv2xndx"
+        );
+        assert_eq!(
+            id(None, "12.00", "USD", "", "", 0),
+            "s1-hkempkv7gkcxkef63agoljsfm7p4ehcx"
+        );
+    }
 }

@@ -233,6 +233,22 @@ pub(crate) fn classify(location: &str, what: &str, e: sqlx::Error) -> StoreError
         if code == "25006" || code == "42501" {
             return StoreError::ReadOnly { location };
         }
+        // PostgreSQL: the server is there, but not the database, or not for this login.
+        let refused = match code.as_str() {
+            "3D000" => Some(
+                "create it (`createdb NAME`, or CREATE DATABASE as a user allowed to), or fix                  the database name in the URL",
+            ),
+            "28000" | "28P01" => Some(
+                "the server refused the login: check the user (and password, or PGPASSWORD)                  in the URL and the server's pg_hba.conf",
+            ),
+            _ => None,
+        };
+        if let Some(todo) = refused {
+            return StoreError::Unreachable {
+                location,
+                message: format!("{}: {todo}", db.message()),
+            };
+        }
     }
     match e {
         sqlx::Error::Io(io) => StoreError::Unreachable {
