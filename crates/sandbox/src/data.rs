@@ -482,21 +482,30 @@ mod tests {
     fn advancing_books_pending_and_adds_without_changing_amounts() {
         let today = time::macros::date!(2025 - 06 - 15);
         let mut data = BankData::generate(3, 2, 40, today);
+        // A first day on adds transactions, some of them pending.
+        assert_eq!(data.advance(1, 7).added, 14);
         let pending: Vec<(String, Decimal)> = data.accounts[0]
             .transactions
             .iter()
             .filter(|t| !t.booked)
             .map(|t| (t.entry_reference.clone(), t.amount))
             .collect();
+        let pending_everywhere: usize = data
+            .accounts
+            .iter()
+            .map(|a| a.transactions.iter().filter(|t| !t.booked).count())
+            .sum();
+        assert!(
+            !pending.is_empty(),
+            "the first account has pending transactions"
+        );
         let done = data.advance(5, 7);
         assert_eq!(done.added, 14);
-        assert_eq!(
-            done.booked,
-            data.accounts.iter().map(|_| 0).sum::<usize>() + done.booked
-        );
-        assert_eq!(data.today, today + Duration::days(5));
+        // Five days on, every earlier pending transaction is more than 2 days old: booked.
+        assert_eq!(done.booked, pending_everywhere);
+        assert_eq!(data.today, today + Duration::days(6));
         for account in &data.accounts {
-            assert_eq!(account.transactions.len(), 47);
+            assert_eq!(account.transactions.len(), 54);
             let booked: Decimal = account
                 .transactions
                 .iter()
@@ -522,13 +531,17 @@ mod tests {
                     .any(|t| &t.entry_reference == reference)
             );
         }
+        // Booked with a new label (the card payment's date added, as banks do) and the same
+        // amounts.
         let total_before: Decimal = pending.iter().map(|(_, a)| *a).sum();
-        let labels = data.accounts[0]
+        let rebooked: Vec<Decimal> = data.accounts[0]
             .transactions
             .iter()
             .filter(|t| t.label.contains('/'))
-            .count();
-        assert_eq!(labels, pending.len(), "{total_before}");
+            .map(|t| t.amount)
+            .collect();
+        assert_eq!(rebooked.len(), pending.len());
+        assert_eq!(rebooked.iter().copied().sum::<Decimal>(), total_before);
         let renamed = data.reconsent();
         assert_eq!(renamed[0].2, "ACC0001-R1");
         assert_eq!(data.accounts[0].id, "ACC0001-R1");
