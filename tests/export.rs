@@ -727,6 +727,19 @@ with open(sys.argv[1], newline="", encoding="utf-8") as f:
         .map(|r| r["stable_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, rows.keys().map(String::as_str).collect());
+
+    // Offline: with the bank stopped and no token left, the same books.
+    let mut env = env;
+    env.sandbox.stop();
+    let tokens = env.home.path().join("data/stet/tokens");
+    assert!(tokens.exists(), "the tokens were where stet keeps them");
+    std::fs::remove_dir_all(&tokens).unwrap();
+    let offline = export(&env, &store, &["--format", "beancount", "--all-profiles"]);
+    assert_eq!(
+        offline.ok(),
+        std::fs::read_to_string(&bean).unwrap(),
+        "the export needs neither the bank nor a token"
+    );
 }
 
 fn since_last_and_stable_ids(store_for: impl Fn(&Env) -> String) {
@@ -997,4 +1010,30 @@ fn bad_input_says_what_to_do_and_leaves_the_file_alone() {
         std::fs::metadata(&mine).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // A row the store cannot read, met after others were written: the export fails, and the
+    // file it was to replace is left as it was, with no partial file beside it.
+    std::fs::write(&kept, "; my books\n").unwrap();
+    let path = store.strip_prefix("sqlite:").unwrap();
+    let damaged = std::process::Command::new(stet_testkit::system_tool("sqlite3", "sqlite3"))
+        .arg(path)
+        .arg(
+            "UPDATE transactions SET amount = 'not a number' WHERE rowid = \
+             (SELECT rowid FROM transactions ORDER BY booking_date DESC LIMIT 1)",
+        )
+        .status()
+        .unwrap();
+    assert!(damaged.success());
+    let out = export(
+        &env,
+        &store,
+        &["--format", "beancount", "--file", kept.to_str().unwrap()],
+    );
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("not a number"), "{out}");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "; my books\n");
+    let beside: Vec<_> = std::fs::read_dir(&ro)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, [std::ffi::OsString::from("books.beancount")]);
 }

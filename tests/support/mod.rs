@@ -85,8 +85,12 @@ impl Sandbox {
     }
 }
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
+impl Sandbox {
+    /// Stops the bank (as Ctrl-C would), for tests of what works without it.
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         // Ctrl-C lets the sandbox remove its ephemeral PKI; kill it if it does not stop.
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
@@ -99,6 +103,12 @@ impl Drop for Sandbox {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
