@@ -747,6 +747,15 @@ fn bad_input_is_refused_and_changes_nothing() {
         .env("STET_STORE_KEY", "c2hvcnQ=");
     support::finished(&["psu add with a short key"], bad).fails(78, "32 bytes");
     assert_eq!(snapshot(), before, "nothing changed");
+
+    // The PSU's sync run here with another key: refused before anything is queued.
+    let mut here = f
+        .env
+        .command(&["psu", "sync", "psu-1", "--wait", "--psu-ip", "192.0.2.7"]);
+    here.env("STET_STORE_KEY", OTHER_KEY);
+    support::finished(&["psu sync --wait with another key"], here)
+        .fails(65, "does not open the tokens");
+    assert_eq!(snapshot(), before, "nothing queued");
 }
 
 /// The metrics, scraped while the worker runs and read by Python's Prometheus parser, show

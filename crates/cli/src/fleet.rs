@@ -648,12 +648,27 @@ fn psu_sync(args: PsuSyncArgs, globals: &Globals) -> Result<u8, Failure> {
         )
     })?;
     let location = fleet_location(&args.store, globals, None)?;
+    // Running the sync here needs the store key: a missing or wrong one is said before
+    // anything is queued.
+    let here = if args.wait {
+        let (_, _, fleet) = fleet_config(globals)?;
+        let key = Arc::new(store_key(&fleet)?);
+        Some((fleet, key))
+    } else {
+        None
+    };
     runtime()?.block_on(async {
         let store = open_fleet_store(&args.store, &location, 2).await?;
         let c = store
             .find_connection(&args.connection, globals.profile.as_deref())
             .await
             .map_err(store_failure)?;
+        if let Some((_, key)) = &here {
+            Vault::new(store.clone(), key.clone(), Duration::from_secs(60))
+                .check_key()
+                .await
+                .map_err(fleet_failure)?;
+        }
         store.enqueue_on_demand(c.id, &ip).await.map_err(store_failure)?;
         // The result, in every outcome: `outcome` is `queued` (left to the workers), `done`,
         // `running` (a worker had the job: queued for after) or how the sync ended.
@@ -679,7 +694,8 @@ fn psu_sync(args: PsuSyncArgs, globals: &Globals) -> Result<u8, Failure> {
                 ]],
             )
         };
-        if !args.wait {
+        // Without --wait, the workers run it.
+        let Some((fleet, key)) = here else {
             store.close().await;
             report(
                 "queued",
@@ -691,9 +707,7 @@ fn psu_sync(args: PsuSyncArgs, globals: &Globals) -> Result<u8, Failure> {
             )
             .print(args.out.report())?;
             return Ok(0);
-        }
-        let (_, _, fleet) = fleet_config(globals)?;
-        let key = Arc::new(store_key(&fleet)?);
+        };
         let vault = Vault::new(store.clone(), key, Duration::from_secs(60));
         let options = WorkerOptions {
             concurrency: 1,

@@ -888,16 +888,24 @@ impl Store {
         if ours {
             match completion.next_due {
                 Some(due) => {
+                    // An on-demand sync asked for while this run held the job (`psu sync`
+                    // moved its due time) is still to run: it keeps its kind, PSU address
+                    // and due time, and the next claim runs it. Otherwise the job goes to
+                    // `due` (SET expressions read the row as it was).
                     sqlx::query(
-                        "UPDATE jobs SET due_at = $2, lease_owner = NULL, lease_until = NULL, \
+                        "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, \
                          attempts = CASE WHEN $3 THEN attempts + 1 ELSE 0 END, last_error = $4, \
-                         kind = CASE WHEN $3 THEN kind ELSE 'scheduled' END, \
-                         psu_ip = CASE WHEN $3 THEN psu_ip ELSE NULL END WHERE id = $1",
+                         due_at = CASE WHEN kind = 'on_demand' AND due_at <> $5 THEN due_at ELSE $2 END, \
+                         kind = CASE WHEN kind = 'on_demand' AND due_at <> $5 THEN kind \
+                           WHEN $3 THEN kind ELSE 'scheduled' END, \
+                         psu_ip = CASE WHEN kind = 'on_demand' AND due_at <> $5 THEN psu_ip \
+                           WHEN $3 THEN psu_ip ELSE NULL END WHERE id = $1",
                     )
                     .bind(job.id)
                     .bind(due)
                     .bind(completion.retry)
                     .bind(completion.error.as_deref())
+                    .bind(job.due_at)
                     .execute(&mut *tx)
                     .await
                     .map_err(&err)?;
