@@ -306,6 +306,26 @@ fn three_workers_sync_three_hundred_psus_once_even_when_one_is_killed() {
         (n as i64, n as i64),
         "each job done exactly once"
     );
+    // No run ended otherwise (a job run twice at once would end `lost_lease` or `failed`
+    // for one of them), and no two runs of a connection overlapped in time.
+    assert_eq!(
+        psql(
+            &f.store,
+            "SELECT coalesce(string_agg(DISTINCT outcome, ','), '') FROM job_runs WHERE outcome <> 'done'"
+        )
+        .trim(),
+        "",
+        "every recorded run ended done"
+    );
+    assert_eq!(
+        count(
+            &f.store,
+            "SELECT COUNT(*) FROM job_runs a JOIN job_runs b ON a.connection_id = b.connection_id \
+             AND a.id < b.id AND a.started_at < b.finished_at AND b.started_at < a.finished_at"
+        ),
+        0,
+        "no two runs of one connection at once"
+    );
     assert_eq!(
         count(&f.store, "SELECT COUNT(*) FROM jobs WHERE due_at <= now()"),
         0
