@@ -465,3 +465,75 @@ fn unattended_syncs_skip_accounts_whose_budget_is_spent() {
     sync(&env, &store).ok();
     assert_eq!(stored(&env, &store), before, "nothing new at the bank");
 }
+
+/// `--account` syncs that account alone, `--full` reads the whole window again and adds
+/// nothing, the overlap window is where an incremental sync starts, and `--all-profiles` syncs
+/// every profile of the configuration into one store, each profile's accounts its own.
+#[test]
+fn sync_flags_pick_accounts_windows_and_profiles() {
+    let env = bank(3, 30, 10, "");
+    let store = sqlite(&env, "flags.db");
+    let json = |extra: &[&str]| {
+        let mut args = vec!["sync", "--store", &store, "-o", "json"];
+        args.extend(extra);
+        env.present(&args).json()
+    };
+    let ibans = || -> BTreeSet<String> {
+        env.run(&["history", "--store", &store, "-o", "ndjson"])
+            .ndjson()
+            .iter()
+            .map(|r| r["iban"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = json(&["--account", "ACC0001"]);
+    assert_eq!(first["accounts"].as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(ibans().len(), 1);
+    json(&[]);
+    assert_eq!(ibans().len(), 3);
+    let before = stored(&env, &store);
+
+    // Incremental: from the newest booked date minus the 7-day overlap; --full: the whole
+    // window again (more calls), nothing new.
+    let incremental = json(&[]);
+    for a in incremental["accounts"].as_array().unwrap() {
+        assert!(
+            a["from"].is_string(),
+            "an incremental sync has a window: {a}"
+        );
+        assert_eq!(a["new"], 0, "{a}");
+    }
+    let full = json(&["--full"]);
+    for a in full["accounts"].as_array().unwrap() {
+        assert!(
+            a["from"].is_null(),
+            "--full reads the bank's whole window: {a}"
+        );
+        assert_eq!(a["new"], 0, "{a}");
+    }
+    assert!(
+        full["calls"].as_u64() > incremental["calls"].as_u64(),
+        "{full}\n{incremental}"
+    );
+    assert_eq!(stored(&env, &store), before);
+
+    // A second profile in the same configuration: both synced, one result each.
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    write_private(
+        &env.config,
+        &format!("{text}\n[profiles.second]\n{}", env.profile_body(&[])),
+    );
+    env.login(&["--profile", "second"]);
+    let both = json(&["--all-profiles"]);
+    let profiles: BTreeSet<&str> = both
+        .as_array()
+        .expect("one result per profile")
+        .iter()
+        .map(|r| r["profile"].as_str().unwrap())
+        .collect();
+    assert_eq!(profiles, BTreeSet::from(["sandbox", "second"]));
+    let info = env
+        .run(&["store", "info", "--store", &store, "-o", "json"])
+        .json_array();
+    let per_profile = |p: &str| info.iter().filter(|a| a["profile"] == p).count();
+    assert_eq!((per_profile("sandbox"), per_profile("second")), (3, 3));
+}
