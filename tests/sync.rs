@@ -537,3 +537,40 @@ fn sync_flags_pick_accounts_windows_and_profiles() {
     let per_profile = |p: &str| info.iter().filter(|a| a["profile"] == p).count();
     assert_eq!((per_profile("sandbox"), per_profile("second")), (3, 3));
 }
+
+/// Where the store is without `--store`: the platform's data folder, or the profile's `store`
+/// key; `stet history` and `stet store info` read it offline (the bank stopped, no token).
+#[test]
+fn the_store_is_found_by_default_or_by_profile_and_read_offline() {
+    let env = bank(2, 10, 10, "");
+    env.present(&["sync"]).ok();
+    let default = env.home.path().join("data/stet/stet.db");
+    assert!(default.is_file(), "the default store, in XDG_DATA_HOME");
+    let by_default = env.run(&["history", "-o", "ndjson"]).ndjson();
+    assert!(!by_default.is_empty());
+
+    let chosen = env.home.path().join("chosen.db");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    write_private(
+        &env.config,
+        &format!("{text}store = \"sqlite:{}\"\n", chosen.display()),
+    );
+    env.present(&["sync"]).ok();
+    assert!(chosen.is_file(), "the profile's store");
+    let by_profile = env.run(&["history", "-o", "ndjson"]).ndjson();
+    assert_eq!(by_profile.len(), by_default.len());
+    let info = env.run(&["store", "info", "-o", "json"]).json_array();
+    assert!(
+        info.iter()
+            .all(|a| a["location"].as_str().unwrap().contains("chosen.db")),
+        "{info:?}"
+    );
+
+    // Offline: the bank stopped, the tokens gone; the same history.
+    let mut env = env;
+    env.sandbox.stop();
+    std::fs::remove_dir_all(env.home.path().join("data/stet/tokens")).unwrap();
+    let offline = env.run(&["history", "-o", "ndjson"]).ndjson();
+    assert!(offline == by_profile, "read from the profile's store alone");
+    env.run(&["store", "info"]).ok();
+}
