@@ -873,3 +873,61 @@ fn scrape(addr: &str) -> std::io::Result<String> {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default())
 }
+
+/// The store key read from the file `[fleet] store_key_file` names (STET_STORE_KEY unset)
+/// opens the tokens sealed with it, and a PSU added from a bare access token (no refresh
+/// token) is stored sealed, never in clear.
+#[test]
+fn the_store_key_from_a_file_and_a_psu_from_a_bare_access_token() {
+    let mut f = fleet(1, &[], 2);
+    add_all(&f, 1);
+    let key_file = f.env.home.path().join("store.key");
+    write_private(&key_file, &format!("{KEY}\n"));
+    let text = std::fs::read_to_string(&f.env.config).unwrap();
+    write_private(
+        &f.env.config,
+        &text.replace(
+            "[fleet]\n",
+            &format!(
+                "[fleet]\nstore_key_file = {:?}\n",
+                key_file.display().to_string()
+            ),
+        ),
+    );
+    f.env.vars.retain(|(k, _)| k != "STET_STORE_KEY");
+
+    let token = "a-bare-access-token-Zq81";
+    let mut add = f.env.command(&[
+        "psu",
+        "add",
+        "--name",
+        "bare",
+        "--token-env",
+        "T",
+        "-o",
+        "json",
+    ]);
+    add.env("T", token);
+    let added = support::finished(&["psu add with a bare token"], add).json();
+    assert_eq!(
+        (&added["name"], &added["hasTokens"]),
+        (&Value::from("bare"), &Value::from(true)),
+        "{added}"
+    );
+    assert_eq!(
+        count(
+            &f.store,
+            &format!(
+                "SELECT COUNT(*) FROM connection_tokens WHERE position('{token}' in encode(sealed, 'escape')) > 0"
+            )
+        ),
+        0,
+        "sealed, not in clear"
+    );
+    // The key from the file opens every sealed token: the PSU's sync runs here.
+    let synced = f
+        .env
+        .present(&["psu", "sync", "psu-1", "--wait", "-o", "json"])
+        .json();
+    assert_eq!(synced["outcome"], "done", "{synced}");
+}
