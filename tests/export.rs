@@ -330,6 +330,88 @@ fn every_format_passes_the_tools_people_import_with() {
         "bean-check names the balance"
     );
 
+    // The default counter accounts carry the flows.
+    assert!(
+        text.contains("Expenses:Unknown") && text.contains("Income:Unknown"),
+        "the default counter accounts"
+    );
+
+    // A date range (from inclusive, to exclusive): the rows booked in it, and the books still
+    // check, the opening balance carrying what came before.
+    let mut dates: Vec<&str> = rows
+        .values()
+        .map(|r| r["booking_date"].as_str().unwrap())
+        .collect();
+    dates.sort_unstable();
+    let (from, to) = (dates[dates.len() / 3], dates[2 * dates.len() / 3]);
+    assert!(from < to, "{from} {to}");
+    let ranged = export_file(
+        &env,
+        &store,
+        &dir,
+        "range.beancount",
+        &[
+            "--format",
+            "beancount",
+            "--all-profiles",
+            "--from",
+            from,
+            "--to",
+            to,
+        ],
+    );
+    let (rc, out, err) = tool(&bean_check, &[ranged.to_str().unwrap()]);
+    assert_eq!(
+        (rc, out.as_str(), err.as_str()),
+        (0, "", ""),
+        "bean-check of {from}..{to}"
+    );
+    let in_range = dates.iter().filter(|d| **d >= from && **d < to).count();
+    assert_eq!(
+        std::fs::read_to_string(&ranged)
+            .unwrap()
+            .matches("stet-id: \"s1-")
+            .count(),
+        in_range
+    );
+
+    // An account named in [export.accounts] is booked under that name, the others under
+    // the default one; the books still check.
+    let iban = bank.keys().next().unwrap();
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    write_private(
+        &env.config,
+        &format!("{config}\n[export.accounts]\n{iban} = \"Assets:Bank:Mine:Courant\"\n"),
+    );
+    let mapped = export_file(
+        &env,
+        &store,
+        &dir,
+        "mapped.beancount",
+        &["--format", "beancount", "--all-profiles"],
+    );
+    write_private(&env.config, &config);
+    let (rc, out, err) = tool(&bean_check, &[mapped.to_str().unwrap()]);
+    assert_eq!(
+        (rc, out.as_str(), err.as_str()),
+        (0, "", ""),
+        "bean-check, mapped"
+    );
+    let mapped = std::fs::read_to_string(&mapped).unwrap();
+    assert!(
+        mapped.contains(" open Assets:Bank:Mine:Courant"),
+        "the mapped name"
+    );
+    assert!(
+        !mapped.contains(&format!("Assets:Bank:Sandbox:{}", &iban[iban.len() - 4..])),
+        "not the default name for the mapped account"
+    );
+    assert_eq!(
+        mapped.matches(" open Assets:Bank:Sandbox:").count(),
+        ACCOUNTS - 1,
+        "the others keep their default names"
+    );
+
     // ledger and hledger: one journal for both, strict; one cent off fails in both.
     let journal = export_file(
         &env,
