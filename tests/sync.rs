@@ -574,3 +574,46 @@ fn the_store_is_found_by_default_or_by_profile_and_read_offline() {
     assert!(offline == by_profile, "read from the profile's store alone");
     env.run(&["store", "info"]).ok();
 }
+
+/// A store another process holds locked past `--store-timeout`: the sync waits that long,
+/// then says so and exits 75, writing nothing; once released, the sync goes through.
+#[test]
+fn a_store_locked_past_its_timeout_exits_75_and_writes_nothing() {
+    use std::io::{BufRead as _, Write as _};
+    let env = bank(2, 10, 10, "");
+    let store = sqlite(&env, "locked.db");
+    env.run(&["store", "migrate", "--store", &store]).ok();
+    let path = env.home.path().join("locked.db");
+    let mut holder = std::process::Command::new(stet_testkit::system_tool("sqlite3", "sqlite3"))
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    writeln!(stdin, "BEGIN EXCLUSIVE; SELECT 'held';").unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "held", "sqlite3 holds the lock");
+
+    let out = env.present(&["sync", "--store", &store, "--store-timeout", "1"]);
+    out.fails(75, "stayed locked by another process");
+    assert!(out.stderr.contains("locked.db"), "{out}");
+    drop(stdin);
+    holder.wait().unwrap();
+    assert!(
+        env.run(&["history", "--store", &store, "-o", "ndjson"])
+            .ndjson()
+            .is_empty(),
+        "nothing written"
+    );
+    sync(&env, &store).ok();
+    assert!(
+        !env.run(&["history", "--store", &store, "-o", "ndjson"])
+            .ndjson()
+            .is_empty()
+    );
+}
