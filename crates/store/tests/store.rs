@@ -52,6 +52,7 @@ both!(
     a_batch_applied_twice_is_stored_once,
     look_alikes_stay_two_and_ids_are_stable,
     a_booked_transaction_claims_its_pending_one,
+    claims_follow_their_rules,
     a_pending_transaction_not_listed_again_expires,
     a_reconsent_adds_no_account_and_no_transaction,
     syncs_at_the_same_time_store_one_copy,
@@ -353,6 +354,116 @@ async fn a_booked_transaction_claims_its_pending_one(t: TestStore) {
             (0, 0, 0, 2)
         );
     }
+}
+
+/// The claim's rules: a booked transaction dated before the pending one, or after the
+/// window, claims nothing; two booked ones of the same amount claim at most the one pending
+/// row between them; among two pending rows of the same amount, the closer label wins.
+async fn claims_follow_their_rules(t: TestStore) {
+    let s = &t.store;
+    let run = s.begin_run("bank", "test").await.unwrap();
+    let pending = vec![
+        tx(
+            Status::Pending,
+            date!(2026 - 01 - 09),
+            "-3.50",
+            "CB CAFE",
+            "P1",
+        ),
+        tx(
+            Status::Pending,
+            date!(2026 - 01 - 09),
+            "-20.00",
+            "CB LIBRAIRIE",
+            "P2",
+        ),
+        tx(
+            Status::Pending,
+            date!(2026 - 01 - 09),
+            "-20.00",
+            "CB PHARMACIE",
+            "P3",
+        ),
+        tx(
+            Status::Pending,
+            date!(2026 - 01 - 02),
+            "-9.99",
+            "CB CINEMA",
+            "P4",
+        ),
+    ];
+    s.apply(&run, &batch("ACC1", true, pending)).await.unwrap();
+    let id_of = |all: &[TransactionRow], reference: &str| {
+        all.iter()
+            .find(|r| r.entry_reference.as_deref() == Some(reference))
+            .map(|r| r.stable_id.clone())
+    };
+    let before = rows(s).await;
+    let (p1, p2, p3, p4) = (
+        id_of(&before, "P1").unwrap(),
+        id_of(&before, "P2").unwrap(),
+        id_of(&before, "P3").unwrap(),
+        id_of(&before, "P4").unwrap(),
+    );
+    let booked = vec![
+        // Before the pending date: no claim.
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 08),
+            "-3.50",
+            "CB CAFE",
+            "B1",
+        ),
+        // Two of the same amount: the first claims P1, the second finds nothing left.
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 10),
+            "-3.50",
+            "CB CAFE 09/01",
+            "B2",
+        ),
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 10),
+            "-3.50",
+            "CB CAFE 09/01",
+            "B3",
+        ),
+        // The closer label among two pending rows of the amount: the pharmacy's.
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 10),
+            "-20.00",
+            "CB PHARMACIE 09/01",
+            "B4",
+        ),
+        // Past the 10-day window: no claim.
+        tx(
+            Status::Booked,
+            date!(2026 - 01 - 20),
+            "-9.99",
+            "CB CINEMA",
+            "B5",
+        ),
+    ];
+    let r = s.apply(&run, &batch("ACC1", true, booked)).await.unwrap();
+    assert_eq!(r.booked_from_pending, 2, "{r:?}");
+    let after = rows(s).await;
+    let row = |id: &str| after.iter().find(|r| r.stable_id == id).unwrap();
+    assert_eq!(row(&p1).entry_reference.as_deref(), Some("B2"));
+    assert_eq!(row(&p3).entry_reference.as_deref(), Some("B4"));
+    assert_eq!(row(&p3).status, "BOOK");
+    // Unclaimed, they stay as they were listed (and, long unlisted, expired).
+    for (id, reference) in [(&p2, "P2"), (&p4, "P4")] {
+        assert_ne!(row(id).status, "BOOK", "{reference}");
+        assert_eq!(row(id).entry_reference.as_deref(), Some(reference));
+    }
+    // B1, B3 and B5 are rows of their own.
+    for reference in ["B1", "B3", "B5"] {
+        let id = id_of(&after, reference).unwrap_or_else(|| panic!("{reference} stored"));
+        assert!(![&p1, &p2, &p3, &p4].contains(&&id), "{reference}");
+    }
+    assert_eq!(after.len(), 4 + 3);
 }
 
 async fn a_pending_transaction_not_listed_again_expires(t: TestStore) {
