@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -930,4 +930,63 @@ fn the_store_key_from_a_file_and_a_psu_from_a_bare_access_token() {
         .present(&["psu", "sync", "psu-1", "--wait", "-o", "json"])
         .json();
     assert_eq!(synced["outcome"], "done", "{synced}");
+}
+
+/// A connection added is due at once (its first sync); a plain `stet schedule` (no --now)
+/// creates the jobs that are missing at the connection's next slot, within the next 6 hours
+/// and at its own offset, and nothing when none is missing.
+#[test]
+fn a_plain_schedule_spreads_the_next_slots() {
+    let n = 3;
+    let f = fleet(n, &[], 2);
+    add_all(&f, n);
+    let planned = f.env.run(&["schedule", "-o", "json"]).json();
+    assert_eq!(
+        planned["created"], 0,
+        "every connection has its job: {planned}"
+    );
+    let status = f.env.run(&["fleet", "status", "-o", "json"]).json();
+    assert_eq!(status["jobs"]["due"], n, "first syncs at once: {status}");
+    // A job lost (deleted by hand): the next plain schedule makes it again, at its slot.
+    let lost = psql(&f.store, "SELECT min(id) FROM connections");
+    psql(
+        &f.store,
+        &format!("DELETE FROM jobs WHERE connection_id = {}", lost.trim()),
+    );
+    let planned = f.env.run(&["schedule", "-o", "json"]).json();
+    assert_eq!(
+        (&planned["created"], &planned["madeDue"]),
+        (&Value::from(1), &Value::from(0)),
+        "{planned}"
+    );
+    let status = f.env.run(&["fleet", "status", "-o", "json"]).json();
+    assert_eq!(
+        (&status["jobs"]["total"], &status["jobs"]["due"]),
+        (&Value::from(n), &Value::from(n - 1)),
+        "{status}"
+    );
+    let list = f.env.run(&["psu", "list", "-o", "json"]).json_array();
+    let remade = list
+        .iter()
+        .find(|c| c["id"].to_string() == lost.trim())
+        .expect("the connection whose job was lost");
+    let due = time::OffsetDateTime::parse(
+        remade["nextDue"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    assert!(
+        due > now && due <= now + time::Duration::hours(6),
+        "the next of 4 slots a day: {remade}"
+    );
+    let offsets: BTreeSet<i64> = list
+        .iter()
+        .map(|c| c["scheduleOffsetSeconds"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        offsets.len(),
+        n,
+        "each connection at its own offset: {list:?}"
+    );
 }
