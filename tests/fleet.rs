@@ -968,7 +968,7 @@ fn a_plain_schedule_spreads_the_next_slots() {
     let list = f.env.run(&["psu", "list", "-o", "json"]).json_array();
     let remade = list
         .iter()
-        .find(|c| c["id"].to_string() == lost.trim())
+        .find(|c| c["id"].as_i64() == lost.trim().parse().ok())
         .expect("the connection whose job was lost");
     let due = time::OffsetDateTime::parse(
         remade["nextDue"].as_str().unwrap(),
