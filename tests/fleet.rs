@@ -822,16 +822,23 @@ from prometheus_client.parser import text_string_to_metric_families
 done = None
 ok_calls = None
 names = set()
+values = {}
 for family in text_string_to_metric_families(sys.stdin.read().replace("# EOF\n", "")):
     names.add(family.name)
     for s in family.samples:
+        if not s.labels or set(s.labels) <= {"le"}:
+            values.setdefault(s.name, []).append(s.value)
         if s.name == "stet_fleet_jobs_done_total":
             done = s.value
         if s.name == "stet_fleet_bank_calls_total" and s.labels == {"bank": "sandbox", "status": "ok"}:
             ok_calls = s.value
 assert "stet_fleet_bank_calls" in names, names
 assert "stet_fleet_sync_duration_seconds" in names, names
-print(int(done), int(ok_calls))
+one = lambda name: int(values[name][0])
+print(int(done), int(ok_calls), one("stet_fleet_jobs_claimed_total"),
+      one("stet_fleet_budget_used_total"), one("stet_fleet_jobs_running"),
+      one("stet_fleet_sync_duration_seconds_count"), one("stet_fleet_sync_transactions_count"),
+      one("stet_fleet_sync_transactions_sum"))
 "##;
     let mut py = Command::new(stet_testkit::python())
         .args(["-c", script])
@@ -848,10 +855,13 @@ print(int(done), int(ok_calls))
         "{}\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Each sync: the accounts, and per account (2) a page of transactions and the balances.
+    // Each sync: the accounts, and per account (2) a page of transactions and the balances,
+    // every call unattended (counted against the budget); each job claimed once, none left
+    // running; one duration and one size per sync, the sizes adding up to what was stored.
+    let stored = count(&f.store, "SELECT COUNT(*) FROM stet_transactions");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        format!("{n} {}", n * 5)
+        format!("{n} {} {n} {} 0 {n} {n} {stored}", n * 5, n * 5)
     );
     assert_eq!(
         count(
