@@ -12,19 +12,19 @@ use stet_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig, SandboxInfo};
 use url::Url;
 
 /// One test PKI for every sandbox of the test binary: making RSA keys is the slow part of a
-/// sandbox's start.
+/// sandbox's start. It lives in Cargo's folder for integration tests' files, one per test
+/// binary, made again on each run: a static is never dropped, so a temporary folder here
+/// would be left behind by every run.
 pub fn pki() -> PathBuf {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("stet-conformance-pki-")
-            .tempdir()
-            .unwrap();
-        stet_sandbox::pki::generate(dir.path()).unwrap();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(concat!("conformance-pki-", env!("CARGO_CRATE_NAME")));
+        std::fs::create_dir_all(&dir).unwrap();
+        stet_sandbox::pki::generate(&dir).unwrap();
         dir
     })
-    .path()
-    .to_path_buf()
+    .clone()
 }
 
 /// The sandbox the catalogue runs against: two accounts of 120 transactions over 13 months,
