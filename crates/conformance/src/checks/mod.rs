@@ -19,7 +19,7 @@ use futures_util::future::BoxFuture;
 use stet_transport::{Method, RawRequest, Token};
 
 use crate::outcome::Verdict;
-use crate::session::{Answer, Log, Session};
+use crate::session::{Answer, Log, NoAnswer, Session};
 
 /// A check: it may end early with `Err` (a SKIP, or a FAIL when the bank could not be
 /// reached), which the runner takes as the verdict.
@@ -315,5 +315,38 @@ impl Along {
         } else {
             verdict
         }
+    }
+}
+
+/// The verdict on a call made without the TPP's certificate that got no answer: a TLS refusal
+/// passes; any other failure (a closed connection, as TLS 1.3 servers refuse a certificate
+/// after the client thinks the handshake is done) passes only when the same call with the
+/// QWAC (`control`) was answered; a `server` that cannot be reached at all proves nothing,
+/// and fails, pointing at the profile's `setting`.
+pub(crate) fn unanswered(
+    who: &str,
+    error: &str,
+    control: Option<Result<(), String>>,
+    server: &str,
+    setting: &str,
+) -> Verdict {
+    match (NoAnswer::of(error), control) {
+        (NoAnswer::Tls, _) => Verdict::pass(format!("refused {who} in the TLS handshake: {error}")),
+        (_, Some(Ok(()))) => Verdict::pass(format!(
+            "closed the connection of {who} ({error}), and answered the same call with the QWAC"
+        )),
+        (kind, control) => Verdict::fail(format!(
+            "{} ({error}), and the same call with the QWAC got no answer either{}: that is not a \
+             refusal of the certificate; check {setting} and the network",
+            if kind == NoAnswer::Closed {
+                format!("{server} closed the connection of {who}")
+            } else {
+                format!("could not reach {server}")
+            },
+            match control {
+                Some(Err(c)) => format!(" ({c})"),
+                _ => String::new(),
+            }
+        )),
     }
 }

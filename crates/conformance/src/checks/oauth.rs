@@ -355,28 +355,13 @@ fn certificate_verdict(
     control: Option<Result<(), String>>,
 ) -> Verdict {
     match result {
-        Err(e) => match (NoAnswer::of(&e), control) {
-            (NoAnswer::Tls, _) => Verdict::pass(format!(
-                "refused a client without its certificate in the TLS handshake: {e}"
-            )),
-            (_, Some(Ok(()))) => Verdict::pass(format!(
-                "closed the connection of a client without its certificate ({e}), and \
-                 answered the same call with the QWAC"
-            )),
-            (kind, control) => Verdict::fail(format!(
-                "{} ({e}), and the same call with the QWAC got no answer either{}: that is not \
-                 a refusal of the certificate; check token_url and the network",
-                if kind == NoAnswer::Closed {
-                    "the token endpoint closed the connection"
-                } else {
-                    "could not reach the token endpoint"
-                },
-                match control {
-                    Some(Err(c)) => format!(" ({c})"),
-                    _ => String::new(),
-                }
-            )),
-        },
+        Err(e) => super::unanswered(
+            "a client without its certificate",
+            &e,
+            control,
+            "the token endpoint",
+            "token_url",
+        ),
         Ok(Granted::Token(_)) => Verdict::fail(
             "the token endpoint issued a token to a client that presented no certificate (only \
              its client_id)",

@@ -41,38 +41,9 @@ async fn without_qwac(
         _ => None,
     };
     Ok(match result {
-        Err(e) => connection_verdict(what, &e, control),
+        Err(e) => super::unanswered(what, &e, control, "the bank", "api_base"),
         Ok(answer) => refused(ctx, &answer, what, &[401, 403], false),
     })
-}
-
-/// The verdict on a request that got no answer: a TLS refusal passes; any other failure
-/// (a closed connection, as TLS 1.3 servers refuse a certificate after the client thinks the
-/// handshake is done) passes only when the same request with the QWAC (`control`) was
-/// answered; a bank that cannot be reached at all is no proof of anything, and fails.
-fn connection_verdict(what: &str, error: &str, control: Option<Result<(), String>>) -> Verdict {
-    match (NoAnswer::of(error), control) {
-        (NoAnswer::Tls, _) => {
-            Verdict::pass(format!("refused {what} in the TLS handshake: {error}"))
-        }
-        (_, Some(Ok(()))) => Verdict::pass(format!(
-            "closed the connection of {what} ({error}), and answered the same request with \
-             the QWAC"
-        )),
-        (kind, control) => Verdict::fail(format!(
-            "{} ({error}), and the same request with the QWAC got no answer either{}: that is \
-             not a refusal of the certificate; check api_base and the network",
-            if kind == NoAnswer::Closed {
-                format!("the connection of {what} was closed")
-            } else {
-                format!("could not reach the bank with {what}")
-            },
-            match control {
-                Some(Err(c)) => format!(" ({c})"),
-                _ => String::new(),
-            }
-        )),
-    }
 }
 
 /// STET-TLS-001.
@@ -104,7 +75,7 @@ pub(crate) async fn untrusted_client_certificate(ctx: &Ctx<'_>) -> Result<Verdic
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::unanswered;
     use crate::outcome::Outcome;
 
     #[test]
@@ -130,7 +101,7 @@ mod tests {
             // certificate's.
             (timeout, Some(Ok(())), Outcome::Pass),
         ] {
-            let v = connection_verdict(what, error, control.clone());
+            let v = unanswered(what, error, control.clone(), "the bank", "api_base");
             assert_eq!(v.outcome, wanted, "{error} / {control:?}: {}", v.reason);
         }
     }
