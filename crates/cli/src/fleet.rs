@@ -663,12 +663,14 @@ fn psu_sync(args: PsuSyncArgs, globals: &Globals) -> Result<u8, Failure> {
             .find_connection(&args.connection, globals.profile.as_deref())
             .await
             .map_err(store_failure)?;
-        if let Some((_, key)) = &here {
-            Vault::new(store.clone(), key.clone(), Duration::from_secs(60))
-                .check_key()
-                .await
-                .map_err(fleet_failure)?;
-        }
+        let here = match here {
+            Some((fleet, key)) => {
+                let vault = Vault::new(store.clone(), key, Duration::from_secs(60));
+                vault.check_key().await.map_err(fleet_failure)?;
+                Some((fleet, vault))
+            }
+            None => None,
+        };
         store.enqueue_on_demand(c.id, &ip).await.map_err(store_failure)?;
         // The result, in every outcome: `outcome` is `queued` (left to the workers), `done`,
         // `running` (a worker had the job: queued for after) or how the sync ended.
@@ -695,7 +697,7 @@ fn psu_sync(args: PsuSyncArgs, globals: &Globals) -> Result<u8, Failure> {
             )
         };
         // Without --wait, the workers run it.
-        let Some((fleet, key)) = here else {
+        let Some((fleet, vault)) = here else {
             store.close().await;
             report(
                 "queued",
@@ -708,7 +710,6 @@ fn psu_sync(args: PsuSyncArgs, globals: &Globals) -> Result<u8, Failure> {
             .print(args.out.report())?;
             return Ok(0);
         };
-        let vault = Vault::new(store.clone(), key, Duration::from_secs(60));
         let options = WorkerOptions {
             concurrency: 1,
             caps: fleet.banks.clone(),
