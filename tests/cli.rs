@@ -10,8 +10,6 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::Value;
 use support::*;
 
@@ -766,15 +764,7 @@ fn request_prints_headers_and_maps_statuses() {
 fn demo_runs_the_journey() {
     // The demo starts its own bank: no sandbox, no configuration, only an empty HOME.
     let home = tempfile::tempdir().expect("temp dir");
-    let mut cmd = Command::new(STET);
-    cmd.arg("demo")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("XDG_CONFIG_HOME", home.path().join("config"))
-        .env("NO_COLOR", "1");
-    let out = finished(&["demo"], cmd);
+    let out = finished(&["demo"], at_home(home.path(), &["demo"]));
     let text = out.ok();
     assert!(text.contains("ACSC"), "{out}");
     assert!(text.contains("funds available"), "{out}");

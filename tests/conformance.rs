@@ -34,11 +34,16 @@ fn env_with(faults: &str) -> Env {
     Env::with(&args, "sandbox")
 }
 
-/// `stet conformance run --consent headless ARGS --psu-ip …`.
-fn headless(env: &Env, args: &[&str]) -> Out {
-    let mut all = vec!["conformance", "run", "--consent", "headless"];
+/// `stet conformance run --consent CONSENT ARGS --psu-ip …`.
+fn consented(env: &Env, consent: &str, args: &[&str]) -> Out {
+    let mut all = vec!["conformance", "run", "--consent", consent];
     all.extend(args);
     env.present(&all)
+}
+
+/// `stet conformance run --consent headless ARGS --psu-ip …`.
+fn headless(env: &Env, args: &[&str]) -> Out {
+    consented(env, "headless", args)
 }
 
 fn report(dir: &Path) -> Value {
@@ -388,16 +393,16 @@ fn a_failed_prerequisite_skips_the_cases_that_need_it_and_names_it() {
     let mut env = env_with("");
     env.vars.push(("STET_ACCESS_TOKEN".into(), String::new()));
     let dir = env.home.path().join("reports");
-    let out = env.present(&[
-        "conformance",
-        "run",
-        "--consent",
+    let out = consented(
+        &env,
         "token",
-        "--only",
-        "STET-RES-001,STET-PAG-001,STET-OAU-001",
-        "--report-dir",
-        dir.to_str().unwrap(),
-    ]);
+        &[
+            "--only",
+            "STET-RES-001,STET-PAG-001,STET-OAU-001",
+            "--report-dir",
+            dir.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.code, 0, "a SKIP fails nothing: {out}");
     let report = report(&dir);
     assert_eq!(report["consent"], "token");
@@ -464,16 +469,16 @@ fn consent_token_uses_the_stored_token_or_stet_access_token() {
     env.login(&[]);
     let run = |env: &Env, dir: &Path| {
         let issued = env.sandbox_stats()["tokensIssued"].clone();
-        let out = env.present(&[
-            "conformance",
-            "run",
-            "--consent",
+        let out = consented(
+            env,
             "token",
-            "--only",
-            "STET-RES-001,STET-RES-003,STET-PAG-001",
-            "--report-dir",
-            dir.to_str().unwrap(),
-        ]);
+            &[
+                "--only",
+                "STET-RES-001,STET-RES-003,STET-PAG-001",
+                "--report-dir",
+                dir.to_str().unwrap(),
+            ],
+        );
         assert_eq!(out.code, 0, "{out}");
         let report = report(dir);
         assert_eq!(report["consent"], "token");

@@ -666,8 +666,8 @@ fn webhook_signatures_are_checked_against_an_independent_hmac() {
     let signature = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     let mut env = env;
     env.vars.push(("HOOK_SECRET".into(), secret.into()));
-    // `stet powens webhook verify …`, `extra` arguments after.
-    let verify_with = |sig: &str, date: &str, url: &str, body: &str, extra: &[&str]| {
+    // `stet powens webhook verify …` in `env`, `extra` arguments after.
+    let verify_in = |env: &Env, sig: &str, date: &str, url: &str, body: &str, extra: &[&str]| {
         let mut args = vec![
             "powens",
             "webhook",
@@ -682,7 +682,10 @@ fn webhook_signatures_are_checked_against_an_independent_hmac() {
             url,
         ];
         args.extend(extra);
-        run_with_input(&env, &args, body)
+        run_with_input(env, &args, body)
+    };
+    let verify_with = |sig: &str, date: &str, url: &str, body: &str, extra: &[&str]| {
+        verify_in(&env, sig, date, url, body, extra)
     };
     let verify =
         |sig: &str, date: &str, url: &str, body: &str| verify_with(sig, date, url, body, &[]);
@@ -726,22 +729,7 @@ fn webhook_signatures_are_checked_against_an_independent_hmac() {
     verify(&signature, "yesterday", path, body).fails(2, "not an ISO 8601 date-time");
     let mut unset = env;
     unset.vars.retain(|(k, _)| k != "HOOK_SECRET");
-    run_with_input(
-        &unset,
-        &[
-            "powens",
-            "webhook",
-            "verify",
-            "--secret-env",
-            "HOOK_SECRET",
-            "--signature",
-            &signature,
-            "--date",
-            &date,
-        ],
-        body,
-    )
-    .fails(78, "HOOK_SECRET is not set");
+    verify_in(&unset, &signature, &date, path, body, &[]).fails(78, "HOOK_SECRET is not set");
 }
 
 #[test]
@@ -749,15 +737,7 @@ fn demo_runs_the_powens_journey() {
     // The demo starts its own mock: no sandbox, no configuration, only an empty HOME.
     let home = tempfile::tempdir().expect("temp dir");
     let args = ["demo", "--provider", "powens"];
-    let mut cmd = Command::new(STET);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("XDG_CONFIG_HOME", home.path().join("config"))
-        .env("NO_COLOR", "1");
-    let out = finished(&args, cmd);
+    let out = finished(&args, at_home(home.path(), &args));
     let text = out.ok();
     let shown: Vec<&str> = text
         .lines()

@@ -325,17 +325,9 @@ impl Env {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let home = self.home.path();
-        let mut cmd = Command::new(STET);
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home)
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("STET_CONFIG", &self.config)
+        let mut cmd = at_home(self.home.path(), args);
+        cmd.env("STET_CONFIG", &self.config)
             .env("STET_NO_BROWSER", "1")
-            .env("NO_COLOR", "1")
             .envs(self.vars.iter().map(|(k, v)| (k, v)));
         cmd
     }
@@ -601,6 +593,20 @@ pub fn deliver(location: &str) -> u16 {
             .expect("GET the loopback redirect");
         response.status().as_u16()
     })
+}
+
+/// `stet ARGS` with nothing of the caller's environment but `PATH`, `home` as its HOME and
+/// XDG folders, no colour: no configuration but what the test writes there.
+pub fn at_home(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(STET);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("NO_COLOR", "1");
+    cmd
 }
 
 /// The keys of a JSON object, sorted: what a documented shape (docs/output.md) is compared

@@ -21,6 +21,23 @@ async fn sandbox(options: PowensOptions) -> RunningSandbox {
     .expect("sandbox")
 }
 
+/// A mock whose domain key changes after every credential post it reads, and a user of it
+/// (tokens in memory).
+async fn rotating_user() -> (RunningSandbox, PowensClient) {
+    let bank = sandbox(PowensOptions {
+        rotate_key_every: 1,
+        ..PowensOptions::default()
+    })
+    .await;
+    let client = client(
+        &bank,
+        Arc::new(stet_transport::MemoryTokenStore::default()),
+        None,
+    );
+    client.init_user().await.unwrap();
+    (bank, client)
+}
+
 fn client(bank: &RunningSandbox, store: Arc<dyn TokenStore>, secret: Option<&str>) -> PowensClient {
     let info = bank.info();
     let mock = info.powens.as_ref().expect("the Powens mock");
@@ -158,17 +175,7 @@ async fn two_first_runs_make_one_user_and_a_wrong_secret_is_refused() {
 async fn a_rotated_key_is_fetched_again_and_pages_map_to_stet() {
     // The key changes after every accepted credential post: the OTP that follows the creation
     // is first encrypted for a key the mock no longer has.
-    let bank = sandbox(PowensOptions {
-        rotate_key_every: 1,
-        ..PowensOptions::default()
-    })
-    .await;
-    let client = client(
-        &bank,
-        Arc::new(stet_transport::MemoryTokenStore::default()),
-        None,
-    );
-    client.init_user().await.unwrap();
+    let (bank, client) = rotating_user().await;
     let before = client.domain_key(false).await.unwrap();
     let connectors = client.connectors().await.unwrap();
     let test = connectors
@@ -618,17 +625,7 @@ async fn the_mock_refuses_a_stale_key_before_anything_else_and_clear_values_unre
 async fn stet_posts_a_refused_credential_once_and_a_stale_key_twice() {
     // The key rotates after every credential post the mock reads, refused ones included:
     // a client taking any refusal for a key change would post the wrong password again.
-    let bank = sandbox(PowensOptions {
-        rotate_key_every: 1,
-        ..PowensOptions::default()
-    })
-    .await;
-    let client = client(
-        &bank,
-        Arc::new(stet_transport::MemoryTokenStore::default()),
-        None,
-    );
-    client.init_user().await.unwrap();
+    let (bank, client) = rotating_user().await;
     let connectors = client.connectors().await.unwrap();
     let test = connectors
         .iter()
